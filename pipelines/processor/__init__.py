@@ -1,0 +1,1 @@
+"""The availability processor: Debezium seat-inventory changes in, seat availability out."""

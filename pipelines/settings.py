@@ -1,0 +1,101 @@
+"""Settings of seatflow: ports, folders and credentials, from SEATFLOW_* variables or .env."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> Path:
+    # PostgreSQL runs as the unprivileged postgres user when we are root, and that user cannot
+    # enter /root; so root's stack lives under /var/lib.
+    if os.geteuid() == 0:
+        return Path("/var/lib/seatflow")
+    return Path.home() / ".local" / "share" / "seatflow"
+
+
+class Settings(BaseSettings):
+    """Everything that differs between machines; defaults suit one developer's laptop."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEATFLOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Where the local stack keeps its data, logs and generated configs (wiped by `stack reset`).
+    home: Path = Field(default_factory=_default_home)
+    # Where Maven artifacts are cached; survives `stack reset` so a second `up` downloads nothing.
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "seatflow")
+
+    bind_host: str = "127.0.0.1"
+    pg_port: int = 54329
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    connect_port: int = 18083
+    registry_port: int = 18081
+    dagster_port: int = 3000
+
+    pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    pg_superuser: str = "postgres"
+    pg_superuser_password: SecretStr = SecretStr("postgres-local")
+    pg_database: str = "ticketing"
+    # Owner of the ticketing schema; the simulator and seed connect as this role.
+    pg_app_user: str = "ticketing_app"
+    pg_app_password: SecretStr = SecretStr("ticketing-app-local")
+    # Least-privilege role that Debezium connects as.
+    pg_debezium_user: str = "debezium"
+    pg_debezium_password: SecretStr = SecretStr("debezium-local")
+    # The registry keeps its schemas in a database of its own.
+    pg_registry_database: str = "registry"
+    pg_registry_user: str = "registry"
+    pg_registry_password: SecretStr = SecretStr("registry-local")
+
+    topic_prefix: str = "cdc"
+    connector_name: str = "ticketing-host"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.bind_host}:{self.kafka_port}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://{self.bind_host}:{self.connect_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """Base URL of Apicurio Registry (core v3 API lives under /apis/registry/v3)."""
+        return f"http://{self.bind_host}:{self.registry_port}"
+
+    @property
+    def ccompat_url(self) -> str:
+        """Confluent-compatible API of the registry, for confluent-kafka's client."""
+        return f"{self.registry_url}/apis/ccompat/v7"
+
+    def pg_dsn(self, *, user: str | None = None, password: SecretStr | None = None,
+               database: str | None = None) -> str:
+        """libpq connection string for the local PostgreSQL."""
+        user = user or self.pg_app_user
+        secret = password if password is not None else (
+            self.pg_app_password if user == self.pg_app_user else None
+        )
+        parts = [
+            f"host={self.bind_host}",
+            f"port={self.pg_port}",
+            f"dbname={database or self.pg_database}",
+            f"user={user}",
+        ]
+        if secret is not None:
+            parts.append(f"password={secret.get_secret_value()}")
+        return " ".join(parts)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
