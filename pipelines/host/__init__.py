@@ -1,0 +1,25 @@
+"""The ticketing host: its schema (migrations), seed data and an on-sale simulator."""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA", "HostError", "PUBLICATION", "CAPTURED_TABLES"]
+
+# Names other parts of seatflow depend on (connector config, processors).
+SCHEMA = "ticketing"
+PUBLICATION = "seatflow_pub"
+CAPTURED_TABLES = (
+    "venues",
+    "events",
+    "sections",
+    "price_levels",
+    "seats",
+    "seat_inventory",
+    "holds",
+    "orders",
+    "heartbeat",
+    "debezium_signal",
+)
+
+
+class HostError(Exception):
+    """The ticketing host's database refused or failed an operation."""
