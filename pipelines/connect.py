@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import RetryCallState, retry, retry_if_result, stop_after_delay, wait_fixed
 from urllib3.util.retry import Retry
 
 from pipelines.settings import PROJECT_ROOT
@@ -107,10 +107,11 @@ class ConnectClient:
             states = [status["connector"]["state"]] + [t["state"] for t in status["tasks"]]
             return not status["tasks"] or any(s not in ("RUNNING", "FAILED") for s in states)
 
+        def last_status(state: RetryCallState) -> dict[str, Any] | None:
+            return state.outcome.result() if state.outcome else None
+
         fetch = retry(retry=retry_if_result(not_yet), stop=stop_after_delay(timeout_s),
-                      wait=wait_fixed(0.5), retry_error_callback=lambda rs: rs.outcome.result())(
-            self.status
-        )
+                      wait=wait_fixed(0.5), retry_error_callback=last_status)(self.status)
         status = fetch(name)
         if status is None:
             raise ConnectError(f"connector {name} does not exist")

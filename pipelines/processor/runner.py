@@ -127,11 +127,12 @@ def run_processor(
             records = []
             for msg in messages:
                 err = msg.error()
+                position = (str(msg.topic()), int(msg.partition() or 0))
                 if err is None:
                     records.append(msg)
-                    eof.discard((msg.topic(), msg.partition()))
+                    eof.discard(position)
                 elif err.code() == KafkaError._PARTITION_EOF:
-                    eof.add((msg.topic(), msg.partition()))
+                    eof.add(position)
                 elif err.fatal():
                     raise ProcessorError(f"consumer failed: {err}")
                 else:
@@ -177,7 +178,9 @@ def _process_batch(
                 batch.skipped += 1
                 continue
             try:
-                envelope = deserialize(raw, SerializationContext(msg.topic(), MessageField.VALUE))
+                envelope = deserialize(raw, SerializationContext(str(msg.topic()), MessageField.VALUE))
+                if not isinstance(envelope, dict):
+                    raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
                 change = decode_seat_change(envelope)
             except ChangeError as e:
                 _dead_letter(producer, msg, e.reason, str(e))
@@ -218,10 +221,10 @@ def _rewind(consumer: Consumer) -> None:
 
 
 def _dead_letter(producer: Producer, msg: Message, reason: str, message: str) -> None:
-    headers = [
+    headers: list[tuple[str, str | bytes | None]] = [
         ("seatflow.reason", reason.encode()),
         ("seatflow.error", message.encode()[:2000]),
-        ("seatflow.source.topic", msg.topic().encode()),
+        ("seatflow.source.topic", str(msg.topic()).encode()),
         ("seatflow.source.partition", str(msg.partition()).encode()),
         ("seatflow.source.offset", str(msg.offset()).encode()),
     ]

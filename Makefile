@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+VENV ?= .venv
+SEATFLOW := $(VENV)/bin/seatflow
+
+.PHONY: install demo test lint unit stop
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(SEATFLOW) demo
+
+stop: install
+	$(SEATFLOW) demo stop
+
+lint: install
+	$(VENV)/bin/ruff check pipelines tests
+	$(VENV)/bin/mypy
+	$(SEATFLOW) schemas check
+
+unit: install
+	$(VENV)/bin/pytest -m unit
+
+test: install
+	scripts/test.sh
