@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA", "HostError", "PUBLICATION", "CAPTURED_TABLES"]
+__all__ = ["CAPTURED_TABLES", "PUBLICATION", "SCHEMA", "HostError"]
 
 # Names other parts of seatflow depend on (connector config, processors).
 SCHEMA = "ticketing"

@@ -1,0 +1,402 @@
+"""An on-sale against the ticketing host: buyers hold, buy and release seats; holds expire.
+
+Buyers are asyncio tasks sharing a small pool of connections. Every change is one SQL
+statement (one round trip, autocommit, prepared), so a few connections reach thousands of
+seat changes per second. Which buyer does what is decided in `pipelines.host.onsale`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from pipelines.host import HostError
+from pipelines.host.onsale import (
+    OpenSeats,
+    Outcome,
+    OutcomeWeights,
+    SeatRef,
+    checkout_delay,
+    choose_outcome,
+    choose_quantity,
+    next_slot,
+)
+from pipelines.settings import Settings
+
+__all__ = ["OnSaleStats", "onsale", "run_onsale"]
+
+logger = logging.getLogger(__name__)
+
+# All-or-nothing hold in one statement: lock the wanted seats that are open right now
+# (skipping rows another buyer is locking: that seat is as good as gone), and only if every
+# one of them is free, create the hold and mark them held.
+_HOLD = """
+WITH wanted AS (
+    SELECT seat_id FROM ticketing.seat_inventory
+    WHERE event_id = %(event_id)s AND seat_id = ANY(%(seat_ids)s::bigint[]) AND status = 'open'
+    FOR UPDATE SKIP LOCKED
+), hold AS (
+    INSERT INTO ticketing.holds (event_id, buyer_id, seat_count, expires_at)
+    SELECT %(event_id)s, %(buyer_id)s, %(quantity)s,
+           now() + make_interval(secs => %(hold_ttl)s::float8)
+    WHERE (SELECT count(*) FROM wanted) = %(quantity)s
+    RETURNING hold_id, expires_at
+)
+UPDATE ticketing.seat_inventory si
+SET status = 'held', hold_id = hold.hold_id, hold_expires_at = hold.expires_at
+FROM hold, wanted
+WHERE si.event_id = %(event_id)s AND si.seat_id = wanted.seat_id
+RETURNING hold.hold_id
+"""
+
+# Converting locks the hold first (the sweeper skips locked holds), so a hold is either
+# bought or expired, never both. An expired hold converts to nothing.
+_BUY = """
+WITH hold AS (
+    UPDATE ticketing.holds SET status = 'converted', closed_at = now()
+    WHERE hold_id = %(hold_id)s AND status = 'active' AND expires_at > now()
+    RETURNING hold_id, event_id, buyer_id
+), placed AS (
+    INSERT INTO ticketing.orders (event_id, buyer_id, hold_id, seat_count, total)
+    SELECT hold.event_id, hold.buyer_id, hold.hold_id, count(*), sum(si.price)
+    FROM hold JOIN ticketing.seat_inventory si
+      ON si.event_id = hold.event_id AND si.seat_id = ANY(%(seat_ids)s::bigint[])
+     AND si.hold_id = hold.hold_id
+    GROUP BY hold.event_id, hold.buyer_id, hold.hold_id
+    RETURNING order_id, hold_id
+)
+UPDATE ticketing.seat_inventory si
+SET status = 'sold', order_id = placed.order_id, hold_id = NULL, hold_expires_at = NULL
+FROM placed
+WHERE si.event_id = %(event_id)s AND si.seat_id = ANY(%(seat_ids)s::bigint[])
+  AND si.hold_id = placed.hold_id
+RETURNING si.seat_id
+"""
+
+_RELEASE = """
+WITH hold AS (
+    UPDATE ticketing.holds SET status = 'released', closed_at = now()
+    WHERE hold_id = %(hold_id)s AND status = 'active'
+    RETURNING hold_id
+)
+UPDATE ticketing.seat_inventory si
+SET status = 'open', hold_id = NULL, hold_expires_at = NULL
+FROM hold
+WHERE si.event_id = %(event_id)s AND si.seat_id = ANY(%(seat_ids)s::bigint[])
+  AND si.hold_id = hold.hold_id
+RETURNING si.seat_id
+"""
+
+# The sweeper: expire due holds (skipping any a buyer is converting) and reopen their seats.
+_EXPIRE = """
+WITH due AS (
+    SELECT hold_id FROM ticketing.holds
+    WHERE status = 'active' AND expires_at <= now()
+    ORDER BY expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE ticketing.holds h SET status = 'expired', closed_at = now()
+    FROM due WHERE h.hold_id = due.hold_id
+    RETURNING h.hold_id
+)
+UPDATE ticketing.seat_inventory si
+SET status = 'open', hold_id = NULL, hold_expires_at = NULL
+FROM expired
+WHERE si.hold_id = expired.hold_id AND si.status = 'held'
+RETURNING si.event_id, si.seat_id, si.hold_id
+"""
+
+_STILL_TAKEN = """
+SELECT seat_id FROM ticketing.seat_inventory
+WHERE event_id = %(event_id)s AND seat_id = ANY(%(seat_ids)s::bigint[]) AND status <> 'open'
+"""
+
+
+@dataclass(slots=True)
+class OnSaleStats:
+    """What an on-sale did; seat changes are rows of seat_inventory updated."""
+
+    events: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    holds: int = 0
+    sales: int = 0
+    releases: int = 0
+    expiries: int = 0
+    # Buyers who checked out after their hold had expired.
+    lapsed: int = 0
+    # Hold attempts that lost a seat to another buyer (retried with other seats).
+    conflicts: int = 0
+    seats_held: int = 0
+    seats_sold: int = 0
+    seats_released: int = 0
+    seats_expired: int = 0
+    sold_out: list[int] = field(default_factory=list)
+
+    @property
+    def seat_changes(self) -> int:
+        return self.seats_held + self.seats_sold + self.seats_released + self.seats_expired
+
+    @property
+    def changes_per_second(self) -> float:
+        return self.seat_changes / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class _Run:
+    pool: AsyncConnectionPool[Any]
+    maps: dict[int, OpenSeats]
+    stats: OnSaleStats
+    deadline: float
+    rate: float
+    hold_ttl: float
+    outcomes: OutcomeWeights
+    slot: float = 0.0
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    async def pace(self, seats: int) -> None:
+        wait, self.slot = next_slot(self.slot, time.monotonic(), seats, self.rate)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+def run_onsale(
+    settings: Settings,
+    *,
+    rate: float = 0.0,
+    duration: float = 10.0,
+    buyers: int = 200,
+    events: Sequence[int] | None = None,
+    hold_ttl: float = 15.0,
+    seed: int | None = None,
+    connections: int = 4,
+    outcomes: OutcomeWeights | None = None,
+) -> OnSaleStats:
+    """Run an on-sale for `duration` seconds and return what happened."""
+    return asyncio.run(
+        onsale(
+            settings,
+            rate=rate,
+            duration=duration,
+            buyers=buyers,
+            events=events,
+            hold_ttl=hold_ttl,
+            seed=seed,
+            connections=connections,
+            outcomes=outcomes,
+        )
+    )
+
+
+async def onsale(
+    settings: Settings,
+    *,
+    rate: float = 0.0,
+    duration: float = 10.0,
+    buyers: int = 200,
+    events: Sequence[int] | None = None,
+    hold_ttl: float = 15.0,
+    seed: int | None = None,
+    connections: int = 4,
+    outcomes: OutcomeWeights | None = None,
+) -> OnSaleStats:
+    """The on-sale, for callers already in an event loop."""
+    if duration <= 0 or buyers < 1 or connections < 1 or hold_ttl <= 0 or rate < 0:
+        raise HostError("duration, buyers, connections and hold TTL must be > 0, rate >= 0")
+    master = random.Random(seed)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.pg_dsn(),
+        # One more connection for the sweeper, so expiries never queue behind buyers.
+        min_size=connections + 1,
+        max_size=connections + 1,
+        # prepare_threshold=0: every statement is prepared on first use.
+        kwargs={"autocommit": True, "prepare_threshold": 0, "connect_timeout": 10},
+        timeout=30,
+        open=False,
+    )
+    try:
+        await pool.open(wait=True, timeout=30)
+    except Exception as e:  # pool.open raises PoolTimeout, with psycopg's reason logged
+        raise HostError(f"cannot connect to the ticketing host: {e}") from e
+    try:
+        async with pool:
+            maps = await _load_seat_maps(pool, events)
+            stats = OnSaleStats(events=sorted(maps))
+            run = _Run(
+                pool=pool,
+                maps=maps,
+                stats=stats,
+                deadline=time.monotonic() + duration,
+                rate=rate,
+                hold_ttl=hold_ttl,
+                outcomes=outcomes or OutcomeWeights(),
+            )
+            started = time.monotonic()
+            stop = asyncio.Event()
+            sweeper = asyncio.create_task(_sweep(run, stop))
+            tasks = [
+                asyncio.create_task(_buyer(run, random.Random(master.getrandbits(64)), n))
+                for n in range(buyers)
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                stop.set()
+                await sweeper
+            stats.seconds = time.monotonic() - started
+            stats.sold_out = await _mark_sold_out(pool, stats.events)
+    except psycopg.Error as e:
+        raise HostError(f"the on-sale failed: {e}") from e
+    return stats
+
+
+async def _load_seat_maps(
+    pool: AsyncConnectionPool[Any], events: Sequence[int] | None
+) -> dict[int, OpenSeats]:
+    async with pool.connection() as conn:
+        if events is None:
+            rows = await (
+                await conn.execute(
+                    "SELECT event_id FROM ticketing.events"
+                    " WHERE status = 'on_sale' AND on_sale_at <= now() ORDER BY event_id"
+                )
+            ).fetchall()
+            chosen = [int(r[0]) for r in rows]
+        else:
+            chosen = list(events)
+        if not chosen:
+            raise HostError("no event is on sale: run `seatflow seed` first, or pass --event")
+        maps: dict[int, OpenSeats] = {}
+        for event_id in chosen:
+            cur = await conn.execute(
+                "SELECT si.seat_id, s.section_id, s.row_index, s.seat_number,"
+                " si.status = 'open', sec.price_zone"
+                " FROM ticketing.seat_inventory si"
+                " JOIN ticketing.seats s ON s.seat_id = si.seat_id"
+                " JOIN ticketing.sections sec ON sec.section_id = s.section_id"
+                " WHERE si.event_id = %s",
+                (event_id,),
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                raise HostError(f"event {event_id} has no seat inventory")
+            zones = {int(r[1]): str(r[5]) for r in rows}
+            maps[event_id] = OpenSeats.from_rows(
+                (SeatRef(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows),
+                (int(r[0]) for r in rows if r[4]),
+                zones,
+            )
+    return maps
+
+
+async def _buyer(run: _Run, rng: random.Random, number: int) -> None:
+    """One buyer after another at the same box-office window, until time is up."""
+    stats = run.stats
+    customer = 0
+    while run.time_left() > 0:
+        open_events = [e for e, m in run.maps.items() if len(m) > 0]
+        if not open_events:
+            return  # every event sold out (or held)
+        event_id = rng.choice(open_events)
+        seat_map = run.maps[event_id]
+        customer += 1
+        buyer_id = number * 1_000_000 + customer
+        quantity = choose_quantity(rng)
+        hold_id: int | None = None
+        seat_ids: tuple[int, ...] = ()
+        for _ in range(3):
+            choice = seat_map.pick(rng, quantity)
+            if choice is None or run.time_left() <= 0:
+                break
+            seat_ids = choice.seat_ids
+            await run.pace(len(seat_ids))
+            async with run.pool.connection() as conn:
+                params = {
+                    "event_id": event_id,
+                    "seat_ids": list(seat_ids),
+                    "buyer_id": buyer_id,
+                    "quantity": len(seat_ids),
+                    "hold_ttl": run.hold_ttl,
+                }
+                rows = await (await conn.execute(_HOLD, params)).fetchall()
+                if rows:
+                    hold_id = int(rows[0][0])
+                    seat_map.take(seat_ids)
+                    stats.holds += 1
+                    stats.seats_held += len(rows)
+                    break
+                # Someone else got there first: drop what they took from our seat map.
+                stats.conflicts += 1
+                taken = await (await conn.execute(_STILL_TAKEN, params)).fetchall()
+                seat_map.take(int(r[0]) for r in taken)
+        if hold_id is None:
+            continue
+        outcome = choose_outcome(rng, run.outcomes)
+        if outcome is Outcome.ABANDON:
+            continue
+        await asyncio.sleep(min(checkout_delay(rng, outcome, run.hold_ttl), run.time_left()))
+        if run.time_left() <= 0:
+            return  # the hold stays active; a later sweep expires it
+        await run.pace(len(seat_ids))
+        params = {"hold_id": hold_id, "event_id": event_id, "seat_ids": list(seat_ids)}
+        async with run.pool.connection() as conn:
+            statement = _BUY if outcome is Outcome.BUY else _RELEASE
+            changed = await (await conn.execute(statement, params)).fetchall()
+        if not changed:
+            stats.lapsed += 1
+        elif outcome is Outcome.BUY:
+            stats.sales += 1
+            stats.seats_sold += len(changed)
+        else:
+            stats.releases += 1
+            stats.seats_released += len(changed)
+            seat_map.give_back(int(r[0]) for r in changed)
+
+
+async def _sweep(run: _Run, stop: asyncio.Event) -> None:
+    """Expire due holds every so often, and once more at the end."""
+    interval = min(0.5, run.hold_ttl / 4)
+    while True:
+        stopping = stop.is_set()
+        async with run.pool.connection() as conn:
+            while True:
+                rows = await (await conn.execute(_EXPIRE, {"limit": 2000})).fetchall()
+                for event_id, seat_id, _hold in rows:
+                    seat_map = run.maps.get(int(event_id))
+                    if seat_map is not None:
+                        seat_map.give_back((int(seat_id),))
+                run.stats.seats_expired += len(rows)
+                run.stats.expiries += len({r[2] for r in rows})
+                if len(rows) < 2000:
+                    break
+        if stopping:
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+
+
+async def _mark_sold_out(pool: AsyncConnectionPool[Any], events: Sequence[int]) -> list[int]:
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "UPDATE ticketing.events e SET status = 'sold_out'"
+                " WHERE e.event_id = ANY(%s::bigint[]) AND e.status = 'on_sale'"
+                " AND NOT EXISTS (SELECT FROM ticketing.seat_inventory si"
+                "   WHERE si.event_id = e.event_id AND si.status <> 'sold')"
+                " RETURNING e.event_id",
+                (list(events),),
+            )
+        ).fetchall()
+    return sorted(int(r[0]) for r in rows)
