@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -107,7 +107,7 @@ def pending_migrations(
 def render_migration(migration: Migration, params: Mapping[str, sql.Composable]) -> sql.Composed:
     """The migration's SQL with its {placeholders} filled in (identifiers, literals)."""
     try:
-        return sql.SQL(migration.text).format(**params)  # type: ignore[arg-type]
+        return sql.SQL(migration.text).format(**params)
     except (KeyError, IndexError, ValueError) as e:
         raise HostError(f"migration {migration.label} has a bad placeholder: {e}") from e
 
@@ -165,7 +165,7 @@ def apply_migrations(
 
 
 def _apply_one(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: psycopg.Connection[tuple[Any, ...]],
     migration: Migration,
     params: Mapping[str, sql.Composable],
     app_user: str,

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 
@@ -84,7 +85,7 @@ def seed_host(
     )
 
 
-def _ensure_venue(conn: psycopg.Connection[tuple[object, ...]], plan: StadiumPlan) -> (
+def _ensure_venue(conn: psycopg.Connection[tuple[Any, ...]], plan: StadiumPlan) -> (
     tuple[int, bool]
 ):
     row = conn.execute(
@@ -93,14 +94,14 @@ def _ensure_venue(conn: psycopg.Connection[tuple[object, ...]], plan: StadiumPla
     ).fetchone()
     if row is not None:
         # The layout is fixed once seats exist; --reset builds a stadium of another size.
-        return int(row[0]), False  # type: ignore[call-overload]
+        return int(row[0]), False
     venue_row = conn.execute(
         "INSERT INTO ticketing.venues (name, city, capacity) VALUES (%s, %s, %s)"
         " RETURNING venue_id",
         (plan.name, plan.city, plan.seat_count),
     ).fetchone()
     assert venue_row is not None
-    venue_id = int(venue_row[0])  # type: ignore[call-overload]
+    venue_id = int(venue_row[0])
     section_rows = conn.execute(
         "INSERT INTO ticketing.sections (venue_id, code, name, tier, price_zone)"
         " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
@@ -113,7 +114,7 @@ def _ensure_venue(conn: psycopg.Connection[tuple[object, ...]], plan: StadiumPla
             [s.price_zone for s in plan.sections],
         ),
     ).fetchall()
-    section_ids = {str(code): int(sid) for code, sid in section_rows}  # type: ignore[call-overload]
+    section_ids = {str(code): int(sid) for code, sid in section_rows}
     with conn.cursor().copy(
         "COPY ticketing.seats (venue_id, section_id, row_label, row_index, seat_number)"
         " FROM STDIN"
@@ -129,27 +130,26 @@ def _ensure_venue(conn: psycopg.Connection[tuple[object, ...]], plan: StadiumPla
 
 
 def _ensure_events(
-    conn: psycopg.Connection[tuple[object, ...]], venue_id: int, count: int, now: datetime
+    conn: psycopg.Connection[tuple[Any, ...]], venue_id: int, count: int, now: datetime
 ) -> tuple[list[int], list[int], int]:
     created: list[int] = []
     existing: list[int] = []
     added = 0
     for index, event in enumerate(event_plans(count, now=now)):
+        found = conn.execute(
+            "SELECT event_id FROM ticketing.events WHERE venue_id = %s AND name = %s",
+            (venue_id, event.name),
+        ).fetchone()
+        if found is not None:
+            existing.append(int(found[0]))
+            continue
         row = conn.execute(
             "INSERT INTO ticketing.events (venue_id, name, starts_at, on_sale_at, status)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (venue_id, name) DO NOTHING"
-            " RETURNING event_id",
+            " VALUES (%s, %s, %s, %s, %s) RETURNING event_id",
             (venue_id, event.name, event.starts_at, event.on_sale_at, event.status),
         ).fetchone()
-        if row is None:
-            found = conn.execute(
-                "SELECT event_id FROM ticketing.events WHERE venue_id = %s AND name = %s",
-                (venue_id, event.name),
-            ).fetchone()
-            assert found is not None
-            existing.append(int(found[0]))  # type: ignore[call-overload]
-            continue
-        event_id = int(row[0])  # type: ignore[call-overload]
+        assert row is not None
+        event_id = int(row[0])
         created.append(event_id)
         levels = price_levels_for_event(index, list(PRICE_ZONES))
         conn.execute(
