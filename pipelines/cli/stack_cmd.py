@@ -1,0 +1,113 @@
+"""`seatflow stack ...`: the local stack (PostgreSQL, Kafka, registry, Connect)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.status import Status
+from rich.table import Table
+
+from pipelines import stack
+from pipelines.cli.output import console, err_console, fail
+from pipelines.settings import get_settings
+from pipelines.stack.layout import StackLayout
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class _RichReporter:
+    """Shows the current step on a spinner and prints each finished one."""
+
+    def __init__(self, status: Status) -> None:
+        self._status = status
+        self._started = time.monotonic()
+
+    def step(self, text: str) -> None:
+        self._status.update(f"{text} …")
+
+    def done(self, text: str) -> None:
+        console.print(f"[green]✓[/] {text} [dim]({time.monotonic() - self._started:.0f} s)[/]",
+                      highlight=False)
+
+
+def _fail_with_log(e: stack.StackError) -> None:
+    if e.log_tail:
+        err_console.rule(f"last lines of the {e.service} log", style="red")
+        err_console.print(e.log_tail.rstrip(), markup=False, highlight=False, soft_wrap=True)
+        err_console.rule(style="red")
+    fail(f"{e.service}: {e}" if e.service else str(e))
+
+
+@app.command()
+def up() -> None:
+    """Start the stack (idempotent): fetch artifacts once, then PG, Kafka, registry, Connect."""
+    settings = get_settings()
+    started = time.monotonic()
+    try:
+        with console.status("Starting the stack …") as spinner:
+            stack.up(settings, _RichReporter(spinner))
+    except stack.StackError as e:
+        _fail_with_log(e)
+    console.print(f"[bold green]stack is up[/] in {time.monotonic() - started:.0f} s "
+                  f"(home {settings.home})", highlight=False)
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `up` started (and nothing else)."""
+    try:
+        with console.status("Stopping the stack …"):
+            stopped = stack.down(get_settings())
+    except stack.StackError as e:
+        _fail_with_log(e)
+    console.print("stack stopped" if stopped else "stack was not running")
+
+
+@app.command()
+def status() -> None:
+    """One line per service: port, process state, health. Exit 1 unless all are healthy."""
+    rows = stack.status(get_settings())
+    table = Table("service", "port", "state", "health")
+    for row in rows:
+        health = "[green]healthy[/]" if row.healthy else f"[red]{row.problem}[/]"
+        table.add_row(row.name, str(row.port), row.state, health)
+    console.print(table)
+    if not all(row.healthy for row in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    service: Annotated[str | None, typer.Argument(help="postgres, kafka, registry or connect "
+                                                       "(default: all).")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 40,
+) -> None:
+    """The last lines of a service's log."""
+    names = [s.name for s in stack.SERVICES]
+    if service is not None and service not in names:
+        fail(f"unknown service {service!r}; one of: {', '.join(names)}")
+    layout = StackLayout.of(get_settings())
+    for name in [service] if service else names:
+        if service is None:
+            console.rule(f"{name} ({layout.log_of(name)})")
+        text = stack.log_tail(layout, name, lines)
+        console.print(text.rstrip() if text else f"(no log yet at {layout.log_of(name)})",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask.")] = False,
+) -> None:
+    """Stop the stack and wipe its data, logs and configs (the artifact cache stays)."""
+    settings = get_settings()
+    if not yes:
+        typer.confirm(f"Stop the stack and delete everything under {settings.home}?", abort=True)
+    try:
+        removed = stack.reset(settings)
+    except stack.StackError as e:
+        _fail_with_log(e)
+    console.print(f"wiped {len(removed)} entries under {settings.home}; "
+                  f"cache kept in {settings.cache_dir}", highlight=False)

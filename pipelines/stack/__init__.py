@@ -1,0 +1,21 @@
+"""The local stack without Docker: PostgreSQL, Kafka (KRaft), Apicurio Registry and Kafka
+Connect with Debezium, as local processes under a supervisord of their own."""
+
+from __future__ import annotations
+
+from pipelines.stack.errors import StackError
+from pipelines.stack.layout import StackLayout
+from pipelines.stack.stack import SERVICES, Reporter, ServiceStatus, down, log_tail, reset, status, up
+
+__all__ = [
+    "SERVICES",
+    "Reporter",
+    "ServiceStatus",
+    "StackError",
+    "StackLayout",
+    "down",
+    "log_tail",
+    "reset",
+    "status",
+    "up",
+]

@@ -1,0 +1,212 @@
+"""Rendering the config templates of stack/conf and the supervisord.conf that runs it all."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from string import Template
+
+from pipelines.settings import Settings
+from pipelines.stack.errors import StackError
+from pipelines.stack.layout import (
+    STACK_DIR,
+    StackLayout,
+    registry_management_port,
+    running_as_root,
+)
+
+__all__ = [
+    "CONF_TEMPLATES",
+    "connect_environment",
+    "java_command",
+    "placeholders",
+    "render",
+    "render_all",
+    "supervisord_argv",
+    "supervisord_conf",
+    "write_private",
+]
+
+TEMPLATES_DIR = STACK_DIR / "conf"
+CONF_TEMPLATES = (
+    "server.properties",
+    "connect-distributed.properties",
+    "log4j2.properties",
+    "apicurio-registry.properties",
+    "postgresql.conf",
+    "pg_hba.conf",
+)
+# Modest heaps: everything shares 2 cores with the tests.
+HEAPS = {"kafka": "-Xms256m -Xmx768m", "connect": "-Xms256m -Xmx768m", "registry": "-Xmx512m"}
+JVM_FLAGS = "-XX:+UseG1GC -XX:MaxGCPauseMillis=50 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
+PG_OS_USER = "postgres"
+
+
+def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
+    """Values of the ${NAME} placeholders in stack/conf."""
+    return {
+        "BIND_HOST": settings.bind_host,
+        "PG_PORT": str(settings.pg_port),
+        "PG_SOCKET_DIR": str(layout.pg_socket_dir),
+        "PG_OS_USER": PG_OS_USER if running_as_root() else _current_user(),
+        "KAFKA_PORT": str(settings.kafka_port),
+        "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "KAFKA_DATA_DIR": str(layout.kafka_data),
+        "CONNECT_PORT": str(settings.connect_port),
+        "PLUGIN_PATH": str(layout.connect_plugins),
+        "SECRETS_DIR": str(layout.secrets),
+        "REGISTRY_PORT": str(settings.registry_port),
+        "REGISTRY_MANAGEMENT_PORT": str(registry_management_port(settings)),
+        "REGISTRY_DATABASE": settings.pg_registry_database,
+        "REGISTRY_USER": settings.pg_registry_user,
+        "REGISTRY_PASSWORD": settings.pg_registry_password.get_secret_value(),
+    }
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill ${NAME} placeholders; refuse unknown names, leave foreign ${a:b} lookups alone."""
+    tpl = Template(template)
+    missing = set(tpl.get_identifiers()) - set(values)
+    if missing:
+        raise StackError(f"config template uses unknown placeholders: {sorted(missing)}")
+    return tpl.safe_substitute(values)
+
+
+def render_all(settings: Settings, layout: StackLayout) -> dict[str, Path]:
+    """Render every template into <home>/conf (mode 0600: some hold passwords)."""
+    layout.conf.mkdir(parents=True, exist_ok=True)
+    values = placeholders(settings, layout)
+    written: dict[str, Path] = {}
+    for name in CONF_TEMPLATES:
+        target = layout.conf / name
+        write_private(target, render((TEMPLATES_DIR / name).read_text(), values))
+        written[name] = target
+    return written
+
+
+def connect_environment(settings: Settings) -> dict[str, str]:
+    """Variables that connector configs reach through ${env:...} (allow-listed ^SEATFLOW_)."""
+    return {
+        "SEATFLOW_PG_HOST": settings.bind_host,
+        "SEATFLOW_PG_PORT": str(settings.pg_port),
+        "SEATFLOW_PG_DATABASE": settings.pg_database,
+        "SEATFLOW_DEBEZIUM_USER": settings.pg_debezium_user,
+        "SEATFLOW_DEBEZIUM_PASSWORD": settings.pg_debezium_password.get_secret_value(),
+        # Apicurio's Connect converter on Maven Central is the 2.6 line: it speaks the v2 API.
+        "SEATFLOW_REGISTRY_URL": f"{settings.registry_url}/apis/registry/v2",
+        "SEATFLOW_REGISTRY_V3_URL": f"{settings.registry_url}/apis/registry/v3",
+        "SEATFLOW_REGISTRY_CCOMPAT_URL": settings.ccompat_url,
+    }
+
+
+def java_command(java: Path, layout: StackLayout, service: str) -> list[str]:
+    """The foreground command line of one JVM service."""
+    log4j = f"-Dlog4j2.configurationFile={layout.conf / 'log4j2.properties'}"
+    flags = [*HEAPS[service].split(), *JVM_FLAGS.split()]
+    classpath = f"{layout.kafka_libs}/*"  # expanded by the JVM, not by a shell
+    if service == "kafka":
+        return [str(java), *flags, log4j, "-cp", classpath, "kafka.Kafka",
+                str(layout.conf / "server.properties")]
+    if service == "connect":
+        return [str(java), *flags, log4j, "-cp", classpath,
+                "org.apache.kafka.connect.cli.ConnectDistributed",
+                str(layout.conf / "connect-distributed.properties")]
+    if service == "registry":
+        return [str(java), *flags,
+                f"-Dquarkus.config.locations={layout.conf / 'apicurio-registry.properties'}",
+                "-jar", str(layout.registry_dir / "quarkus-run.jar")]
+    raise StackError(f"unknown JVM service {service!r}")
+
+
+def supervisord_conf(settings: Settings, layout: StackLayout, java: Path,
+                     registry_java: Path) -> str:
+    """supervisord.conf: one program per service, none started automatically (up orders them)."""
+    sock, logs = layout.supervisord_socket, layout.logs
+    sections = [
+        f"""[unix_http_server]
+file={_esc(str(sock))}
+chmod=0700
+
+[supervisord]
+logfile={_esc(str(logs / 'supervisord.log'))}
+logfile_maxbytes=10MB
+logfile_backups=2
+pidfile={_esc(str(layout.supervisord_pidfile))}
+childlogdir={_esc(str(logs))}
+directory={_esc(str(layout.home))}
+identifier=seatflow
+nodaemon=false
+minfds=16384
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{_esc(str(sock))}
+"""
+    ]
+    pg_user = f"user={PG_OS_USER}\n" if running_as_root() else ""
+    postgres = [str(settings.pg_bin_dir / "postgres"), "-D", str(layout.pg_data)]
+    sections.append(_program("postgres", postgres, layout, extra=pg_user + (
+        # SIGINT is PostgreSQL's fast shutdown; only the postmaster gets it.
+        "stopsignal=INT\nstopwaitsecs=60\n"
+    ), directory=layout.pg_root))
+    for service in ("kafka", "registry", "connect"):
+        env = connect_environment(settings) if service == "connect" else {}
+        directory = layout.registry_work if service == "registry" else layout.home
+        jvm = registry_java if service == "registry" else java
+        sections.append(_program(service, java_command(jvm, layout, service), layout,
+                                 extra="stopsignal=TERM\nstopwaitsecs=90\nkillasgroup=true\n",
+                                 env=env, directory=directory))
+    return "\n".join(sections)
+
+
+def _program(name: str, command: list[str], layout: StackLayout, *, extra: str,
+             directory: Path, env: Mapping[str, str] | None = None) -> str:
+    environment = ""
+    if env:
+        pairs = ",".join(f'{k}="{_env_value(v)}"' for k, v in env.items())
+        environment = f"environment={pairs}\n"
+    return (
+        f"[program:{name}]\n"
+        f"command={_esc(shlex.join(command))}\n"
+        f"directory={_esc(str(directory))}\n"
+        "autostart=false\n"
+        "autorestart=false\n"
+        "startsecs=2\n"
+        "startretries=0\n"
+        "redirect_stderr=true\n"
+        f"stdout_logfile={_esc(str(layout.log_of(name)))}\n"
+        "stdout_logfile_maxbytes=50MB\n"
+        "stdout_logfile_backups=2\n"
+        f"{environment}{extra}"
+    )
+
+
+def _esc(value: str) -> str:
+    # supervisord expands %(name)s in values.
+    return value.replace("%", "%%")
+
+
+def _env_value(value: str) -> str:
+    return _esc(value.replace("\\", "\\\\").replace('"', '\\"'))
+
+
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
+
+def _current_user() -> str:
+    return getpass.getuser()
+
+
+def supervisord_argv(layout: StackLayout) -> list[str]:
+    """supervisord from this interpreter's environment (it daemonises itself)."""
+    return [sys.executable, "-m", "supervisor.supervisord", "-c", str(layout.supervisord_conf)]

@@ -1,0 +1,66 @@
+"""One health check per service; each returns None when healthy, else why not."""
+
+from __future__ import annotations
+
+import psycopg
+import requests
+from confluent_kafka.admin import AdminClient
+
+from pipelines.settings import Settings
+from pipelines.stack.postgres import superuser_dsn
+
+__all__ = ["DEBEZIUM_POSTGRES", "check"]
+
+DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
+TIMEOUT_S = 3.0
+
+
+def postgres(settings: Settings) -> str | None:
+    try:
+        with psycopg.connect(superuser_dsn(settings), connect_timeout=int(TIMEOUT_S)) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as e:
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return None
+
+
+def kafka(settings: Settings) -> str | None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap,
+                         "socket.connection.setup.timeout.ms": 2000,
+                         "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+    except Exception as e:  # KafkaException carries librdkafka's reason
+        return str(e)
+    return None if metadata.brokers else "no broker in metadata"
+
+
+def registry(settings: Settings) -> str | None:
+    try:
+        r = requests.get(f"{settings.registry_url}/apis/registry/v3/system/info",
+                         timeout=TIMEOUT_S)
+    except requests.RequestException as e:
+        return type(e).__name__
+    return None if r.ok else f"HTTP {r.status_code}"
+
+
+def connect(settings: Settings) -> str | None:
+    try:
+        root = requests.get(f"{settings.connect_url}/", timeout=TIMEOUT_S)
+        if not root.ok:
+            return f"HTTP {root.status_code}"
+        plugins = requests.get(f"{settings.connect_url}/connector-plugins", timeout=TIMEOUT_S)
+    except requests.RequestException as e:
+        return type(e).__name__
+    if not plugins.ok:
+        return f"/connector-plugins: HTTP {plugins.status_code}"
+    if not any(p.get("class") == DEBEZIUM_POSTGRES for p in plugins.json()):
+        return f"{DEBEZIUM_POSTGRES} not in /connector-plugins"
+    return None
+
+
+CHECKS = {"postgres": postgres, "kafka": kafka, "registry": registry, "connect": connect}
+
+
+def check(service: str, settings: Settings) -> str | None:
+    return CHECKS[service](settings)

@@ -1,0 +1,223 @@
+"""The local stack as a whole: up, down, status, logs and reset."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import socket
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
+
+from pipelines.settings import Settings
+from pipelines.stack import health, kafka, postgres
+from pipelines.stack.configs import render_all, supervisord_conf, write_private
+from pipelines.stack.errors import StackError
+from pipelines.stack.java import ensure_artifacts, find_java, find_registry_java
+from pipelines.stack.layout import StackLayout
+from pipelines.stack.supervisor import Supervisor
+
+__all__ = [
+    "SERVICES",
+    "Reporter",
+    "Service",
+    "ServiceStatus",
+    "down",
+    "log_tail",
+    "reset",
+    "status",
+    "up",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    port: Callable[[Settings], int]
+    # How long a cold start may take on a 2-core machine before `up` gives up.
+    start_timeout_s: float
+
+
+# In start order: each needs the ones before it.
+SERVICES = (
+    Service("postgres", lambda s: s.pg_port, 60),
+    Service("kafka", lambda s: s.kafka_port, 120),
+    Service("registry", lambda s: s.registry_port, 180),
+    Service("connect", lambda s: s.connect_port, 300),
+)
+SERVICE_NAMES = tuple(s.name for s in SERVICES)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    name: str
+    port: int
+    state: str
+    problem: str | None  # None when healthy
+
+    @property
+    def healthy(self) -> bool:
+        return self.problem is None
+
+
+class Reporter(Protocol):
+    """Where `up` tells what it is doing (the CLI shows it with rich)."""
+
+    def step(self, text: str) -> None: ...  # a transient "now doing" line
+
+    def done(self, text: str) -> None: ...  # a finished step
+
+
+class _Quiet:
+    def step(self, text: str) -> None:
+        log.debug(text)
+
+    def done(self, text: str) -> None:
+        log.info(text)
+
+
+def log_tail(layout: StackLayout, service: str, lines: int = 40) -> str:
+    path = layout.log_of(service)
+    if not path.exists():
+        return ""
+    with path.open(errors="replace") as f:
+        return "".join(deque(f, maxlen=lines))
+
+
+def _write_secrets(settings: Settings, layout: StackLayout) -> None:
+    """Files that connector configs may read through ${file:<home>/secrets/NAME:KEY}."""
+    layout.secrets.mkdir(parents=True, exist_ok=True)
+    layout.secrets.chmod(0o700)
+    write_private(layout.secrets / "debezium.properties",
+                  f"user={settings.pg_debezium_user}\n"
+                  f"password={settings.pg_debezium_password.get_secret_value()}\n")
+
+
+def _downloaded(line: str) -> str | None:
+    match = re.search(r"Downloaded from \S+: \S+/([^/\s]+) \(", line)
+    return match.group(1) if match else None
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _wait_healthy(service: Service, settings: Settings, sup: Supervisor) -> None:
+    @retry(stop=stop_after_delay(service.start_timeout_s), wait=wait_fixed(1),
+           retry=retry_if_result(lambda problem: problem is not None))
+    def probe() -> str | None:
+        state = sup.info(service.name).state
+        if state not in ("RUNNING", "STARTING"):
+            raise StackError(f"{service.name} stopped while starting (state {state})",
+                             service=service.name)
+        return health.check(service.name, settings)
+
+    try:
+        probe()
+    except RetryError as e:
+        raise StackError(f"{service.name} not healthy after {service.start_timeout_s:.0f} s: "
+                         f"{e.last_attempt.result()}", service=service.name) from e
+
+
+def up(settings: Settings, reporter: Reporter | None = None) -> None:
+    """Fetch artifacts if needed, then start PostgreSQL, Kafka, registry and Connect in order."""
+    rep = reporter or _Quiet()
+    layout = StackLayout.of(settings)
+    java = find_java()
+    registry_java = find_registry_java()
+    postgres.ensure_installed(settings)
+
+    rep.step("Checking the Java artifacts in the cache")
+    count = 0
+
+    def on_maven_line(line: str) -> None:
+        nonlocal count
+        name = _downloaded(line)
+        if name:
+            count += 1
+            rep.step(f"Fetching Java artifacts with Maven: {count} files ({name})")
+
+    if ensure_artifacts(layout, on_line=on_maven_line, maven_log=layout.logs / "maven.log"):
+        rep.done(f"Fetched Java artifacts ({count} downloads)")
+    else:
+        rep.done("Java artifacts already in the cache")
+
+    render_all(settings, layout)
+    _write_secrets(settings, layout)
+    layout.registry_work.mkdir(parents=True, exist_ok=True)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    write_private(layout.supervisord_conf, supervisord_conf(settings, layout, java, registry_java))
+    if postgres.prepare_cluster(settings, layout):
+        rep.done("Initialised the PostgreSQL cluster")
+    if kafka.format_storage(java, layout):
+        rep.done("Formatted Kafka's KRaft storage")
+
+    sup = Supervisor(layout)
+    sup.start_daemon()
+    sup.reload_config()
+    for service in SERVICES:
+        port = service.port(settings)
+        already = sup.info(service.name).state == "RUNNING"
+        rep.step(f"{'Checking' if already else 'Starting'} {service.name} on port {port}")
+        try:
+            if not already:
+                if _port_taken(settings.bind_host, port):
+                    env = f"SEATFLOW_{service.name.upper()}_PORT"
+                    raise StackError(
+                        f"port {settings.bind_host}:{port} is taken by a process this stack "
+                        f"did not start; stop it or choose another port "
+                        f"({'SEATFLOW_PG_PORT' if service.name == 'postgres' else env})",
+                        service=service.name, log_tail="-")
+                sup.start(service.name)
+            _wait_healthy(service, settings, sup)
+            if service.name == "postgres":
+                postgres.bootstrap(settings)
+        except StackError as e:
+            e.service = e.service or service.name
+            e.log_tail = "" if e.log_tail == "-" else (e.log_tail or log_tail(layout, service.name))
+            raise
+        rep.done(f"{service.name} {'already running' if already else 'started'} "
+                 f"on {settings.bind_host}:{port}")
+
+
+def down(settings: Settings) -> bool:
+    """Stop what `up` started (supervisord and its programs); False if nothing ran."""
+    return Supervisor(StackLayout.of(settings)).shutdown()
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    layout = StackLayout.of(settings)
+    infos = Supervisor(layout).all_info()
+    rows = []
+    for service in SERVICES:
+        info = infos.get(service.name)
+        state = info.state if info else "STOPPED"
+        problem = health.check(service.name, settings) if state == "RUNNING" else "not running"
+        rows.append(ServiceStatus(service.name, service.port(settings), state, problem))
+    return rows
+
+
+def reset(settings: Settings) -> list[Path]:
+    """Stop the stack and wipe its home (data, logs, configs); the artifact cache stays."""
+    layout = StackLayout.of(settings)
+    down(settings)
+    removed = []
+    if layout.home.exists():
+        for child in layout.home.iterdir():
+            if layout.cache == child or layout.cache.is_relative_to(child):
+                continue  # never the cache, even when it lives under home
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+            removed.append(child)
+    return removed

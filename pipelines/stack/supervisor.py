@@ -1,0 +1,121 @@
+"""Talking to the stack's own supervisord over its unix socket (XML-RPC)."""
+
+from __future__ import annotations
+
+import subprocess
+import xmlrpc.client
+from dataclasses import dataclass
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
+
+from pipelines.stack.configs import supervisord_argv
+from pipelines.stack.errors import StackError
+from pipelines.stack.layout import StackLayout
+
+__all__ = ["ProcessInfo", "Supervisor"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    name: str
+    state: str  # RUNNING, STARTING, STOPPED, EXITED, FATAL, BACKOFF, ...
+    pid: int
+    description: str
+
+
+class Supervisor:
+    """The supervisord of one stack home: started by `up`, shut down by `down`."""
+
+    def __init__(self, layout: StackLayout) -> None:
+        self.layout = layout
+
+    def _proxy(self) -> Any:
+        transport = SupervisorTransport(None, None, f"unix://{self.layout.supervisord_socket}")
+        # The host part is ignored: the transport speaks over the unix socket.
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def is_running(self) -> bool:
+        if not self.layout.supervisord_socket.exists():
+            return False
+        try:
+            return self._proxy().supervisor.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+            return False
+
+    def start_daemon(self) -> None:
+        """Start supervisord (it daemonises itself) unless it runs already; wait for its socket."""
+        if self.is_running():
+            return
+        self.layout.run.mkdir(parents=True, exist_ok=True)
+        self.layout.logs.mkdir(parents=True, exist_ok=True)
+        # A socket left by a killed supervisord would make the new one refuse to start.
+        self.layout.supervisord_socket.unlink(missing_ok=True)
+        done = subprocess.run(supervisord_argv(self.layout), capture_output=True, text=True,
+                              timeout=60)
+        if done.returncode != 0:
+            raise StackError(f"supervisord did not start: {(done.stderr or done.stdout).strip()}",
+                             service="supervisord")
+
+        @retry(stop=stop_after_delay(20), wait=wait_fixed(0.25),
+               retry=retry_if_result(lambda up: not up))
+        def wait_up() -> bool:
+            return self.is_running()
+
+        try:
+            wait_up()
+        except RetryError as e:
+            raise StackError("supervisord did not answer on its socket within 20 s",
+                             service="supervisord") from e
+
+    def reload_config(self) -> None:
+        """Pick up a regenerated supervisord.conf for programs that are not running."""
+        added, changed, removed = self._proxy().supervisor.reloadConfig()[0]
+        proxy = self._proxy()
+        for name in removed:
+            proxy.supervisor.removeProcessGroup(name)
+        for name in changed:
+            if self.info(name).state not in ("RUNNING", "STARTING"):
+                proxy.supervisor.removeProcessGroup(name)
+                proxy.supervisor.addProcessGroup(name)
+        for name in added:
+            proxy.supervisor.addProcessGroup(name)
+
+    def info(self, name: str) -> ProcessInfo:
+        raw = self._proxy().supervisor.getProcessInfo(name)
+        return ProcessInfo(raw["name"], raw["statename"], raw["pid"], raw["description"])
+
+    def all_info(self) -> dict[str, ProcessInfo]:
+        if not self.is_running():
+            return {}
+        return {raw["name"]: ProcessInfo(raw["name"], raw["statename"], raw["pid"],
+                                         raw["description"])
+                for raw in self._proxy().supervisor.getAllProcessInfo()}
+
+    def start(self, name: str) -> None:
+        """Start one program unless it runs; waits for supervisord's startsecs."""
+        if self.info(name).state in ("RUNNING", "STARTING"):
+            return
+        try:
+            self._proxy().supervisor.startProcess(name, True)
+        except xmlrpc.client.Fault as e:
+            raise StackError(f"{name} did not start: {e.faultString}", service=name) from e
+
+    def shutdown(self, *, timeout_s: float = 180) -> bool:
+        """Stop every program and supervisord itself; True if it was running."""
+        if not self.is_running():
+            return False
+        self._proxy().supervisor.shutdown()
+
+        @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5),
+               retry=retry_if_result(lambda gone: not gone))
+        def wait_gone() -> bool:
+            return not self.layout.supervisord_pidfile.exists() and not self.is_running()
+
+        try:
+            wait_gone()
+        except RetryError as e:
+            raise StackError(f"supervisord did not stop within {timeout_s:.0f} s",
+                             service="supervisord") from e
+        return True
