@@ -1,0 +1,114 @@
+"""Fixtures on the real local stack: it is used when running, started (and stopped) when not."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from pipelines import stack
+from pipelines.deploy import deploy_pipeline
+from pipelines.processor.runner import RunStats, run_processor
+from pipelines.settings import Settings
+from pipelines.topics import cdc_topic
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def running_stack(settings: Settings) -> Iterator[Settings]:
+    """The stack of these settings, healthy; stopped afterwards only if this fixture started it."""
+    already = all(s.healthy for s in stack.status(settings))
+    if not already:
+        stack.up(settings)
+    yield settings
+    if not already:
+        stack.down(settings)
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "probe"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in meta.partitions}
+    finally:
+        consumer.close()
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def pipeline(running_stack: Settings) -> Settings:
+    """Schema, data, schemas, topics and the connector deployed; the initial snapshot captured."""
+    settings = running_stack
+    deploy_pipeline(settings, events=1)
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        row = conn.execute("SELECT count(*) FROM ticketing.seat_inventory").fetchone()
+    rows = row[0] if row else 0
+    topic = cdc_topic(settings, "seat_inventory")
+    wait_for(lambda: sum(end_offsets(settings, topic).values()) >= rows, timeout=300,
+             what=f"the snapshot of {rows} seat_inventory rows in {topic}")
+    return settings
+
+
+class ProcessorThread:
+    """The processor in a thread of the test process, stopped cleanly at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.stop = threading.Event()
+        self.stats: RunStats | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(settings,), daemon=True)
+
+    def _run(self, settings: Settings) -> None:
+        try:
+            self.stats = run_processor(settings, should_stop=self.stop.is_set)
+        except BaseException as e:  # surfaced by the test through .error
+            self.error = e
+
+    def __enter__(self) -> ProcessorThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(60)
+
+
+@pytest.fixture(scope="module")
+def processor(pipeline: Settings) -> Iterator[ProcessorThread]:
+    # Catch up on the snapshot first, so tests time only their own changes.
+    run_processor(pipeline, should_stop=lambda: False, until_end=True)
+    with ProcessorThread(pipeline) as running:
+        yield running
+    assert running.error is None, f"processor failed: {running.error!r}"
+
+
+def tail_consumer(settings: Settings, topic: str) -> Consumer:
+    """A read_committed consumer positioned at the current end of every partition of topic."""
+    consumer = Consumer({
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": f"seatflow-test-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    })
+    consumer.assign([TopicPartition(topic, p, off) for p, off in end_offsets(settings, topic).items()])
+    return consumer
