@@ -161,6 +161,7 @@ class _Run:
     hold_ttl: float
     outcomes: OutcomeWeights
     slot: float = 0.0
+    dawdlers: set[asyncio.Task[None]] = field(default_factory=set)
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -169,6 +170,10 @@ class _Run:
         wait, self.slot = next_slot(self.slot, time.monotonic(), seats, self.rate)
         if wait > 0:
             await asyncio.sleep(wait)
+
+    def charge(self, seats: int) -> None:
+        """Count changes that could not wait (expiries) against the rate, slowing buyers."""
+        _, self.slot = next_slot(self.slot, time.monotonic(), seats, self.rate)
 
 
 def run_onsale(
@@ -252,6 +257,7 @@ async def onsale(
             ]
             try:
                 await asyncio.gather(*tasks)
+                await asyncio.gather(*run.dawdlers)
             finally:
                 stop.set()
                 await sweeper
@@ -346,23 +352,45 @@ async def _buyer(run: _Run, rng: random.Random, number: int) -> None:
         outcome = choose_outcome(rng, run.outcomes)
         if outcome is Outcome.ABANDON:
             continue
-        await asyncio.sleep(min(checkout_delay(rng, outcome, run.hold_ttl), run.time_left()))
-        if run.time_left() <= 0:
-            return  # the hold stays active; a later sweep expires it
-        await run.pace(len(seat_ids))
-        params = {"hold_id": hold_id, "event_id": event_id, "seat_ids": list(seat_ids)}
-        async with run.pool.connection() as conn:
-            statement = _BUY if outcome is Outcome.BUY else _RELEASE
-            changed = await (await conn.execute(statement, params)).fetchall()
-        if not changed:
-            stats.lapsed += 1
-        elif outcome is Outcome.BUY:
-            stats.sales += 1
-            stats.seats_sold += len(changed)
+        delay = checkout_delay(rng, outcome, run.hold_ttl)
+        checkout = _checkout(run, seat_map, event_id, hold_id, seat_ids, outcome, delay)
+        if delay < run.hold_ttl:
+            await checkout
         else:
-            stats.releases += 1
-            stats.seats_released += len(changed)
-            seat_map.give_back(int(r[0]) for r in changed)
+            # A dawdler comes back after the hold lapsed; the window serves others meanwhile.
+            task = asyncio.create_task(checkout)
+            run.dawdlers.add(task)
+            task.add_done_callback(run.dawdlers.discard)
+
+
+async def _checkout(
+    run: _Run,
+    seat_map: OpenSeats,
+    event_id: int,
+    hold_id: int,
+    seat_ids: tuple[int, ...],
+    outcome: Outcome,
+    delay: float,
+) -> None:
+    """Buy or release held seats after thinking for `delay` seconds."""
+    await asyncio.sleep(min(delay, max(run.time_left(), 0)))
+    if run.time_left() <= 0:
+        return  # the hold stays active; a later sweep expires it
+    await run.pace(len(seat_ids))
+    params = {"hold_id": hold_id, "event_id": event_id, "seat_ids": list(seat_ids)}
+    async with run.pool.connection() as conn:
+        statement = _BUY if outcome is Outcome.BUY else _RELEASE
+        changed = await (await conn.execute(statement, params)).fetchall()
+    stats = run.stats
+    if not changed:
+        stats.lapsed += 1
+    elif outcome is Outcome.BUY:
+        stats.sales += 1
+        stats.seats_sold += len(changed)
+    else:
+        stats.releases += 1
+        stats.seats_released += len(changed)
+        seat_map.give_back(int(r[0]) for r in changed)
 
 
 async def _sweep(run: _Run, stop: asyncio.Event) -> None:
@@ -378,6 +406,7 @@ async def _sweep(run: _Run, stop: asyncio.Event) -> None:
                     if seat_map is not None:
                         seat_map.give_back((int(seat_id),))
                 run.stats.seats_expired += len(rows)
+                run.charge(len(rows))
                 run.stats.expiries += len({r[2] for r in rows})
                 if len(rows) < 2000:
                     break
