@@ -1,0 +1,23 @@
+"""The `seatflow` command line: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines.cli import connectors_cmd, host_cmd, processor_cmd, schemas_cmd, stack_cmd
+
+app = typer.Typer(
+    name="seatflow",
+    help="Seat availability, streamed from the ticketing host's database.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(stack_cmd.app, name="stack", help="The local stack: PostgreSQL, Kafka, Connect, registry.")
+app.add_typer(connectors_cmd.app, name="connectors", help="Kafka Connect connectors from connectors/.")
+app.command("migrate")(host_cmd.migrate)
+app.command("seed")(host_cmd.seed)
+app.command("simulate")(host_cmd.simulate)
+app.add_typer(processor_cmd.app, name="processor", help="The availability processor.")
+app.add_typer(schemas_cmd.app, name="schemas", help="Avro schemas in schemas/ and the registry.")
+
+__all__ = ["app"]
