@@ -54,21 +54,21 @@ def _candidates(env_var: str) -> list[Path]:
     return [p for p in found if p.exists()]
 
 
-def find_java(min_major: int = MIN_JAVA, *, env_var: str = "SEATFLOW_JAVA_HOME") -> Path:
+def find_java(min_major: int = MIN_JAVA, *, env_var: str = "SEATFLOW_JAVA_HOME",
+              install_hint: str = "apt-get install openjdk-17-jre-headless") -> Path:
     """A java binary of at least `min_major`: $env_var, $JAVA_HOME, PATH, then /usr/lib/jvm."""
     for candidate in _candidates(env_var):
         if _major(candidate) >= min_major:
             return candidate
-    raise StackError(
-        f"Java {min_major}+ is needed and none was found: install a JDK "
-        f"(apt-get install openjdk-{min_major}-jre-headless, or a Temurin {min_major}+ JDK "
-        f"under /usr/lib/jvm) or set {env_var}"
-    )
+    raise StackError(f"Java {min_major}+ is needed and none was found: {install_hint}, "
+                     f"or set {env_var}")
 
 
 def find_registry_java() -> Path:
     """Apicurio Registry 3.3 is compiled for Java 21 (class file 65)."""
-    return find_java(REGISTRY_MIN_JAVA, env_var="SEATFLOW_REGISTRY_JAVA_HOME")
+    return find_java(REGISTRY_MIN_JAVA, env_var="SEATFLOW_REGISTRY_JAVA_HOME",
+                     install_hint="Debian 12 ships only 17, so install a Temurin 21+ JDK "
+                                  "under /usr/lib/jvm")
 
 
 def find_maven() -> Path:
