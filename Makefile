@@ -16,7 +16,7 @@ demo: install
 	$(SEATFLOW) demo
 
 stop: install
-	$(SEATFLOW) demo stop
+	$(SEATFLOW) stack down
 
 lint: install
 	$(VENV)/bin/ruff check pipelines tests

@@ -12,12 +12,13 @@ from rich.table import Table
 from pipelines import stack
 from pipelines.cli.output import console, err_console, fail
 from pipelines.settings import get_settings
+from pipelines.stack.configs import APPS
 from pipelines.stack.layout import StackLayout
 
 app = typer.Typer(no_args_is_help=True)
 
 
-class _RichReporter:
+class ConsoleReporter:
     """Shows the current step on a spinner and prints each finished one."""
 
     def __init__(self, status: Status) -> None:
@@ -47,7 +48,7 @@ def up() -> None:
     started = time.monotonic()
     try:
         with console.status("Starting the stack …") as spinner:
-            stack.up(settings, _RichReporter(spinner))
+            stack.up(settings, ConsoleReporter(spinner))
     except stack.StackError as e:
         _fail_with_log(e)
     console.print(f"[bold green]stack is up[/] in {time.monotonic() - started:.0f} s "
@@ -73,6 +74,10 @@ def status() -> None:
     for row in rows:
         health = "[green]healthy[/]" if row.healthy else f"[red]{row.problem}[/]"
         table.add_row(row.name, str(row.port), row.state, health)
+    settings = get_settings()
+    for name, state in stack.apps_status(settings).items():
+        port = str(settings.dagster_port) if name == "dagster" else "-"
+        table.add_row(name, port, state, "[dim]app[/]")
     console.print(table)
     if not all(row.healthy for row in rows):
         raise typer.Exit(1)
@@ -80,14 +85,16 @@ def status() -> None:
 
 @app.command()
 def logs(
-    service: Annotated[str | None, typer.Argument(help="postgres, kafka, registry or connect "
-                                                       "(default: all).")] = None,
+    service: Annotated[str | None, typer.Argument(
+        help="postgres, kafka, registry, connect, processor or dagster (default: the services)."
+    )] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 40,
 ) -> None:
     """The last lines of a service's log."""
     names = [s.name for s in stack.SERVICES]
-    if service is not None and service not in names:
-        fail(f"unknown service {service!r}; one of: {', '.join(names)}")
+    known = [*names, *APPS]
+    if service is not None and service not in known:
+        fail(f"unknown service {service!r}; one of: {', '.join(known)}")
     layout = StackLayout.of(get_settings())
     for name in [service] if service else names:
         if service is None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import StackLayout
-from pipelines.stack.stack import SERVICES, Reporter, ServiceStatus, down, log_tail, reset, status, up
+from pipelines.stack.stack import (
+    SERVICES,
+    Reporter,
+    ServiceStatus,
+    apps_status,
+    down,
+    log_tail,
+    reset,
+    start_app,
+    status,
+    up,
+)
 
 __all__ = [
     "SERVICES",
@@ -13,9 +24,11 @@ __all__ = [
     "ServiceStatus",
     "StackError",
     "StackLayout",
+    "apps_status",
     "down",
     "log_tail",
     "reset",
+    "start_app",
     "status",
     "up",
 ]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from string import Template
 
-from pipelines.settings import Settings
+from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import (
     STACK_DIR,
@@ -162,7 +162,28 @@ serverurl=unix://{_esc(str(sock))}
         sections.append(_program(service, java_command(jvm, layout, service), layout,
                                  extra="stopsignal=TERM\nstopwaitsecs=90\nkillasgroup=true\n",
                                  env=env, directory=directory))
+    sections.extend(_app_program(name, settings, layout) for name in APPS)
     return "\n".join(sections)
+
+
+# seatflow's own long-running programs: supervised like the services, but started on demand
+# (`seatflow demo`), not by `up`; `down` stops them with the rest.
+APPS = ("processor", "dagster")
+
+
+def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
+    python = sys.executable
+    if name == "processor":
+        command = [python, "-m", "pipelines.cli.main", "processor", "run"]
+        env: dict[str, str] = {}
+    else:
+        command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",
+                   "-h", settings.bind_host, "-p", str(settings.dagster_port)]
+        env = {"DAGSTER_HOME": str(layout.home / "dagster")}
+    # The processor restarts after a crash; its transactions make a restart safe.
+    extra = ("autorestart=unexpected\nstartretries=5\n" if name == "processor" else "") + (
+        "stopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nstopasgroup=true\n")
+    return _program(name, command, layout, extra=extra, env=env, directory=PROJECT_ROOT)
 
 
 def _program(name: str, command: list[str], layout: StackLayout, *, extra: str,

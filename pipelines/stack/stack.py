@@ -16,7 +16,7 @@ from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_
 
 from pipelines.settings import Settings
 from pipelines.stack import health, kafka, postgres
-from pipelines.stack.configs import render_all, supervisord_conf, write_private
+from pipelines.stack.configs import APPS, render_all, supervisord_conf, write_private
 from pipelines.stack.errors import StackError
 from pipelines.stack.java import ensure_artifacts, find_java, find_registry_java
 from pipelines.stack.layout import StackLayout
@@ -27,9 +27,11 @@ __all__ = [
     "Reporter",
     "Service",
     "ServiceStatus",
+    "apps_status",
     "down",
     "log_tail",
     "reset",
+    "start_app",
     "status",
     "up",
 ]
@@ -204,6 +206,28 @@ def status(settings: Settings) -> list[ServiceStatus]:
         problem = health.check(service.name, settings) if state == "RUNNING" else "not running"
         rows.append(ServiceStatus(service.name, service.port(settings), state, problem))
     return rows
+
+
+def start_app(settings: Settings, name: str) -> None:
+    """Start one of seatflow's own programs (processor, dagster) under the stack's supervisord."""
+    layout = StackLayout.of(settings)
+    if name == "dagster":
+        (layout.home / "dagster").mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(layout)
+    if not sup.is_running():
+        raise StackError(f"cannot start {name}: the stack is not up (seatflow stack up)",
+                         service=name)
+    sup.start(name)
+    state = sup.info(name).state
+    if state != "RUNNING":
+        raise StackError(f"{name} is {state} after starting", service=name,
+                         log_tail=log_tail(layout, name))
+
+
+def apps_status(settings: Settings) -> dict[str, str]:
+    """State of seatflow's own programs, for those supervisord knows."""
+    infos = Supervisor(StackLayout.of(settings)).all_info()
+    return {name: infos[name].state for name in APPS if name in infos}
 
 
 def reset(settings: Settings) -> list[Path]:

@@ -1,0 +1,64 @@
+"""`seatflow demo`: the whole pipeline on the local stack, with a small on-sale on screen."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from pipelines import stack
+from pipelines.cli.output import console, fail
+from pipelines.cli.processor_cmd import watch_availability
+from pipelines.cli.stack_cmd import ConsoleReporter
+from pipelines.connect import ConnectError
+from pipelines.deploy import deploy_pipeline
+from pipelines.host import HostError
+from pipelines.host.simulate import OnSaleStats, run_onsale
+from pipelines.settings import get_settings
+from pipelines.stack import StackError
+
+__all__ = ["demo"]
+
+
+def demo(
+    events: Annotated[int, typer.Option(min=1, help="Events to seed.")] = 3,
+    rate: Annotated[float, typer.Option(min=1, help="Seat changes per second of the on-sale.")] = 400,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of on-sale.")] = 20,
+    dagster: Annotated[bool, typer.Option(help="Start the Dagster UI too.")] = True,
+) -> None:
+    """Stack up, deploy, run the processor and a small on-sale; leave everything running."""
+    settings = get_settings()
+    try:
+        with console.status("Starting the stack …") as spinner:
+            stack.up(settings, ConsoleReporter(spinner))
+        deploy_pipeline(settings, events=events, say=lambda m: console.print(f"[green]✓[/] {m}"))
+        stack.start_app(settings, "processor")
+        console.print("[green]✓[/] processor running (log: seatflow stack logs processor)")
+        if dagster:
+            stack.start_app(settings, "dagster")
+            console.print(f"[green]✓[/] Dagster UI on http://{settings.bind_host}:{settings.dagster_port}")
+    except (StackError, HostError, ConnectError) as e:
+        fail(str(e))
+
+    result: dict[str, OnSaleStats] = {}
+    onsale = threading.Thread(
+        target=lambda: result.setdefault("stats", run_onsale(settings, rate=rate, duration=duration)),
+        daemon=True,
+    )
+    console.print(f"on-sale: {rate:.0f} seat changes/s for {duration:.0f} s; live availability:")
+    onsale.start()
+    watch_availability(settings, duration_s=duration + 5)
+    onsale.join(30)
+    stats = result.get("stats")
+    if stats is not None:
+        console.print(f"on-sale done: {stats.holds} holds, {stats.sales} sales, "
+                      f"{stats.releases} releases, {stats.expiries} expiries, "
+                      f"{stats.conflicts} conflicts", highlight=False)
+    console.print(
+        "\nThe stack, the processor and the Dagster UI keep running.\n"
+        "  watch again:  .venv/bin/seatflow processor watch\n"
+        "  more on-sale: .venv/bin/seatflow simulate --duration 60\n"
+        "  status:       .venv/bin/seatflow stack status\n"
+        "  stop all:     make stop   (or .venv/bin/seatflow stack down)"
+    )
