@@ -1,0 +1,202 @@
+"""docker-compose.yml describes the same stack as `seatflow stack up`, safely (no Docker needed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.stack.configs import CONF_TEMPLATES, TEMPLATES_DIR, connect_environment, render
+
+pytestmark = pytest.mark.unit
+
+COMPOSE_DIR = PROJECT_ROOT / "stack" / "compose"
+COMPOSE: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+# An exact version: major.minor at least, optionally .patch and a variant (15.17-bookworm).
+EXACT_TAG = re.compile(r"^\d+\.\d+(\.\d+)?([.-][A-Za-z0-9][\w.-]*)?$")
+ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(:\?[^}]*)?\}$")
+
+
+def _default(field: str) -> Any:
+    return Settings.model_fields[field].default
+
+
+def _tag(image: str) -> str:
+    name = image.rsplit("/", 1)[-1]
+    assert ":" in name and "@" not in name, f"{image}: no tag"
+    return name.split(":", 1)[1]
+
+
+def _pom_property(name: str) -> str:
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    root = ET.parse(PROJECT_ROOT / "stack" / "pom.xml").getroot()
+    value = root.findtext(f"m:properties/m:{name}", namespaces=ns)
+    assert value, name
+    return value
+
+
+def _published(service: str) -> list[tuple[str, int, int]]:
+    rows = []
+    for port in SERVICES[service].get("ports", []):
+        if isinstance(port, dict):  # long syntax
+            rows.append((port.get("host_ip", ""), int(port["published"]), int(port["target"])))
+            continue
+        parts = str(port).split("/")[0].split(":")
+        assert len(parts) == 3, f"{service}: {port!r} publishes on every interface"
+        rows.append((parts[0], int(parts[1]), int(parts[2])))
+    return rows
+
+
+def test_every_published_port_binds_loopback_only() -> None:
+    ports = [p for s in SERVICES for p in _published(s)]
+    assert ports
+    assert all(ip == "127.0.0.1" for ip, _, _ in ports), ports
+
+
+def test_published_host_ports_are_the_settings_defaults() -> None:
+    host_ports = {s: [host for _, host, _ in _published(s)] for s in SERVICES}
+    assert host_ports == {
+        "postgres": [_default("pg_port")],
+        "kafka": [_default("kafka_port")],
+        "registry": [_default("registry_port")],
+        "connect": [_default("connect_port")],
+    }
+
+
+def test_every_image_has_an_exact_version_tag() -> None:
+    images = [svc["image"] for svc in SERVICES.values()]
+    # The base images of the kafka and connect builds; FROM <earlier stage> needs no tag.
+    stages: set[str] = set()
+    for line in (COMPOSE_DIR / "Dockerfile").read_text().splitlines():
+        match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
+        if match:
+            if match.group(1).lower() not in stages:
+                images.append(match.group(1))
+            if match.group(2):
+                stages.add(match.group(2).lower())
+    assert len(images) >= 6
+    for image in images:
+        tag = _tag(image)
+        assert tag != "latest" and EXACT_TAG.match(tag), image
+    # The images run the versions that stack/pom.xml fetches for the local stack.
+    assert SERVICES["registry"]["image"] == (
+        f"apicurio/apicurio-registry:{_pom_property('version.apicurio.registry')}")
+    assert f"apache/kafka:{_pom_property('version.kafka')}" in images
+    assert SERVICES["postgres"]["image"].startswith("postgres:15.")
+
+
+def _walk(node: Any, key: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [pair for k, v in node.items() for pair in _walk(v, str(k))]
+    if isinstance(node, list):
+        return [pair for item in node for pair in _walk(item, key)]
+    return [(key, node)]
+
+
+def test_no_password_is_written_in_the_file() -> None:
+    pairs = _walk(COMPOSE)
+    secret_keys = [(k, v) for k, v in pairs if "PASSWORD" in k.upper()]
+    assert len(secret_keys) >= 5
+    for key, value in secret_keys:
+        assert isinstance(value, str) and ENV_REFERENCE.match(value), f"{key}: {value!r}"
+        assert ":?" in value, f"{key} must fail loudly when unset"
+    fields = [f for f in Settings.model_fields if f.endswith("_password")]
+    defaults = {_default(f).get_secret_value() for f in fields}
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    assert not [d for d in defaults if d in text]
+
+
+def test_connect_worker_gets_exactly_the_local_connect_environment() -> None:
+    env = SERVICES["connect"]["environment"]
+    assert set(env) == set(connect_environment(Settings()))
+    assert env["SEATFLOW_PG_HOST"] == "postgres"
+    assert env["SEATFLOW_PG_PORT"] == "5432"
+    assert env["SEATFLOW_REGISTRY_URL"] == "http://registry:8080/apis/registry/v2"
+
+
+def test_services_have_healthchecks_and_wait_for_healthy_dependencies() -> None:
+    for name, svc in SERVICES.items():
+        assert svc["healthcheck"]["test"], name
+        for dep, cond in svc.get("depends_on", {}).items():
+            assert dep in SERVICES and cond == {"condition": "service_healthy"}, name
+    assert set(SERVICES["connect"]["depends_on"]) == {"kafka", "registry"}
+    assert set(SERVICES["registry"]["depends_on"]) == {"postgres"}
+    volumes = set(COMPOSE["volumes"])
+    for svc in ("postgres", "kafka"):
+        named = {v.split(":")[0] for v in SERVICES[svc]["volumes"]}
+        assert named & volumes, svc
+
+
+def _props(text: str) -> dict[str, str]:
+    """key = value lines of a .properties or postgresql.conf file; a repeated key fails."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    pairs = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in lines)}
+    assert len(pairs) == len(lines), "a key appears twice"
+    return pairs
+
+
+def _conf_settings(name: str) -> dict[str, str]:
+    return _props((TEMPLATES_DIR / name).read_text())
+
+
+def test_registry_environment_carries_every_key_of_the_local_properties() -> None:
+    env = SERVICES["registry"]["environment"]
+    for key in _conf_settings("apicurio-registry.properties"):
+        assert re.sub(r"[^A-Za-z0-9]", "_", key).upper() in env, key
+
+
+def test_postgres_runs_with_the_local_settings() -> None:
+    command = SERVICES["postgres"]["command"]
+    assert command[0] == "postgres"
+    options = dict(value.partition("=")[::2] for flag, value in pairwise(command) if flag == "-c")
+    image_settled = {"listen_addresses", "port", "unix_socket_directories"}
+    for key, value in _conf_settings("postgresql.conf").items():
+        if key not in image_settled:
+            assert options.get(key) == value.strip("'"), key
+
+
+PLACEHOLDERS = {
+    "BIND_HOST": "0.0.0.0", "PG_PORT": "5432", "PG_SOCKET_DIR": "/run/pg", "PG_OS_USER": "pg",
+    "KAFKA_PORT": "9092", "KAFKA_CONTROLLER_PORT": "9093", "KAFKA_DATA_DIR": "/data",
+    "CONNECT_PORT": "8083", "PLUGIN_PATH": "/plugins", "SECRETS_DIR": "/secrets",
+    "REGISTRY_PORT": "8080", "REGISTRY_MANAGEMENT_PORT": "9000", "REGISTRY_DATABASE": "reg",
+    "REGISTRY_USER": "reg", "REGISTRY_PASSWORD": "a$b&c\\1/d",
+}
+
+
+def _render_sh(*args: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = ["sh", str(COMPOSE_DIR / "render.sh"), *map(str, args)]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+@pytest.mark.skipif(not (shutil.which("sh") and shutil.which("awk")), reason="needs sh and awk")
+def test_render_sh_renders_templates_as_python_does() -> None:
+    for name in CONF_TEMPLATES:
+        done = _render_sh(TEMPLATES_DIR / name, env=PLACEHOLDERS)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == render((TEMPLATES_DIR / name).read_text(), PLACEHOLDERS), name
+    missing = _render_sh(TEMPLATES_DIR / "server.properties", env={})
+    assert missing.returncode != 0 and "KAFKA_DATA_DIR" in missing.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("sh") and shutil.which("awk")), reason="needs sh and awk")
+@pytest.mark.parametrize("name", ["server.properties", "connect-distributed.properties"])
+def test_render_sh_overrides_replace_keys_in_place(name: str) -> None:
+    overrides_file = COMPOSE_DIR / name.replace(".properties", ".overrides.properties")
+    done = _render_sh(TEMPLATES_DIR / name, overrides_file, env=PLACEHOLDERS)
+    assert done.returncode == 0, done.stderr
+    plain = _props(render((TEMPLATES_DIR / name).read_text(), PLACEHOLDERS))
+    overrides = _props(overrides_file.read_text())
+    assert overrides and set(overrides) <= set(plain)
+    assert _props(done.stdout) == {**plain, **overrides}
