@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+import psycopg
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.connect import CONNECTORS_DIR, ConnectClient, apply_connector, load_connector_file
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
+from pipelines.processor.runner import GROUP_ID
 from pipelines.schemas import local_schemas, register_schemas
 from pipelines.settings import Settings
-from pipelines.topics import ensure_topics, output_topics
+from pipelines.topics import cdc_topic, end_offsets, ensure_topics, group_lag, output_topics
 
-__all__ = ["deploy_pipeline"]
+__all__ = ["deploy_pipeline", "snapshot_progress", "wait_caught_up"]
 
 
 def deploy_pipeline(
@@ -37,3 +40,28 @@ def deploy_pipeline(
         outcome = apply_connector(client, connector)
         client.wait_running(connector.name)
         say(f"connector {connector.name}: {outcome}, running")
+
+
+def snapshot_progress(settings: Settings) -> tuple[int, int, int]:
+    """(seat_inventory rows, records in its CDC topic, records the processor has not committed)."""
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        row = conn.execute("SELECT count(*) FROM ticketing.seat_inventory").fetchone()
+    topic = cdc_topic(settings, "seat_inventory")
+    captured = sum(end_offsets(settings.kafka_bootstrap, topic).values())
+    return (row[0] if row else 0), captured, group_lag(settings.kafka_bootstrap, GROUP_ID, topic)
+
+
+def wait_caught_up(
+    settings: Settings, *, timeout_s: float = 600, say: Callable[[str], None] = lambda _: None
+) -> None:
+    """Wait until Debezium has captured every seat and the processor has published them all."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows, captured, lag = snapshot_progress(settings)
+        if captured >= rows and lag == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not caught up after {timeout_s:.0f} s: {captured:,} of {rows:,} "
+                               f"seats captured, {lag:,} changes not yet published")
+        say(f"snapshot: {captured:,} of {rows:,} seats captured, {lag:,} still to publish")
+        time.sleep(1)

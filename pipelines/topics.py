@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.settings import Settings
 
-__all__ = ["TopicSpec", "cdc_topic", "ensure_topics", "output_topics"]
+__all__ = ["TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "output_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +59,27 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], *, timeout: float 
                 raise
     log.info("created topics %s", created)
     return created
+
+
+def end_offsets(bootstrap: str, topic: str, *, timeout: float = 10.0) -> dict[int, int]:
+    """High watermark of every partition of topic (empty when the topic does not exist)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "seatflow-offsets-probe"})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return {}
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+                for p in meta.partitions}
+    finally:
+        consumer.close()
+
+
+def group_lag(bootstrap: str, group_id: str, topic: str, *, timeout: float = 10.0) -> int:
+    """Records of topic the group has not committed yet (its whole length if it committed none)."""
+    ends = end_offsets(bootstrap, topic, timeout=timeout)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=timeout)
+    finally:
+        consumer.close()
+    return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)

@@ -12,7 +12,7 @@ from pipelines.cli.output import console, fail
 from pipelines.cli.processor_cmd import watch_availability
 from pipelines.cli.stack_cmd import ConsoleReporter
 from pipelines.connect import ConnectError
-from pipelines.deploy import deploy_pipeline
+from pipelines.deploy import deploy_pipeline, wait_caught_up
 from pipelines.host import HostError
 from pipelines.host.simulate import OnSaleStats, run_onsale
 from pipelines.settings import get_settings
@@ -35,10 +35,13 @@ def demo(
         deploy_pipeline(settings, events=events, say=lambda m: console.print(f"[green]✓[/] {m}"))
         stack.start_app(settings, "processor")
         console.print("[green]✓[/] processor running (log: seatflow stack logs processor)")
+        with console.status("Waiting for the snapshot …") as spinner:
+            wait_caught_up(settings, say=lambda m: spinner.update(m))
+        console.print("[green]✓[/] every seat captured and published")
         if dagster:
             stack.start_app(settings, "dagster")
             console.print(f"[green]✓[/] Dagster UI on http://{settings.bind_host}:{settings.dagster_port}")
-    except (StackError, HostError, ConnectError) as e:
+    except (StackError, HostError, ConnectError, TimeoutError) as e:
         fail(str(e))
 
     result: dict[str, OnSaleStats] = {}

@@ -11,11 +11,10 @@ from typing import Annotated
 import typer
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from rich.live import Live
 from rich.table import Table
 
+from pipelines.avro import AvroDecoder
 from pipelines.cli.output import console, fail
 from pipelines.processor.aggregate import AvailabilityState
 from pipelines.processor.runner import BatchStats, ProcessorError, run_processor
@@ -74,9 +73,7 @@ def watch_availability(settings: Settings, *, duration_s: float | None,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
     })
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
-    key_ctx = SerializationContext(SEAT_AVAILABILITY, MessageField.KEY)
-    value_ctx = SerializationContext(SEAT_AVAILABILITY, MessageField.VALUE)
+    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
     state = AvailabilityState()
     consumer.subscribe([SEAT_AVAILABILITY])
     deadline = None if duration_s is None else time.monotonic() + duration_s
@@ -86,9 +83,7 @@ def watch_availability(settings: Settings, *, duration_s: float | None,
             while deadline is None or time.monotonic() < deadline:
                 for msg in consumer.consume(num_messages=5000, timeout=0.2):
                     if msg.error() is None:
-                        raw = msg.value()
-                        value = deserialize(raw, value_ctx) if raw is not None else None
-                        state.apply(deserialize(msg.key(), key_ctx), value)
+                        state.apply(decoder.decode(msg.key()), decoder.decode(msg.value()))
                 if time.monotonic() - last_draw > 0.25:
                     live.update(_section_table(state, limit=sections))
                     last_draw = time.monotonic()

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 
+from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
 from pipelines.processor.core import (
     ChangeError,
     ReferenceData,
@@ -93,13 +92,18 @@ def run_processor(
 ) -> RunStats:
     """Process changes until should_stop() is true (or, with until_end, the input's end)."""
     registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
-    deserialize = AvroDeserializer(registry)
-    key_schema = load_schema(f"{SEAT_AVAILABILITY}-key").text
-    value_schema = load_schema(f"{SEAT_AVAILABILITY}-value").text
-    # The deploy registers schemas; the processor only looks them up.
-    serializer_conf = {"auto.register.schemas": False, "use.latest.version": False}
-    serialize_key = AvroSerializer(registry, key_schema, conf=serializer_conf)
-    serialize_value = AvroSerializer(registry, value_schema, conf=serializer_conf)
+    decoder = AvroDecoder(registry)
+    # The deploy registers schemas; the processor only looks them up, and fails if they differ.
+    try:
+        codec = Codec(
+            decoder,
+            AvroEncoder(registry, f"{SEAT_AVAILABILITY}-key",
+                        load_schema(f"{SEAT_AVAILABILITY}-key").text),
+            AvroEncoder(registry, f"{SEAT_AVAILABILITY}-value",
+                        load_schema(f"{SEAT_AVAILABILITY}-value").text),
+        )
+    except WireFormatError as e:
+        raise ProcessorError(str(e)) from e
     reference = load_reference(settings)
     in_topic = cdc_topic(settings, "seat_inventory")
 
@@ -138,10 +142,7 @@ def run_processor(
                 else:
                     log.warning("consumer: %s", err)
             if records:
-                batch = _process_batch(
-                    records, producer, consumer, deserialize, serialize_key, serialize_value,
-                    reference,
-                )
+                batch = _process_batch(records, producer, consumer, codec, reference)
                 if batch is None:
                     stats.aborted += 1
                 else:
@@ -156,19 +157,24 @@ def run_processor(
     return stats
 
 
+@dataclass(frozen=True)
+class Codec:
+    """Decodes CDC records; encodes seat-availability keys and values."""
+
+    decoder: AvroDecoder
+    key: AvroEncoder
+    value: AvroEncoder
+
+
 def _process_batch(
     records: list[Message],
     producer: Producer,
     consumer: Consumer,
-    deserialize: AvroDeserializer,
-    serialize_key: AvroSerializer,
-    serialize_value: AvroSerializer,
+    codec: Codec,
     reference: ReferenceData,
 ) -> BatchStats | None:
     """One transaction: publish the batch and commit its offsets; None when it was aborted."""
     batch = BatchStats(records_in=len(records))
-    out_key_ctx = SerializationContext(SEAT_AVAILABILITY, MessageField.KEY)
-    out_value_ctx = SerializationContext(SEAT_AVAILABILITY, MessageField.VALUE)
     producer.begin_transaction()
     try:
         published_at = _now_ms()
@@ -178,7 +184,7 @@ def _process_batch(
                 batch.skipped += 1
                 continue
             try:
-                envelope = deserialize(raw, SerializationContext(str(msg.topic()), MessageField.VALUE))
+                envelope = codec.decoder.decode(raw)
                 if not isinstance(envelope, dict):
                     raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
                 change = decode_seat_change(envelope)
@@ -193,8 +199,8 @@ def _process_batch(
             value = availability_value(change, reference, published_at_ms=published_at)
             producer.produce(
                 SEAT_AVAILABILITY,
-                key=serialize_key(availability_key(change), out_key_ctx),
-                value=serialize_value(value, out_value_ctx) if value is not None else None,
+                key=codec.key.encode(availability_key(change)),
+                value=codec.value.encode(value) if value is not None else None,
             )
             batch.records_out += 1
             batch.max_latency_ms = max(batch.max_latency_ms, published_at - change.committed_at_ms)

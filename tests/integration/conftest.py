@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from pipelines import stack
+from pipelines import stack, topics
 from pipelines.deploy import deploy_pipeline
 from pipelines.processor.runner import RunStats, run_processor
 from pipelines.settings import Settings
@@ -36,13 +36,7 @@ def running_stack(settings: Settings) -> Iterator[Settings]:
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "probe"})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in meta.partitions}
-    finally:
-        consumer.close()
+    return topics.end_offsets(settings.kafka_bootstrap, topic)
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, every: float = 0.5) -> Any:
