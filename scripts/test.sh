@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lint, bring the local stack up, run every test against it, and always bring it down again.
+# Lint, bring the local stack up, run every test against it, and bring it down again
+# (unless it was already up before: then it is left running as it was).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -9,6 +10,10 @@ ruff check pipelines tests
 mypy
 seatflow schemas check
 
-trap 'seatflow stack down || true' EXIT
-seatflow stack up
+if seatflow stack status >/dev/null 2>&1; then
+  echo "the stack is already up: testing against it and leaving it up"
+else
+  trap 'seatflow stack down || true' EXIT
+  seatflow stack up
+fi
 pytest "$@"

@@ -1,0 +1,83 @@
+"""After `stack down` and `stack up`, Debezium resumes streaming without a new snapshot."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import requests
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from pipelines import stack
+from pipelines.avro import AvroDecoder
+from pipelines.connect import ConnectClient
+from pipelines.settings import Settings
+from pipelines.topics import SEAT_AVAILABILITY, cdc_topic
+from tests.integration.conftest import end_offsets, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def touch_seat(settings: Settings) -> tuple[int, int, int]:
+    """Change one seat's price (a streamed update); its (event_id, seat_id, new version)."""
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        row = conn.execute(
+            "UPDATE ticketing.seat_inventory SET price = price + 1"
+            " WHERE (event_id, seat_id) = (SELECT event_id, seat_id FROM ticketing.seat_inventory"
+            "   ORDER BY event_id, seat_id LIMIT 1)"
+            " RETURNING event_id, seat_id, version"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+def changes_since(settings: Settings, topic: str, start: dict[int, int]) -> list[dict]:
+    """Every CDC envelope of topic after the given offsets, decoded through the registry."""
+    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "restart-test",
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "enable.partition.eof": True})
+    ends = end_offsets(settings, topic)
+    consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in ends])
+    out, done = [], {p for p, end in ends.items() if start.get(p, 0) >= end}
+    try:
+        while len(done) < len(ends):
+            for msg in consumer.consume(1000, timeout=1):
+                if msg.error() is not None:
+                    done.add(msg.partition())
+                elif msg.value() is not None:
+                    out.append(decoder.decode(msg.value()))
+    finally:
+        consumer.close()
+    return out
+
+
+def wait_for_change(settings: Settings, topic: str, start: dict[int, int],
+                    seat: tuple[int, int, int]) -> list[dict]:
+    def arrived() -> list[dict] | None:
+        changes = changes_since(settings, topic, start)
+        found = any((c["after"] or {}).get("seat_id") == seat[1]
+                    and c["after"]["version"] == seat[2] for c in changes)
+        return changes if found else None
+
+    return wait_for(arrived, timeout=60, what=f"the change of seat {seat} in {topic}")
+
+
+def test_restart_resumes_streaming_without_snapshot_and_keeps_schemas(pipeline: Settings) -> None:
+    settings = pipeline
+    topic = cdc_topic(settings, "seat_inventory")
+    # The connector is streaming and has committed an offset past the snapshot.
+    wait_for_change(settings, topic, end_offsets(settings, topic), touch_seat(settings))
+    before = end_offsets(settings, topic)
+
+    stack.down(settings)
+    stack.up(settings)
+    ConnectClient(settings.connect_url).wait_running(settings.connector_name, timeout_s=120)
+
+    seat = touch_seat(settings)
+    changes = wait_for_change(settings, topic, before, seat)
+    assert len(changes) < 100, f"{len(changes)} records after the restart: a new snapshot ran"
+    assert all(c["op"] != "r" and c["source"]["snapshot"] in ("false", None) for c in changes)
+
+    subjects = requests.get(f"{settings.ccompat_url}/subjects", timeout=10).json()
+    assert {f"{SEAT_AVAILABILITY}-key", f"{SEAT_AVAILABILITY}-value", f"{topic}-value"} <= set(subjects)
