@@ -15,6 +15,8 @@ __all__ = ["TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag"
 log = logging.getLogger(__name__)
 
 SEAT_AVAILABILITY = "seat-availability"
+SECTION_AVAILABILITY = "section-availability"
+EVENT_AVAILABILITY = "event-availability"
 DEAD_LETTER = "seatflow.dead-letter"
 
 
@@ -34,6 +36,8 @@ def output_topics() -> list[TopicSpec]:
     compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
     return [
         TopicSpec(SEAT_AVAILABILITY, partitions=3, config=compacted),
+        TopicSpec(SECTION_AVAILABILITY, partitions=1, config=compacted),
+        TopicSpec(EVENT_AVAILABILITY, partitions=1, config=compacted),
         TopicSpec(DEAD_LETTER, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
     ]
 

@@ -16,10 +16,9 @@ from rich.table import Table
 
 from pipelines.avro import AvroDecoder
 from pipelines.cli.output import console, fail
-from pipelines.processor.aggregate import AvailabilityState
-from pipelines.processor.runner import BatchStats, ProcessorError, run_processor
+from pipelines.processor.runner import BatchStats, ProcessorConfig, ProcessorError, run_processor
 from pipelines.settings import Settings, get_settings
-from pipelines.topics import SEAT_AVAILABILITY
+from pipelines.topics import EVENT_AVAILABILITY, SECTION_AVAILABILITY
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -27,45 +26,52 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 def run(
     until_end: Annotated[bool, typer.Option(help="Stop at the current end of the input.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1)] = 2000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Most records per transaction.")] = 5000,
 ) -> None:
-    """Publish seat availability from the seat-inventory CDC topic until interrupted."""
+    """Publish availability from the CDC topics until interrupted (SIGTERM or Ctrl-C)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    settings = get_settings()
 
     def report(batch: BatchStats) -> None:
         console.print(
-            f"batch in={batch.records_in} out={batch.records_out} "
-            f"dead-lettered={batch.dead_lettered} max latency={batch.max_latency_ms:.0f} ms",
+            f"batch in={batch.records_in} out={batch.records_out} dup={batch.duplicates} "
+            f"dead-lettered={batch.dead_lettered} pending={batch.pending} lag={batch.lag} "
+            f"latency p50={batch.latency_p50_ms:.0f} ms max={batch.latency_max_ms:.0f} ms",
             highlight=False,
         )
 
     try:
-        stats = run_processor(get_settings(), should_stop=stop.is_set, until_end=until_end,
-                              batch_size=batch_size, on_batch=report)
+        stats = run_processor(settings, should_stop=stop.is_set, until_end=until_end,
+                              config=ProcessorConfig.of(settings, batch_size=batch_size),
+                              on_batch=report)
     except ProcessorError as e:
         fail(str(e))
     console.print(f"done: {stats.batches} batches, {stats.records_in} in, {stats.records_out} out, "
-                  f"{stats.dead_lettered} dead-lettered, {stats.aborted} aborted")
+                  f"{stats.duplicates} duplicates, {stats.dead_lettered} dead-lettered, "
+                  f"{stats.aborted} aborted", highlight=False)
 
 
-def _section_table(state: AvailabilityState, *, limit: int) -> Table:
+def _section_table(sections: dict[tuple, dict], events: dict[int, dict], *, limit: int) -> Table:
     """The `limit` sections with the fewest open seats, then every event's totals."""
-    table = Table("event", "section", "open", "held", "sold", title="seat availability (live)")
-    busiest = sorted(state.sections.items(), key=lambda kv: kv[1]["OPEN"])[:limit]
-    for (event_id, section), counts in sorted(busiest):
-        table.add_row(str(event_id), section, str(counts["OPEN"]), str(counts["HELD"]),
-                      str(counts["SOLD"]))
-    for event_id, counts in sorted(state.event_totals().items()):
-        table.add_row(f"[bold]{event_id}", "[bold]all", f"[bold]{counts['OPEN']}",
-                      f"[bold]{counts['HELD']}", f"[bold]{counts['SOLD']}")
+    table = Table("event", "section", "price level", "open", "held", "sold", "lowest open price",
+                  title="availability (live, from section-availability and event-availability)")
+    busiest = sorted(sections.values(), key=lambda v: (v["open"], v["event_id"]))[:limit]
+    for v in sorted(busiest, key=lambda v: (v["event_id"], v["section_code"])):
+        price = v["lowest_open_price"]
+        table.add_row(str(v["event_id"]), v["section_code"], str(v["price_level_id"]),
+                      str(v["open"]), str(v["held"]), str(v["sold"]),
+                      "-" if price is None else f"{price:.2f}")
+    for event_id, v in sorted(events.items()):
+        table.add_row(f"[bold]{event_id}", "[bold]all", "", f"[bold]{v['open']}",
+                      f"[bold]{v['held']}", f"[bold]{v['sold']}", "")
     return table
 
 
 def watch_availability(settings: Settings, *, duration_s: float | None,
-                       sections: int = 12) -> AvailabilityState:
-    """Follow the seat-availability topic from its start and show per-section counts live."""
+                       sections: int = 12) -> tuple[dict[tuple, dict], dict[int, dict]]:
+    """Follow the section and event availability topics and show them live."""
     consumer = Consumer({
         "bootstrap.servers": settings.kafka_bootstrap,
         "group.id": f"seatflow-watch-{uuid.uuid4()}",
@@ -74,30 +80,36 @@ def watch_availability(settings: Settings, *, duration_s: float | None,
         "isolation.level": "read_committed",
     })
     decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
-    state = AvailabilityState()
-    consumer.subscribe([SEAT_AVAILABILITY])
+    latest_sections: dict[tuple, dict] = {}
+    latest_events: dict[int, dict] = {}
+    consumer.subscribe([SECTION_AVAILABILITY, EVENT_AVAILABILITY])
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         with Live(console=console, refresh_per_second=4) as live:
-            last_draw = 0.0
             while deadline is None or time.monotonic() < deadline:
-                for msg in consumer.consume(num_messages=5000, timeout=0.2):
-                    if msg.error() is None:
-                        state.apply(decoder.decode(msg.key()), decoder.decode(msg.value()))
-                if time.monotonic() - last_draw > 0.25:
-                    live.update(_section_table(state, limit=sections))
-                    last_draw = time.monotonic()
+                for msg in consumer.consume(num_messages=5000, timeout=0.25):
+                    if msg.error() is not None or msg.value() is None:
+                        continue
+                    value = decoder.decode(msg.value())
+                    if msg.topic() == EVENT_AVAILABILITY:
+                        latest_events[value["event_id"]] = value
+                    else:
+                        key = (value["event_id"], value["section_code"], value["price_level_id"])
+                        latest_sections[key] = value
+                live.update(_section_table(latest_sections, latest_events, limit=sections))
     except KeyboardInterrupt:
         pass
     finally:
         consumer.close()
-    return state
+    return latest_sections, latest_events
 
 
 @app.command()
 def watch(
-    duration: Annotated[float | None, typer.Option(help="Seconds to watch (default: until Ctrl-C).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds to watch (default: until Ctrl-C).")
+    ] = None,
     sections: Annotated[int, typer.Option(help="How many sections to show.")] = 12,
 ) -> None:
-    """Show the availability per section as it changes."""
+    """Show the availability per section and event as it changes."""
     watch_availability(get_settings(), duration_s=duration, sections=sections)

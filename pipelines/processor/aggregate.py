@@ -1,46 +1,86 @@
-"""Section and event availability, folded from seat-availability records (pure)."""
+"""Seat, section and event availability as state, kept exact change by change (pure)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["AvailabilityState", "SectionKey"]
+from pipelines.processor.core import SeatState
 
-SectionKey = tuple[int, str]  # (event_id, section_code)
+__all__ = ["Availability", "SeatKey", "SectionCounts", "SectionKey"]
+
+SeatKey = tuple[int, int]  # (event_id, seat_id)
+SectionKey = tuple[int, str, int]  # (event_id, section_code, price_level_id)
+_STATUS_FIELD = {"OPEN": "open", "HELD": "held", "SOLD": "sold"}
 
 
 @dataclass
-class AvailabilityState:
-    """The latest status of every seat and, kept in step, the counts per section and event."""
+class SectionCounts:
+    open: int = 0
+    held: int = 0
+    sold: int = 0
+    # Prices of the open seats, so the lowest one stays exact when seats close and reopen.
+    open_prices: Counter[Decimal] = field(default_factory=Counter)
 
-    seats: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
-    sections: dict[SectionKey, Counter[str]] = field(default_factory=dict)
-    versions: dict[tuple[int, int], int] = field(default_factory=dict)
+    @property
+    def total(self) -> int:
+        return self.open + self.held + self.sold
 
-    def apply(self, key: Mapping[str, Any], value: Mapping[str, Any] | None) -> bool:
-        """Fold one record in; older or repeated versions change nothing. True if it changed."""
-        seat = (key["event_id"], key["seat_id"])
-        if value is not None:
-            version = value["source_version"]
-            if self.versions.get(seat, -1) >= version:
-                return False
-            self.versions[seat] = version
-        previous = self.seats.pop(seat, None)
+    def lowest_open_price(self) -> Decimal | None:
+        return min((p for p, n in self.open_prices.items() if n > 0), default=None)
+
+    def add(self, seat: SeatState, sign: int) -> None:
+        name = _STATUS_FIELD[seat.status]
+        setattr(self, name, getattr(self, name) + sign)
+        if seat.status == "OPEN":
+            self.open_prices[seat.price] += sign
+            if self.open_prices[seat.price] == 0:
+                del self.open_prices[seat.price]
+
+
+@dataclass
+class Availability:
+    """The newest state of every seat and, kept in step, the counts per section and event."""
+
+    seats: dict[SeatKey, SeatState] = field(default_factory=dict)
+    sections: dict[SectionKey, SectionCounts] = field(default_factory=dict)
+    events: dict[int, SectionCounts] = field(default_factory=dict)
+
+    def version_of(self, key: SeatKey) -> int:
+        seat = self.seats.get(key)
+        return seat.version if seat else 0
+
+    def put(self, key: SeatKey, new: SeatState | None) -> SeatState | None:
+        """Replace a seat's state (None removes it); returns the previous state, for undo."""
+        previous = self.seats.pop(key, None) if new is None else self.seats.get(key)
         if previous is not None:
-            self.sections[(seat[0], previous[0])][previous[1]] -= 1
-        if value is None:
-            self.versions.pop(seat, None)
-            return previous is not None
-        section = value.get("section_code") or "?"
-        self.seats[seat] = (section, value["status"])
-        self.sections.setdefault((seat[0], section), Counter())[value["status"]] += 1
-        return True
+            self._count(key[0], previous, -1)
+        if new is not None:
+            self.seats[key] = new
+            self._count(key[0], new, +1)
+        return previous
 
-    def event_totals(self) -> dict[int, Counter[str]]:
-        totals: dict[int, Counter[str]] = {}
-        for (event_id, _), counts in self.sections.items():
-            totals.setdefault(event_id, Counter()).update(counts)
-        return totals
+    def _count(self, event_id: int, seat: SeatState, sign: int) -> None:
+        section = (event_id, seat.section_code, seat.price_level_id)
+        self.sections.setdefault(section, SectionCounts()).add(seat, sign)
+        self.events.setdefault(event_id, SectionCounts()).add(seat, sign)
+
+    def section_value(self, key: SectionKey, *, as_of_ms: int,
+                      committed_at_ms: int) -> dict[str, Any]:
+        counts = self.sections.get(key, SectionCounts())
+        event_id, section_code, price_level_id = key
+        return {
+            "event_id": event_id, "section_code": section_code, "price_level_id": price_level_id,
+            "open": counts.open, "held": counts.held, "sold": counts.sold,
+            "lowest_open_price": counts.lowest_open_price(),
+            "as_of": as_of_ms, "source_committed_at": committed_at_ms,
+        }
+
+    def event_value(self, event_id: int, *, as_of_ms: int, committed_at_ms: int) -> dict[str, Any]:
+        counts = self.events.get(event_id, SectionCounts())
+        return {
+            "event_id": event_id, "open": counts.open, "held": counts.held, "sold": counts.sold,
+            "total": counts.total, "as_of": as_of_ms, "source_committed_at": committed_at_ms,
+        }

@@ -1,4 +1,4 @@
-"""Pure transforms of the processor: Debezium envelope -> seat change -> availability record.
+"""Pure transforms of the processor: Debezium envelope -> validated seat change -> availability.
 
 Nothing here does I/O or reads a clock; callers pass times in.
 """
@@ -11,19 +11,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from pipelines.processor.reference import Reference
+
 __all__ = [
+    "LEGAL_TRANSITIONS",
     "ChangeError",
-    "ReferenceData",
     "SeatChange",
-    "SeatRef",
+    "SeatState",
     "availability_key",
     "availability_value",
     "decode_seat_change",
     "parse_timestamp",
+    "rule_violation",
+    "seat_state",
 ]
 
 Op = Literal["c", "u", "d", "r"]
 STATUSES = {"open": "OPEN", "held": "HELD", "sold": "SOLD"}
+# open -> held (a buyer holds), held -> open (released or expired), held -> sold (bought),
+# sold -> open (refunded). A seat is never sold without a hold.
+LEGAL_TRANSITIONS = frozenset({("OPEN", "HELD"), ("HELD", "OPEN"), ("HELD", "SOLD"),
+                               ("SOLD", "OPEN")})
 _SNAPSHOT_FLAGS = {"true", "first", "first_in_data_collection", "last", "last_in_data_collection",
                    "incremental"}
 
@@ -52,22 +60,20 @@ class SeatChange:
     committed_at_ms: int
     snapshot: bool
 
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.event_id, self.seat_id)
+
 
 @dataclass(frozen=True, slots=True)
-class SeatRef:
-    """Where a seat is in the venue."""
+class SeatState:
+    """What the processor knows of one seat of one event: its newest version, enriched."""
 
+    version: int
+    status: str
     section_code: str
-    row_label: str
-    seat_number: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceData:
-    """Reference data the processor enriches with, keyed by the ticketing host's ids."""
-
-    seats: Mapping[int, SeatRef]
-    price_levels: Mapping[int, str]
+    price_level_id: int
+    price: Decimal
 
 
 def parse_timestamp(value: Any, *, field: str) -> datetime | None:
@@ -97,7 +103,8 @@ def _decimal(value: Any, *, field: str, scale: int = 2) -> Decimal | None:
 def _int(row: Mapping[str, Any], name: str) -> int:
     value = row.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ChangeError("missing_field", f"seat_inventory.{name} is {value!r}, expected an integer")
+        raise ChangeError("missing_field",
+                          f"seat_inventory.{name} is {value!r}, expected an integer")
     return value
 
 
@@ -137,27 +144,63 @@ def decode_seat_change(envelope: Mapping[str, Any]) -> SeatChange:
     )
 
 
+def rule_violation(change: SeatChange, previous: SeatState | None) -> str | None:
+    """The business rule a (non-duplicate) change breaks, or None."""
+    if change.op == "d":
+        return None
+    if change.price is not None and change.price < 0:
+        return f"negative_price: price {change.price} of seat {change.seat_id} is below zero"
+    if change.price_level_id is None or change.price is None:
+        return f"missing_field: seat {change.seat_id} has no price level or price"
+    if change.status == "HELD":
+        expires = change.hold_expires_at
+        if expires is None or expires.timestamp() * 1000 <= change.committed_at_ms:
+            return (f"hold_expiry: hold of seat {change.seat_id} expires at {expires}, "
+                    f"not after its commit time")
+    if (previous is not None and previous.status != change.status
+            and (previous.status, change.status) not in LEGAL_TRANSITIONS):
+        return (f"illegal_transition: seat {change.seat_id} of event {change.event_id} went "
+                f"{previous.status} -> {change.status} (version {previous.version} -> "
+                f"{change.version})")
+    return None
+
+
+def seat_state(change: SeatChange, reference: Reference) -> SeatState:
+    """The seat's new state; the change must be valid and its references resolved."""
+    assert change.status is not None and change.price_level_id is not None
+    assert change.price is not None
+    seat = reference.seats[change.seat_id]
+    return SeatState(
+        version=change.version,
+        status=change.status,
+        section_code=reference.sections[seat.section_id].code,
+        price_level_id=change.price_level_id,
+        price=change.price,
+    )
+
+
 def availability_key(change: SeatChange) -> dict[str, int]:
     return {"event_id": change.event_id, "seat_id": change.seat_id}
 
 
 def availability_value(
-    change: SeatChange, reference: ReferenceData, *, published_at_ms: int
+    change: SeatChange, reference: Reference, *, published_at_ms: int
 ) -> dict[str, Any] | None:
     """The seat-availability record for a change; None (a tombstone) when the row was deleted."""
     if change.op == "d":
         return None
     seat = reference.seats.get(change.seat_id)
+    section = reference.sections.get(seat.section_id) if seat else None
     level = reference.price_levels.get(change.price_level_id) if change.price_level_id else None
     return {
         "event_id": change.event_id,
         "seat_id": change.seat_id,
         "status": change.status,
-        "section_code": seat.section_code if seat else None,
+        "section_code": section.code if section else None,
         "row_label": seat.row_label if seat else None,
         "seat_number": seat.seat_number if seat else None,
         "price_level_id": change.price_level_id,
-        "price_level_code": level,
+        "price_level_code": level.code if level else None,
         "price": change.price,
         "hold_expires_at": change.hold_expires_at if change.status == "HELD" else None,
         "source_version": change.version,

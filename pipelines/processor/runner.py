@@ -1,30 +1,59 @@
-"""The processor's I/O: read seat-inventory changes, publish seat availability, exactly once."""
+"""The processor's I/O: CDC topics in, availability topics out, one transaction per batch."""
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
-from pipelines.processor.core import (
-    ChangeError,
-    ReferenceData,
+from pipelines.processor.aggregate import Availability, SectionKey
+from pipelines.processor.core import ChangeError, SeatChange, SeatState, decode_seat_change
+from pipelines.processor.reference import (
+    REFERENCE_TABLES,
+    EventRef,
+    PriceLevelRef,
+    Reference,
     SeatRef,
-    availability_key,
-    availability_value,
-    decode_seat_change,
+    SectionRef,
 )
+from pipelines.processor.step import Applied, Duplicate, Unresolved, Violation, apply_change
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
-from pipelines.topics import DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic
+from pipelines.topics import (
+    DEAD_LETTER,
+    EVENT_AVAILABILITY,
+    SEAT_AVAILABILITY,
+    SECTION_AVAILABILITY,
+    cdc_topic,
+)
 
-__all__ = ["BatchStats", "ProcessorError", "RunStats", "load_reference", "run_processor"]
+__all__ = [
+    "GROUP_ID",
+    "BatchStats",
+    "ProcessorConfig",
+    "ProcessorError",
+    "RunStats",
+    "load_reference",
+    "rebuild_availability",
+    "run_processor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +64,46 @@ class ProcessorError(RuntimeError):
     """The processor cannot go on (a fatal Kafka error, a missing schema)."""
 
 
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """Topics and tuning of one processor; the defaults are the pipeline's own."""
+
+    seat_inventory_topic: str
+    reference_topics: dict[str, str]  # table -> CDC topic
+    seat_topic: str = SEAT_AVAILABILITY
+    section_topic: str = SECTION_AVAILABILITY
+    event_topic: str = EVENT_AVAILABILITY
+    dead_letter_topic: str = DEAD_LETTER
+    group_id: str = GROUP_ID
+    transactional_id: str = f"{GROUP_ID}-0"
+    batch_size: int = 5000
+    batch_timeout_s: float = 0.05
+    reference_wait_ms: int = 10_000
+    load_reference_from_db: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings, **overrides: Any) -> ProcessorConfig:
+        return cls(
+            seat_inventory_topic=cdc_topic(settings, "seat_inventory"),
+            reference_topics={t: cdc_topic(settings, t) for t in REFERENCE_TABLES},
+            **overrides,
+        )
+
+    @property
+    def input_topics(self) -> list[str]:
+        return [self.seat_inventory_topic, *self.reference_topics.values()]
+
+
 @dataclass
 class BatchStats:
     records_in: int = 0
     records_out: int = 0
+    duplicates: int = 0
     dead_lettered: int = 0
-    skipped: int = 0
-    max_latency_ms: float = 0.0
+    pending: int = 0
+    lag: int = 0
+    latency_p50_ms: float = 0.0
+    latency_max_ms: float = 0.0
 
 
 @dataclass
@@ -49,8 +111,8 @@ class RunStats:
     batches: int = 0
     records_in: int = 0
     records_out: int = 0
+    duplicates: int = 0
     dead_lettered: int = 0
-    skipped: int = 0
     aborted: int = 0
     last_batch: BatchStats = field(default_factory=BatchStats)
 
@@ -58,26 +120,364 @@ class RunStats:
         self.batches += 1
         self.records_in += batch.records_in
         self.records_out += batch.records_out
+        self.duplicates += batch.duplicates
         self.dead_lettered += batch.dead_lettered
-        self.skipped += batch.skipped
         self.last_batch = batch
 
 
-def load_reference(settings: Settings) -> ReferenceData:
-    """Seats and price levels from the ticketing host, for enrichment."""
+def load_reference(settings: Settings) -> Reference:
+    """Events, sections, seats and price levels from the ticketing host, for enrichment."""
+    ref = Reference()
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT s.seat_id, sec.code, s.row_label, s.seat_number"
-            " FROM ticketing.seats s JOIN ticketing.sections sec USING (section_id)"
-        )
-        seats = {seat_id: SeatRef(code, row, number) for seat_id, code, row, number in cur}
-        cur.execute("SELECT price_level_id, code FROM ticketing.price_levels")
-        levels = {level_id: code for level_id, code in cur}
-    return ReferenceData(seats=seats, price_levels=levels)
+        cur.execute("SELECT event_id, name, status FROM ticketing.events")
+        ref.events = {i: EventRef(name, status) for i, name, status in cur}
+        cur.execute("SELECT section_id, code FROM ticketing.sections")
+        ref.sections = {i: SectionRef(code) for i, code in cur}
+        cur.execute("SELECT seat_id, section_id, row_label, seat_number FROM ticketing.seats")
+        ref.seats = {i: SeatRef(sec, row, num) for i, sec, row, num in cur}
+        cur.execute("SELECT price_level_id, event_id, code, price FROM ticketing.price_levels")
+        ref.price_levels = {i: PriceLevelRef(e, code, price) for i, e, code, price in cur}
+    return ref
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None]) -> int:
+    """Feed every committed record of topic to handle, from its start to its current end."""
+    meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return 0
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    remaining = {p for p in meta.partitions
+                 if consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] > 0}
+    count = 0
+    while remaining:
+        for msg in consumer.consume(10_000, timeout=1.0):
+            err = msg.error()
+            if err is None:
+                handle(msg)
+                count += 1
+            elif err.code() == KafkaError._PARTITION_EOF:
+                remaining.discard(msg.partition() or 0)
+            else:
+                raise ProcessorError(f"reading {topic}: {err}")
+    consumer.unassign()
+    return count
+
+
+def rebuild_availability(settings: Settings, topic: str, decoder: AvroDecoder) -> Availability:
+    """The state as published: every seat's newest record in the compacted topic (read committed)."""
+    availability = Availability()
+
+    def fold(msg: Message) -> None:
+        key = decoder.decode(msg.key())
+        seat = (key["event_id"], key["seat_id"])
+        value = decoder.decode(msg.value())
+        if value is None:
+            availability.put(seat, None)
+        elif value["source_version"] > availability.version_of(seat):
+            availability.put(seat, SeatState(
+                version=value["source_version"], status=value["status"],
+                section_code=value.get("section_code") or "?",
+                price_level_id=value.get("price_level_id") or 0,
+                price=value["price"]))
+
+    consumer = Consumer({
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": f"{GROUP_ID}-rebuild",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+    })
+    try:
+        count = _read_to_end(consumer, topic, fold)
+    finally:
+        consumer.close()
+    log.info("rebuilt availability of %d seats from %d records of %s",
+             len(availability.seats), count, topic)
+    return availability
+
+
+@dataclass
+class _Pending:
+    msg: Message
+    change: SeatChange
+    first_seen_ms: int
+
+
+@dataclass
+class _Codecs:
+    decoder: AvroDecoder
+    seat_key: AvroEncoder
+    seat_value: AvroEncoder
+    section_key: AvroEncoder
+    section_value: AvroEncoder
+    event_key: AvroEncoder
+    event_value: AvroEncoder
+    dead_letter: AvroEncoder
+
+    @classmethod
+    def lookup(cls, registry: SchemaRegistryClient, config: ProcessorConfig) -> _Codecs:
+        def enc(topic: str, base: str, part: str) -> AvroEncoder:
+            return AvroEncoder(registry, f"{topic}-{part}", load_schema(f"{base}-{part}").text)
+
+        try:
+            return cls(
+                AvroDecoder(registry),
+                enc(config.seat_topic, SEAT_AVAILABILITY, "key"),
+                enc(config.seat_topic, SEAT_AVAILABILITY, "value"),
+                enc(config.section_topic, SECTION_AVAILABILITY, "key"),
+                enc(config.section_topic, SECTION_AVAILABILITY, "value"),
+                enc(config.event_topic, EVENT_AVAILABILITY, "key"),
+                enc(config.event_topic, EVENT_AVAILABILITY, "value"),
+                enc(config.dead_letter_topic, DEAD_LETTER, "value"),
+            )
+        except WireFormatError as e:
+            raise ProcessorError(str(e)) from e
+
+
+class AvailabilityRunner:
+    """Consumes the CDC topics and publishes availability, exactly once, batch by batch."""
+
+    def __init__(self, settings: Settings, config: ProcessorConfig) -> None:
+        self.settings = settings
+        self.config = config
+        registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+        self.codecs = _Codecs.lookup(registry, config)
+        self.table_of = {topic: table for table, topic in config.reference_topics.items()}
+        self.producer = Producer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "transactional.id": config.transactional_id,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "transaction.timeout.ms": 60_000,
+        })
+        # Fences a zombie with the same transactional id and aborts its open transaction,
+        # before the state is read back from the output topic.
+        try:
+            self.producer.init_transactions(60)
+        except KafkaException as e:
+            raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
+        self.availability = rebuild_availability(settings, config.seat_topic, self.codecs.decoder)
+        self.reference = load_reference(settings) if config.load_reference_from_db else Reference()
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": config.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 52_428_800,
+        })
+        self.pending: list[_Pending] = []
+        self.stats = RunStats()
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.flush(10)
+
+    def run(self, *, should_stop: Callable[[], bool], until_end: bool = False,
+            on_batch: Callable[[BatchStats], None] | None = None) -> RunStats:
+        self.consumer.subscribe(self.config.input_topics)
+        at_end: set[tuple[str, int]] = set()
+        while not should_stop():
+            messages = self.consumer.consume(self.config.batch_size,
+                                             timeout=self.config.batch_timeout_s)
+            records = []
+            for msg in messages:
+                err = msg.error()
+                where = (str(msg.topic()), msg.partition() or 0)
+                if err is None:
+                    records.append(msg)
+                    at_end.discard(where)
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(where)
+                elif err.fatal():
+                    raise ProcessorError(f"consumer failed: {err}")
+                elif err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    log.warning("consumer: %s", err)
+            if records or self.pending:
+                batch = self._batch(records)
+                if batch is None:
+                    self.stats.aborted += 1
+                    at_end.clear()
+                else:
+                    self.stats.add(batch)
+                    if on_batch:
+                        on_batch(batch)
+            assignment = self.consumer.assignment()
+            if (until_end and not records and not self.pending and assignment
+                    and len(at_end) >= len(assignment)):
+                break
+        return self.stats
+
+    def _batch(self, records: list[Message]) -> BatchStats | None:
+        """One transaction: publish the batch and commit its offsets; None when aborted."""
+        now = _now_ms()
+        batch = BatchStats(records_in=len(records))
+        undo: list[tuple[tuple[int, int], SeatState | None]] = []
+        sections: dict[SectionKey, int] = {}
+        events: dict[int, int] = {}
+        latencies: list[int] = []
+        pending_before = list(self.pending)
+        self.producer.begin_transaction()
+        try:
+            retry, self.pending = self.pending, []
+            for item in retry:
+                self._seat_change(item.msg, item.change, item.first_seen_ms, now, batch, undo,
+                                  sections, events, latencies)
+            for msg in records:
+                self._record(msg, now, batch, undo, sections, events, latencies)
+            self._publish_aggregates(sections, events, now)
+            self.producer.send_offsets_to_transaction(
+                self._offsets(), self.consumer.consumer_group_metadata(), 30)
+            self.producer.commit_transaction(60)
+        except KafkaException as e:
+            error = e.args[0]
+            if error.fatal() or not error.txn_requires_abort():
+                raise ProcessorError(f"transaction failed and cannot be retried: {error}") from e
+            log.warning("aborting a batch of %d records: %s", len(records), error)
+            self._abort(undo, pending_before)
+            return None
+        except BaseException:
+            # Interrupted (Dagster terminating the run, Ctrl-C) or a bug: leave nothing half done.
+            self._abort(undo, pending_before)
+            raise
+        done = _now_ms()
+        latencies = [done - committed for committed in latencies]
+        if latencies:
+            batch.latency_p50_ms = statistics.median(latencies)
+            batch.latency_max_ms = max(latencies)
+        batch.pending = len(self.pending)
+        batch.lag = self._lag()
+        return batch
+
+    def _abort(self, undo: list[tuple[tuple[int, int], SeatState | None]],
+               pending_before: list[_Pending]) -> None:
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException as e:
+            raise ProcessorError(f"cannot abort the transaction: {e.args[0]}") from e
+        for key, previous in reversed(undo):
+            self.availability.put(key, previous)
+        # Pending records sit at or after the committed offset: the rewind reads them again.
+        del pending_before
+        self.pending = []
+        for tp in self.consumer.committed(self.consumer.assignment(), timeout=30):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _offsets(self) -> list[TopicPartition]:
+        """Positions to commit; a partition with pending records commits at its oldest one."""
+        oldest: dict[tuple[str, int], int] = {}
+        for item in self.pending:
+            where = (str(item.msg.topic()), item.msg.partition() or 0)
+            oldest[where] = min(oldest.get(where, item.msg.offset() or 0), item.msg.offset() or 0)
+        positions = self.consumer.position(self.consumer.assignment())
+        return [TopicPartition(tp.topic, tp.partition,
+                               oldest.get((tp.topic, tp.partition), tp.offset))
+                for tp in positions if tp.offset >= 0]
+
+    def _lag(self) -> int:
+        lag = 0
+        for tp in self.consumer.position(self.consumer.assignment()):
+            if tp.topic == self.config.seat_inventory_topic and tp.offset >= 0:
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+                lag += max(high - tp.offset, 0)
+        return lag
+
+    def _record(self, msg: Message, now: int, batch: BatchStats, *state: Any) -> None:
+        raw = msg.value()
+        if raw is None:  # Debezium's tombstone after a delete; the delete itself was handled
+            return
+        topic = str(msg.topic())
+        try:
+            envelope = self.codecs.decoder.decode(raw)
+            if not isinstance(envelope, dict):
+                raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
+            if topic in self.table_of:
+                self.reference.apply(self.table_of[topic], envelope.get("op", ""),
+                                     envelope.get("before"), envelope.get("after"))
+                return
+            change = decode_seat_change(envelope)
+        except ChangeError as e:
+            self._dead_letter(msg, e.reason, e, now, batch)
+            return
+        except (WireFormatError, KeyError, TypeError) as e:
+            self._dead_letter(msg, "undecodable", e, now, batch)
+            return
+        self._seat_change(msg, change, now, now, batch, *state)
+
+    def _seat_change(self, msg: Message, change: SeatChange, first_seen: int, now: int,
+                     batch: BatchStats, undo: list, sections: dict[SectionKey, int],
+                     events: dict[int, int], latencies: list[int]) -> None:
+        verdict = apply_change(change, self.availability, self.reference, published_at_ms=now)
+        if isinstance(verdict, Duplicate):
+            batch.duplicates += 1
+        elif isinstance(verdict, Violation):
+            self._dead_letter(msg, verdict.reason, ChangeError(verdict.reason, verdict.message),
+                              now, batch)
+        elif isinstance(verdict, Unresolved):
+            if now - first_seen >= self.config.reference_wait_ms:
+                error = ChangeError("unresolved_reference",
+                                    f"{verdict.missing} unknown after {now - first_seen} ms")
+                self._dead_letter(msg, "unresolved_reference", error, now, batch)
+            else:
+                self.pending.append(_Pending(msg, change, first_seen))
+        elif isinstance(verdict, Applied):
+            undo.append((verdict.key, verdict.previous))
+            c = self.codecs
+            self.producer.produce(
+                self.config.seat_topic, key=c.seat_key.encode(verdict.record_key),
+                value=None if verdict.record_value is None
+                else c.seat_value.encode(verdict.record_value))
+            for section in verdict.sections:
+                sections[section] = max(sections.get(section, 0), change.committed_at_ms)
+            events[change.event_id] = max(events.get(change.event_id, 0), change.committed_at_ms)
+            latencies.append(change.committed_at_ms)
+            batch.records_out += 1
+
+    def _publish_aggregates(self, sections: dict[SectionKey, int], events: dict[int, int],
+                            now: int) -> None:
+        c, cfg = self.codecs, self.config
+        for key, committed in sections.items():
+            self.producer.produce(
+                cfg.section_topic,
+                key=c.section_key.encode(
+                    {"event_id": key[0], "section_code": key[1], "price_level_id": key[2]}),
+                value=c.section_value.encode(self.availability.section_value(
+                    key, as_of_ms=now, committed_at_ms=committed)))
+        for event_id, committed in events.items():
+            self.producer.produce(
+                cfg.event_topic, key=c.event_key.encode({"event_id": event_id}),
+                value=c.event_value.encode(self.availability.event_value(
+                    event_id, as_of_ms=now, committed_at_ms=committed)))
+        self.producer.poll(0)
+
+    def _dead_letter(self, msg: Message, reason: str, error: BaseException, now: int,
+                     batch: BatchStats) -> None:
+        _, ts = msg.timestamp()
+        headers = msg.headers() or []
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        record = {
+            "original_key": msg.key(),
+            "original_value": msg.value(),
+            "original_headers": [{"name": k, "value": v if isinstance(v, bytes) else None}
+                                 for k, v in pairs],
+            "source_topic": str(msg.topic()),
+            "source_partition": msg.partition() or 0,
+            "source_offset": msg.offset() or 0,
+            "source_timestamp": ts if ts > 0 else None,
+            "reason": reason,
+            "error_class": type(error).__name__,
+            "error_message": "".join(traceback.format_exception_only(error)).strip()[:2000],
+            "failed_at": now,
+        }
+        self.producer.produce(self.config.dead_letter_topic, key=None,
+                              value=self.codecs.dead_letter.encode(record))
+        batch.dead_lettered += 1
 
 
 def run_processor(
@@ -85,153 +485,12 @@ def run_processor(
     *,
     should_stop: Callable[[], bool],
     until_end: bool = False,
-    batch_size: int = 2000,
-    batch_timeout_s: float = 0.05,
-    instance: int = 0,
+    config: ProcessorConfig | None = None,
     on_batch: Callable[[BatchStats], None] | None = None,
 ) -> RunStats:
     """Process changes until should_stop() is true (or, with until_end, the input's end)."""
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
-    decoder = AvroDecoder(registry)
-    # The deploy registers schemas; the processor only looks them up, and fails if they differ.
+    runner = AvailabilityRunner(settings, config or ProcessorConfig.of(settings))
     try:
-        codec = Codec(
-            decoder,
-            AvroEncoder(registry, f"{SEAT_AVAILABILITY}-key",
-                        load_schema(f"{SEAT_AVAILABILITY}-key").text),
-            AvroEncoder(registry, f"{SEAT_AVAILABILITY}-value",
-                        load_schema(f"{SEAT_AVAILABILITY}-value").text),
-        )
-    except WireFormatError as e:
-        raise ProcessorError(str(e)) from e
-    reference = load_reference(settings)
-    in_topic = cdc_topic(settings, "seat_inventory")
-
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": GROUP_ID,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    })
-    producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "transactional.id": f"{GROUP_ID}-{instance}",
-        "linger.ms": 2,
-        "compression.type": "lz4",
-    })
-    stats = RunStats()
-    eof: set[tuple[str, int]] = set()
-    try:
-        producer.init_transactions(30)
-        consumer.subscribe([in_topic])
-        while not should_stop():
-            messages = consumer.consume(num_messages=batch_size, timeout=batch_timeout_s)
-            records = []
-            for msg in messages:
-                err = msg.error()
-                position = (str(msg.topic()), int(msg.partition() or 0))
-                if err is None:
-                    records.append(msg)
-                    eof.discard(position)
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    eof.add(position)
-                elif err.fatal():
-                    raise ProcessorError(f"consumer failed: {err}")
-                else:
-                    log.warning("consumer: %s", err)
-            if records:
-                batch = _process_batch(records, producer, consumer, codec, reference)
-                if batch is None:
-                    stats.aborted += 1
-                else:
-                    stats.add(batch)
-                    if on_batch:
-                        on_batch(batch)
-            if until_end and not records and eof and len(eof) >= len(consumer.assignment() or [1]):
-                break
+        return runner.run(should_stop=should_stop, until_end=until_end, on_batch=on_batch)
     finally:
-        consumer.close()
-        producer.flush(10)
-    return stats
-
-
-@dataclass(frozen=True)
-class Codec:
-    """Decodes CDC records; encodes seat-availability keys and values."""
-
-    decoder: AvroDecoder
-    key: AvroEncoder
-    value: AvroEncoder
-
-
-def _process_batch(
-    records: list[Message],
-    producer: Producer,
-    consumer: Consumer,
-    codec: Codec,
-    reference: ReferenceData,
-) -> BatchStats | None:
-    """One transaction: publish the batch and commit its offsets; None when it was aborted."""
-    batch = BatchStats(records_in=len(records))
-    producer.begin_transaction()
-    try:
-        published_at = _now_ms()
-        for msg in records:
-            raw = msg.value()
-            if raw is None:  # Debezium's tombstone after a delete; the delete itself was published
-                batch.skipped += 1
-                continue
-            try:
-                envelope = codec.decoder.decode(raw)
-                if not isinstance(envelope, dict):
-                    raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
-                change = decode_seat_change(envelope)
-            except ChangeError as e:
-                _dead_letter(producer, msg, e.reason, str(e))
-                batch.dead_lettered += 1
-                continue
-            except Exception as e:  # undecodable bytes, unknown schema id
-                _dead_letter(producer, msg, "undecodable", f"{type(e).__name__}: {e}")
-                batch.dead_lettered += 1
-                continue
-            value = availability_value(change, reference, published_at_ms=published_at)
-            producer.produce(
-                SEAT_AVAILABILITY,
-                key=codec.key.encode(availability_key(change)),
-                value=codec.value.encode(value) if value is not None else None,
-            )
-            batch.records_out += 1
-            batch.max_latency_ms = max(batch.max_latency_ms, published_at - change.committed_at_ms)
-            producer.poll(0)
-        producer.send_offsets_to_transaction(
-            consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
-        )
-        producer.commit_transaction(30)
-        return batch
-    except KafkaException as e:
-        error = e.args[0]
-        if error.fatal() or not error.txn_requires_abort():
-            raise ProcessorError(f"transaction failed and cannot be retried: {error}") from e
-        log.warning("aborting batch of %d: %s", len(records), error)
-        producer.abort_transaction(30)
-        _rewind(consumer)
-        return None
-
-
-def _rewind(consumer: Consumer) -> None:
-    """Seek every assigned partition back to the group's last committed offset."""
-    for tp in consumer.committed(consumer.assignment(), timeout=30):
-        consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
-
-
-def _dead_letter(producer: Producer, msg: Message, reason: str, message: str) -> None:
-    headers: list[tuple[str, str | bytes | None]] = [
-        ("seatflow.reason", reason.encode()),
-        ("seatflow.error", message.encode()[:2000]),
-        ("seatflow.source.topic", str(msg.topic()).encode()),
-        ("seatflow.source.partition", str(msg.partition()).encode()),
-        ("seatflow.source.offset", str(msg.offset()).encode()),
-    ]
-    producer.produce(DEAD_LETTER, key=msg.key(), value=msg.value(), headers=headers)
+        runner.close()

@@ -7,12 +7,13 @@ import pytest
 
 from pipelines.processor.core import (
     ChangeError,
-    ReferenceData,
-    SeatRef,
+    SeatState,
     availability_key,
     availability_value,
     decode_seat_change,
+    rule_violation,
 )
+from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
 
 pytestmark = pytest.mark.unit
 
@@ -27,8 +28,17 @@ ROW = {
     "order_id": None,
     "version": 4,
 }
-SOURCE = {"ts_ms": 1_764_158_400_000, "lsn": 123456, "snapshot": "false"}
-REFERENCE = ReferenceData(seats={1001: SeatRef("101", "F", 12)}, price_levels={3: "P2"})
+COMMITTED = int(datetime(2026, 11, 26, 11, 59, tzinfo=UTC).timestamp() * 1000)
+SOURCE = {"ts_ms": COMMITTED, "lsn": 123456, "snapshot": "false"}
+
+
+def reference() -> Reference:
+    return Reference(
+        events={7: EventRef("Comets v Rovers", "on_sale")},
+        sections={40: SectionRef("101")},
+        seats={1001: SeatRef(40, "F", 12)},
+        price_levels={3: PriceLevelRef(7, "P2", Decimal("85.00"))},
+    )
 
 
 def envelope(op: str, *, before: dict | None = None, after: dict | None = None, **source) -> dict:
@@ -37,7 +47,7 @@ def envelope(op: str, *, before: dict | None = None, after: dict | None = None, 
 
 def test_update_becomes_an_enriched_held_seat() -> None:
     change = decode_seat_change(envelope("u", before={**ROW, "status": "open"}, after=ROW))
-    value = availability_value(change, REFERENCE, published_at_ms=1_764_158_400_050)
+    value = availability_value(change, reference(), published_at_ms=COMMITTED + 50)
     assert availability_key(change) == {"event_id": 7, "seat_id": 1001}
     assert value == {
         "event_id": 7,
@@ -52,16 +62,16 @@ def test_update_becomes_an_enriched_held_seat() -> None:
         "hold_expires_at": datetime(2026, 11, 26, 12, 0, 0, 250000, tzinfo=UTC),
         "source_version": 4,
         "source_lsn": 123456,
-        "source_committed_at": 1_764_158_400_000,
+        "source_committed_at": COMMITTED,
         "snapshot": False,
-        "published_at": 1_764_158_400_050,
+        "published_at": COMMITTED + 50,
     }
 
 
 def test_snapshot_read_is_flagged_and_sold_seat_has_no_hold_expiry() -> None:
     row = {**ROW, "status": "sold", "hold_expires_at": None}
     change = decode_seat_change(envelope("r", after=row, snapshot="last"))
-    value = availability_value(change, REFERENCE, published_at_ms=0)
+    value = availability_value(change, reference(), published_at_ms=0)
     assert change.snapshot is True
     assert value is not None and value["status"] == "SOLD" and value["hold_expires_at"] is None
 
@@ -69,13 +79,7 @@ def test_snapshot_read_is_flagged_and_sold_seat_has_no_hold_expiry() -> None:
 def test_delete_reads_the_before_image_and_gives_a_tombstone() -> None:
     change = decode_seat_change(envelope("d", before=ROW))
     assert (change.event_id, change.seat_id, change.status) == (7, 1001, None)
-    assert availability_value(change, REFERENCE, published_at_ms=0) is None
-
-
-def test_unknown_seat_is_published_without_location() -> None:
-    change = decode_seat_change(envelope("c", after={**ROW, "seat_id": 9}))
-    value = availability_value(change, REFERENCE, published_at_ms=0)
-    assert value is not None and value["section_code"] is None and value["seat_number"] is None
+    assert availability_value(change, reference(), published_at_ms=0) is None
 
 
 @pytest.mark.parametrize("price", [Decimal("12.5"), "12.50", b"\x04\xe2"])
@@ -99,3 +103,34 @@ def test_bad_changes_name_the_reason(env: dict, reason: str) -> None:
     with pytest.raises(ChangeError) as info:
         decode_seat_change(env)
     assert info.value.reason == reason
+
+
+def state(status: str, version: int = 3) -> SeatState:
+    return SeatState(version, status, "101", 3, Decimal("85.00"))
+
+
+@pytest.mark.parametrize(
+    ("previous", "row", "reason"),
+    [
+        (None, {**ROW, "price": Decimal("-1.00")}, "negative_price"),
+        (None, {**ROW, "hold_expires_at": "2026-11-26T11:58:00Z"}, "hold_expiry"),
+        (None, {**ROW, "hold_expires_at": None}, "hold_expiry"),
+        (state("OPEN"), {**ROW, "status": "sold", "hold_expires_at": None}, "illegal_transition"),
+        (state("SOLD"), ROW, "illegal_transition"),
+        (None, {**ROW, "price_level_id": None}, "missing_field"),
+    ],
+)
+def test_rule_violations_are_named(previous: SeatState | None, row: dict, reason: str) -> None:
+    problem = rule_violation(decode_seat_change(envelope("u", after=row)), previous)
+    assert problem is not None and problem.startswith(f"{reason}:")
+
+
+@pytest.mark.parametrize(
+    ("previous", "status"), [("OPEN", "held"), ("HELD", "open"), ("HELD", "sold"), ("SOLD", "open"),
+                             ("OPEN", "open"), (None, "sold")]
+)
+def test_legal_transitions_pass(previous: str | None, status: str) -> None:
+    row = {**ROW, "status": status, "hold_expires_at": ROW["hold_expires_at"] if status == "held"
+           else None}
+    change = decode_seat_change(envelope("u", after=row))
+    assert rule_violation(change, state(previous) if previous else None) is None

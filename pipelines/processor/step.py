@@ -1,0 +1,85 @@
+"""One seat change against the processor's state: the verdict and what to publish (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.processor.aggregate import Availability, SeatKey, SectionKey
+from pipelines.processor.core import (
+    SeatChange,
+    SeatState,
+    availability_key,
+    availability_value,
+    rule_violation,
+    seat_state,
+)
+from pipelines.processor.reference import Reference
+
+__all__ = ["Applied", "Duplicate", "Unresolved", "Verdict", "Violation", "apply_change"]
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """An older or repeated version (Debezium delivers at least once): skipped."""
+
+    seen_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A business rule is broken: the record goes to the dead-letter topic."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """A referenced event, seat, section or price level is not known yet."""
+
+    missing: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The change is in the state; `previous` undoes it, the record is to be published."""
+
+    key: SeatKey
+    previous: SeatState | None
+    new: SeatState | None
+    record_key: dict[str, Any]
+    record_value: dict[str, Any] | None
+
+    @property
+    def sections(self) -> set[SectionKey]:
+        """Section and price level counters the change moved."""
+        return {(self.key[0], s.section_code, s.price_level_id)
+                for s in (self.previous, self.new) if s is not None}
+
+
+Verdict = Duplicate | Violation | Unresolved | Applied
+
+
+def apply_change(change: SeatChange, availability: Availability, reference: Reference, *,
+                 published_at_ms: int) -> Verdict:
+    """Validate a change, and when valid fold it into `availability` (mutated in place)."""
+    seen = availability.version_of(change.key)
+    # A delete carries the row's last version; it is a duplicate once the seat is gone.
+    if change.version <= seen if change.op != "d" else change.key not in availability.seats:
+        return Duplicate(seen)
+    previous = availability.seats.get(change.key)
+    problem = rule_violation(change, previous)
+    if problem is not None:
+        reason, _, message = problem.partition(": ")
+        return Violation(reason, message)
+    if change.op == "d":
+        new = None
+    else:
+        missing = reference.missing(change.event_id, change.seat_id, change.price_level_id)
+        if missing is not None:
+            return Unresolved(missing)
+        new = seat_state(change, reference)
+    availability.put(change.key, new)
+    return Applied(change.key, previous, new, availability_key(change),
+                   availability_value(change, reference, published_at_ms=published_at_ms))
