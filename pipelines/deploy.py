@@ -7,13 +7,12 @@ from collections.abc import Callable
 
 import psycopg
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.connect import CONNECTORS_DIR, ConnectClient, apply_connector, load_connector_file
+from pipelines.connect import ConnectClient, apply_connector, load_connectors
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
 from pipelines.processor.runner import GROUP_ID
-from pipelines.schemas import local_schemas, register_schemas
+from pipelines.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic, end_offsets, ensure_topics, group_lag, output_topics
 
@@ -28,15 +27,13 @@ def deploy_pipeline(
     say(f"migrations applied: {len(applied)}")
     seeded = seed_host(settings, events=events)
     say(f"seeded: {seeded.seats:,} seats, {seeded.inventory_rows_added:,} new inventory rows")
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
-    ids = register_schemas(registry, local_schemas())
-    say(f"schemas registered: {', '.join(ids)}")
+    registrations = register_schemas(SchemaRegistry.from_settings(settings), local_schemas())
+    say("schemas: " + ", ".join(f"{r.subject} v{r.version} ({r.status})" for r in registrations))
     created = ensure_topics(AdminClient({"bootstrap.servers": settings.kafka_bootstrap}),
                             output_topics())
     say(f"topics created: {', '.join(created) or 'none (all exist)'}")
     client = ConnectClient(settings.connect_url)
-    for path in sorted(CONNECTORS_DIR.glob("*.json")):
-        connector = load_connector_file(path)
+    for connector in load_connectors():
         outcome = apply_connector(client, connector)
         client.wait_running(connector.name)
         say(f"connector {connector.name}: {outcome}, running")
