@@ -89,14 +89,21 @@ def _load(directory: Path, env: str) -> list[ConnectorFile]:
 # -- rendering -----------------------------------------------------------------------------
 
 
+def _table(*headers: str, title: str | None = None) -> Table:
+    """Columns fold long values instead of cutting them: keys and values must stay readable."""
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h, overflow="fold")
+    return table
+
+
 def _print_lint(report_lint: list[Any]) -> None:
     for issue in report_lint:
-        err_console.print(f"[red]lint[/] {escape(str(issue))}", highlight=False)
+        err_console.print(f"[red]lint[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
 
 
 def _print_invalid(errors: list[FieldError]) -> None:
-    table = Table("connector", "field", "value", "error", title="Connect's validation",
-                  title_justify="left")
+    table = _table("connector", "field", "value", "error", title="Connect's validation")
     for e in errors:
         for message in e.errors:
             table.add_row(e.connector, e.key, escape(e.value or ""), escape(message))
@@ -105,7 +112,7 @@ def _print_invalid(errors: list[FieldError]) -> None:
 
 def _print_plan(plan: Plan) -> None:
     symbol = {"add": "+", "change": "~", "remove": "-", "orphan": "?", "unchanged": "="}
-    table = Table("", "connector", "key", "old", "new", title="plan", title_justify="left")
+    table = _table("", "connector", "key", "old", "new", title="plan")
     for item in plan.connectors:
         sign = symbol[item.action]
         if item.action in ("unchanged", "orphan"):
@@ -123,7 +130,7 @@ def _print_plan(plan: Plan) -> None:
 
 
 def _print_health(items: list[ConnectorHealth]) -> None:
-    table = Table("connector", "type", "task", "state", "worker", "error")
+    table = _table("connector", "type", "task", "state", "worker", "error")
     for h in items:
         table.add_row(h.name, h.type, "", h.state, h.worker, escape(h.trace))
         for t in h.tasks:
@@ -314,7 +321,7 @@ def offsets_show(names: NamesArg, as_json: JsonOpt = False) -> None:
     if as_json:
         _emit_json(found)
         return
-    table = Table("connector", "partition", "offset")
+    table = _table("connector", "partition", "offset")
     for name, offsets in found.items():
         if not offsets:
             table.add_row(name, "", "[dim]none[/]")

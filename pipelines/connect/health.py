@@ -49,8 +49,8 @@ def next_step(state: RestartState | None, *, failed: bool, now: float,
     state = state or RestartState()
     if state.gave_up:
         return "given_up", state
+    if state.restarts and now - state.last_restart < policy.delay(state.restarts):
+        return "wait", state  # the last restart still has its time to work
     if state.restarts >= policy.max_restarts:
         return "give_up", replace(state, gave_up=True)
-    if state.restarts and now - state.last_restart < policy.delay(state.restarts):
-        return "wait", state
     return "restart", RestartState(state.restarts + 1, now)
