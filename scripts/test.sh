@@ -16,4 +16,5 @@ else
   trap 'seatflow stack down || true' EXIT
   seatflow stack up
 fi
+seatflow schemas check
 pytest "$@"

@@ -204,3 +204,21 @@ def test_every_captured_table_decodes_through_the_registry(pipeline: Settings) -
 def _first_record(consumer: Consumer) -> Any:
     msg = consumer.poll(1.0)
     return msg if msg is not None and msg.error() is None and msg.value() is not None else None
+
+
+def test_dagster_schema_deploy_materializes_with_the_results_as_metadata(pipeline: Settings) -> None:
+    import dagster as dg
+
+    from pipelines.orchestration import schemas as orchestration
+    from pipelines.orchestration.resources import RegistryResource
+
+    defs = dg.Definitions.merge(orchestration.defs, dg.Definitions(
+        resources={"registry": RegistryResource(url=pipeline.registry_url)}))
+    result = defs.resolve_job_def("deploy_schemas").execute_in_process()
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("schemas__registered_schemas")
+    metadata = materialization.metadata
+    assert metadata["new_versions"].value == 0  # the pipeline fixture registered them already
+    assert "seat-availability-value" in str(metadata["subjects"].value)
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
