@@ -263,8 +263,11 @@ def check_schema(registry: SchemaRegistry, schema: LocalSchema, level: str) -> S
     registered = [json.loads(registry.version_text(schema.subject, v)) for v in versions]
     problems = compatibility_problems(schema.parsed, registered, level)
     if registry_level == level and not registry.is_compatible(schema.subject, schema.text):
+        # The registry's reasons are terse (a removed field shows as "/fields/1: status"), so
+        # seatflow's own wording follows them.
         problems = [f"registry: {p}" for p in registry.dry_run_problems(schema.subject, schema.text)
                     ] or ["registry: incompatible (it gave no reason)"]
+        problems += [f"seatflow: {p}" for p in compatibility_problems(schema.parsed, registered, level)]
     status: Status = "incompatible" if problems else "compatible"
     return replace(base, status=status, problems=tuple(problems))
 
