@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.settings import Settings
 
-__all__ = ["TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "output_topics"]
+__all__ = [
+    "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "output_topics",
+    "read_to_end",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +91,26 @@ def group_lag(bootstrap: str, group_id: str, topic: str, *, timeout: float = 10.
     finally:
         consumer.close()
     return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
+
+
+def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None]) -> int:
+    """Feed every committed record of topic to handle, from its start to its current end."""
+    meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return 0
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    remaining = {p for p in meta.partitions
+                 if consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] > 0}
+    count = 0
+    while remaining:
+        for msg in consumer.consume(10_000, timeout=1.0):
+            err = msg.error()
+            if err is None:
+                handle(msg)
+                count += 1
+            elif err.code() == KafkaError._PARTITION_EOF:
+                remaining.discard(msg.partition() or 0)
+            else:
+                raise KafkaException(err)
+    consumer.unassign()
+    return count

@@ -25,7 +25,8 @@ def demo(
     events: Annotated[int, typer.Option(min=1, help="Events to seed.")] = 3,
     rate: Annotated[float, typer.Option(min=1, help="Seat changes per second of the on-sale.")] = 400,
     duration: Annotated[float, typer.Option(min=1, help="Seconds of on-sale.")] = 20,
-    dagster: Annotated[bool, typer.Option(help="Start the Dagster UI too.")] = True,
+    dagster: Annotated[bool, typer.Option(
+        help="Run the processor from Dagster (UI on 127.0.0.1); --no-dagster runs it alone.")] = True,
 ) -> None:
     """Stack up, deploy, run the processor and a small on-sale; leave everything running."""
     settings = get_settings()
@@ -33,14 +34,17 @@ def demo(
         with console.status("Starting the stack …") as spinner:
             stack.up(settings, ConsoleReporter(spinner))
         deploy_pipeline(settings, events=events, say=lambda m: console.print(f"[green]✓[/] {m}"))
-        stack.start_app(settings, "processor")
-        console.print("[green]✓[/] processor running (log: seatflow stack logs processor)")
+        if dagster:
+            # Dagster runs the processor: its sensor keeps one availability_stream run alive.
+            stack.start_app(settings, "dagster")
+            console.print(f"[green]✓[/] Dagster UI on http://{settings.bind_host}:"
+                          f"{settings.dagster_port}; its sensor starts the processor")
+        else:
+            stack.start_app(settings, "processor")
+            console.print("[green]✓[/] processor running (log: seatflow stack logs processor)")
         with console.status("Waiting for the snapshot …") as spinner:
             wait_caught_up(settings, say=lambda m: spinner.update(m))
         console.print("[green]✓[/] every seat captured and published")
-        if dagster:
-            stack.start_app(settings, "dagster")
-            console.print(f"[green]✓[/] Dagster UI on http://{settings.bind_host}:{settings.dagster_port}")
     except (StackError, HostError, ConnectError, TimeoutError) as e:
         fail(str(e))
 

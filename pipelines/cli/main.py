@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli import connectors_cmd, demo_cmd, host_cmd, processor_cmd, schemas_cmd, stack_cmd
+from pipelines.cli import bench_cmd, connectors_cmd, demo_cmd, host_cmd, processor_cmd, schemas_cmd, stack_cmd
 
 app = typer.Typer(
     name="seatflow",
@@ -19,6 +19,7 @@ app.command("seed")(host_cmd.seed)
 app.command("simulate")(host_cmd.simulate)
 app.add_typer(processor_cmd.app, name="processor", help="The availability processor.")
 app.command("demo")(demo_cmd.demo)
+app.add_typer(bench_cmd.app, name="bench", help="Benchmarks, with a report.")
 app.add_typer(schemas_cmd.app, name="schemas", help="Avro schemas in schemas/ and the registry.")
 
 __all__ = ["app"]

@@ -42,6 +42,7 @@ from pipelines.topics import (
     SEAT_AVAILABILITY,
     SECTION_AVAILABILITY,
     cdc_topic,
+    read_to_end,
 )
 
 __all__ = [
@@ -144,29 +145,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None]) -> int:
-    """Feed every committed record of topic to handle, from its start to its current end."""
-    meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-    if meta is None or meta.error is not None:
-        return 0
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
-    remaining = {p for p in meta.partitions
-                 if consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] > 0}
-    count = 0
-    while remaining:
-        for msg in consumer.consume(10_000, timeout=1.0):
-            err = msg.error()
-            if err is None:
-                handle(msg)
-                count += 1
-            elif err.code() == KafkaError._PARTITION_EOF:
-                remaining.discard(msg.partition() or 0)
-            else:
-                raise ProcessorError(f"reading {topic}: {err}")
-    consumer.unassign()
-    return count
-
-
 def rebuild_availability(settings: Settings, topic: str, decoder: AvroDecoder) -> Availability:
     """The state as published: every seat's newest record in the compacted topic (read committed)."""
     availability = Availability()
@@ -192,7 +170,7 @@ def rebuild_availability(settings: Settings, topic: str, decoder: AvroDecoder) -
         "enable.partition.eof": True,
     })
     try:
-        count = _read_to_end(consumer, topic, fold)
+        count = read_to_end(consumer, topic, fold)
     finally:
         consumer.close()
     log.info("rebuilt availability of %d seats from %d records of %s",

@@ -179,7 +179,9 @@ def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
     else:
         command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",
                    "-h", settings.bind_host, "-p", str(settings.dagster_port)]
-        env = {"DAGSTER_HOME": str(layout.home / "dagster")}
+        # The code location's PostgresResource reads the password through dg.EnvVar.
+        env = {"DAGSTER_HOME": str(layout.home / "dagster"),
+               "SEATFLOW_PG_APP_PASSWORD": settings.pg_app_password.get_secret_value()}
     # The processor restarts after a crash; its transactions make a restart safe.
     extra = ("autorestart=unexpected\nstartretries=5\n" if name == "processor" else "") + (
         "stopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nstopasgroup=true\n")

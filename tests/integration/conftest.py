@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from pipelines import stack, topics
 from pipelines.deploy import deploy_pipeline
-from pipelines.processor.runner import RunStats, run_processor
+from pipelines.processor.runner import ProcessorConfig, RunStats, run_processor
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic
 
@@ -66,7 +66,8 @@ def pipeline(running_stack: Settings) -> Settings:
 class ProcessorThread:
     """The processor in a thread of the test process, stopped cleanly at the end."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config: ProcessorConfig | None = None) -> None:
+        self.config = config
         self.stop = threading.Event()
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
@@ -74,7 +75,7 @@ class ProcessorThread:
 
     def _run(self, settings: Settings) -> None:
         try:
-            self.stats = run_processor(settings, should_stop=self.stop.is_set)
+            self.stats = run_processor(settings, should_stop=self.stop.is_set, config=self.config)
         except BaseException as e:  # surfaced by the test through .error
             self.error = e
 

@@ -3,13 +3,25 @@ from __future__ import annotations
 import pytest
 
 from pipelines.definitions import defs
+from pipelines.orchestration.availability import restart_delay
 
 pytestmark = pytest.mark.unit
 
 
 def test_definitions_load_and_resolve_every_job() -> None:
     repo = defs.get_repository_def()
-    assert {j.name for j in repo.get_all_jobs()} >= {"availability_stream", "availability_catchup"}
+    jobs = {j.name for j in repo.get_all_jobs()}
+    assert {"availability_stream", "availability_catchup", "availability_checks"} <= jobs
     graph = repo.asset_graph
-    key = next(k for k in graph.get_all_asset_keys() if k.path == ["availability", "seat_availability"])
-    assert any(p.path == ["cdc", "seat_inventory"] for p in graph.get(key).parent_keys)
+    by_path = {tuple(k.path): k for k in graph.get_all_asset_keys()}
+    section = graph.get(by_path[("availability", "section")])
+    assert by_path[("availability", "seat")] in section.parent_keys
+    seat = graph.get(by_path[("availability", "seat")])
+    assert by_path[("cdc", "seat_inventory")] in seat.parent_keys
+    assert repo.get_sensor_def("availability_stream_keeper") is not None
+
+
+def test_stream_restarts_back_off_and_stay_bounded() -> None:
+    delays = [restart_delay(n) for n in range(10)]
+    assert delays[0] == 0
+    assert delays == sorted(delays) and max(delays) == 600

@@ -1,0 +1,227 @@
+"""`seatflow bench processor`: the runner against a plain copy of the same bytes, same machine."""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+import psycopg
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from pipelines.processor.aggregate import Availability
+from pipelines.processor.core import SeatState
+from pipelines.processor.runner import ProcessorConfig, run_processor
+from pipelines.schemas import load_schema
+from pipelines.settings import Settings
+from pipelines.topics import (
+    DEAD_LETTER,
+    EVENT_AVAILABILITY,
+    SEAT_AVAILABILITY,
+    SECTION_AVAILABILITY,
+    TopicSpec,
+    cdc_topic,
+    ensure_topics,
+)
+
+__all__ = ["BenchReport", "bench_processor", "state_memory_mb"]
+
+NEXT = {"open": "held", "held": "sold", "sold": "open"}
+
+
+@dataclass
+class BenchReport:
+    changes: int
+    processor_seconds: float
+    processor_rate: float
+    copy_seconds: float
+    copy_rate: float
+    ratio: float
+    published: int
+    dead_lettered: int
+    state_memory_mb: float
+    state_seats: int
+
+
+def _synthetic_changes(settings: Settings, count: int) -> tuple[int, list[bytes]]:
+    """`count` legal seat_inventory updates of real seats, encoded like Debezium's records."""
+    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    subject = f"{cdc_topic(settings, 'seat_inventory')}-value"
+    latest = registry.get_latest_version(subject)
+    schema = fastavro.parse_schema(json.loads(latest.schema.schema_str or "null"))
+    header = b"\x00" + int(latest.schema_id or 0).to_bytes(4, "big")
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        rows = conn.execute("SELECT event_id, seat_id, price_level_id, price FROM "
+                            "ticketing.seat_inventory ORDER BY event_id, seat_id").fetchall()
+    status = {(e, s): "open" for e, s, _, _ in rows}
+    version = dict.fromkeys(status, 1)
+    commit = datetime.now(UTC)
+    out = []
+    for i in range(count):
+        event_id, seat_id, level, price = rows[i % len(rows)]
+        key = (event_id, seat_id)
+        before = {"status": status[key], "version": version[key]}
+        status[key], version[key] = NEXT[status[key]], version[key] + 1
+        held = status[key] == "held"
+        row = {
+            "event_id": event_id, "seat_id": seat_id, "price_level_id": level,
+            "price": Decimal(price), "status": status[key],
+            "hold_id": 1 if held else None,
+            "hold_expires_at": (commit + timedelta(minutes=10)).isoformat() if held else None,
+            "order_id": 1 if status[key] == "sold" else None,
+            "version": version[key], "updated_at": commit.isoformat(),
+        }
+        envelope = {
+            "before": {**row, **before}, "after": row, "op": "u",
+            "ts_ms": int(commit.timestamp() * 1000), "transaction": None,
+            "source": {"version": "3.6.1.Final", "connector": "postgresql", "name": "bench",
+                       "ts_ms": int(commit.timestamp() * 1000), "snapshot": "false",
+                       "db": "ticketing", "sequence": None, "schema": "ticketing",
+                       "table": "seat_inventory", "txId": i, "lsn": i, "xmin": None,
+                       "ts_us": None, "ts_ns": None},
+        }
+        buf = io.BytesIO()
+        buf.write(header)
+        fastavro.schemaless_writer(buf, schema, _fill(schema, envelope))
+        out.append(buf.getvalue())
+    return len(rows), out
+
+
+def _fill(schema: Any, envelope: dict[str, Any]) -> dict[str, Any]:
+    """Give every field Debezium's schema has, and this envelope lacks, a None."""
+    for field in schema["fields"]:
+        envelope.setdefault(field["name"], None)
+    return envelope
+
+
+def _produce(settings: Settings, topic: str, values: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20,
+                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    for value in values:
+        producer.produce(topic, value=value)
+        producer.poll(0)
+    producer.flush(60)
+
+
+def _plain_copy(settings: Settings, source: str, target: str, count: int) -> float:
+    """Consume and produce the same bytes (no decoding, no transactions): the baseline."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "group.id": f"bench-copy-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5,
+                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    consumer.subscribe([source])
+    copied = 0
+    started = time.perf_counter()
+    while copied < count:
+        for msg in consumer.consume(5000, timeout=1):
+            err = msg.error()
+            if err is None:
+                producer.produce(target, key=msg.key(), value=msg.value())
+                copied += 1
+            elif err.code() != KafkaError._PARTITION_EOF:
+                raise RuntimeError(str(err))
+        producer.poll(0)
+        consumer.commit(asynchronous=True)
+    producer.flush(60)
+    seconds = time.perf_counter() - started
+    consumer.close()
+    return seconds
+
+
+def state_memory_mb(events: int, seats: int) -> tuple[float, int]:
+    """Peak resident memory of a fresh process holding `events` x `seats` seats in state."""
+    code = (
+        "import resource, sys; from decimal import Decimal;"
+        "from pipelines.bench import fill_state;"
+        f"n = fill_state({events}, {seats});"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=300).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+def fill_state(events: int, seats: int) -> int:
+    """Availability with every seat of `events` events in it (for the memory figure)."""
+    availability = Availability()
+    prices = [Decimal("45.00"), Decimal("85.00"), Decimal("150.00")]
+    statuses = ["OPEN", "HELD", "SOLD"]
+    for event_id in range(1, events + 1):
+        for seat_id in range(1, seats + 1):
+            level = seat_id % 3
+            availability.put((event_id, seat_id), SeatState(
+                seat_id % 7 + 1, statuses[seat_id % 3], f"{100 + seat_id // 800}", level,
+                prices[level]))
+    return len(availability.seats)
+
+
+def bench_processor(settings: Settings, *, changes: int = 200_000,
+                    say: Callable[[str], None] = lambda _: None) -> BenchReport:
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    topics = {name: f"{run}.{name}" for name in (
+        "cdc", "copy", SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER)}
+    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    subjects = []
+    try:
+        ensure_topics(admin, [TopicSpec(t, partitions=1) for t in topics.values()])
+        for base in (SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER):
+            for part in ("key", "value"):
+                if base == DEAD_LETTER and part == "key":
+                    continue
+                subject = f"{topics[base]}-{part}"
+                registry.register_schema(subject, Schema(load_schema(f"{base}-{part}").text, "AVRO"))
+                subjects.append(subject)
+        say(f"encoding {changes:,} synthetic seat changes")
+        seats, values = _synthetic_changes(settings, changes)
+        say(f"preloading {topics['cdc']}")
+        _produce(settings, topics["cdc"], values)
+        say("plain copy of the same bytes")
+        copy_seconds = _plain_copy(settings, topics["cdc"], topics["copy"], changes)
+        say("processor, exactly once")
+        config = ProcessorConfig(
+            seat_inventory_topic=topics["cdc"], reference_topics={},
+            seat_topic=topics[SEAT_AVAILABILITY], section_topic=topics[SECTION_AVAILABILITY],
+            event_topic=topics[EVENT_AVAILABILITY], dead_letter_topic=topics[DEAD_LETTER],
+            group_id=f"{run}-processor", transactional_id=f"{run}-processor")
+        started = time.perf_counter()
+        stats = run_processor(settings, should_stop=lambda: False, until_end=True, config=config)
+        processor_seconds = time.perf_counter() - started
+        say("state memory: 10 events x 60,000 seats")
+        memory, state_seats = state_memory_mb(10, 60_000)
+    finally:
+        admin.delete_topics(list(topics.values()), request_timeout=30)
+        for subject in subjects:
+            registry.delete_subject(subject, permanent=False)
+            registry.delete_subject(subject, permanent=True)
+    del seats
+    return BenchReport(
+        changes=changes,
+        processor_seconds=round(processor_seconds, 2),
+        processor_rate=round(stats.records_in / processor_seconds),
+        copy_seconds=round(copy_seconds, 2),
+        copy_rate=round(changes / copy_seconds),
+        ratio=round((stats.records_in / processor_seconds) / (changes / copy_seconds), 3),
+        published=stats.records_out,
+        dead_lettered=stats.dead_lettered,
+        state_memory_mb=round(memory, 1),
+        state_seats=state_seats,
+    )
+
+
+def report_dict(report: BenchReport) -> dict[str, Any]:
+    return {**asdict(report), "peak_rss_mb_of_this_process":
+            round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

@@ -1,0 +1,42 @@
+"""`seatflow bench ...`: benchmarks with a report (never timed tests)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pipelines.bench import bench_processor, report_dict
+from pipelines.cli.output import console
+from pipelines.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def processor(
+    changes: Annotated[int, typer.Option(min=1000, help="Changes to preload.")] = 200_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """The processor (exactly once) against a plain consume-and-produce of the same bytes.
+
+    Needs the stack up and the pipeline deployed (make demo, or seatflow stack up + deploy).
+    """
+    report = bench_processor(get_settings(), changes=changes,
+                             say=lambda m: console.print(f"[dim]{m}…[/]") if not as_json else None)
+    data = report_dict(report)
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    targets = {"processor_rate": (">= 20000", report.processor_rate >= 20_000),
+               "ratio": (">= 0.40", report.ratio >= 0.40),
+               "state_memory_mb": ("< 500", report.state_memory_mb < 500)}
+    table = Table("figure", "value", "target", title="seatflow bench processor")
+    for name, value in data.items():
+        target, ok = targets.get(name, ("", True))
+        mark = "" if not target else ("[green]met[/]" if ok else "[red]missed[/]")
+        table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value),
+                      f"{target} {mark}".strip())
+    console.print(table)

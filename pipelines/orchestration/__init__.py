@@ -1,0 +1,1 @@
+"""Dagster pieces of seatflow, merged into one Definitions by pipelines.definitions."""

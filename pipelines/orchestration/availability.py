@@ -1,0 +1,204 @@
+"""The availability pipeline in Dagster: assets with lineage, the stream, catch-up, checks."""
+
+import json
+import threading
+import time
+
+import dagster as dg
+
+from pipelines.host import CAPTURED_TABLES
+from pipelines.monitoring import (
+    db_section_counts,
+    dead_letter_counts,
+    freshness,
+    section_differences,
+    topic_section_counts,
+)
+from pipelines.orchestration.resources import (
+    KafkaResource,
+    PostgresResource,
+    RegistryResource,
+    settings_of,
+)
+from pipelines.processor.runner import BatchStats, run_processor
+from pipelines.topics import DEAD_LETTER, EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
+
+TABLES = [t for t in CAPTURED_TABLES if t not in ("heartbeat", "debezium_signal")]
+REFERENCE = ["events", "sections", "seats", "price_levels"]
+
+
+def _table(t: str) -> dg.AssetKey:
+    return dg.AssetKey(["ticketing", t])
+
+
+def _cdc(t: str) -> dg.AssetKey:
+    return dg.AssetKey(["cdc", t])
+
+
+SEAT = dg.AssetKey(["availability", "seat"])
+SECTION = dg.AssetKey(["availability", "section"])
+EVENT = dg.AssetKey(["availability", "event"])
+DEAD = dg.AssetKey(["availability", "dead_letter"])
+
+assets = [
+    *[dg.AssetSpec(_table(t), group_name="ticketing_host", kinds={"postgres"},
+                   description=f"Table ticketing.{t} of the ticketing host") for t in TABLES],
+    *[dg.AssetSpec(_cdc(t), deps=[_table(t)], group_name="cdc", kinds={"kafka", "debezium"},
+                   description=f"Debezium change events of ticketing.{t} (Avro)") for t in TABLES],
+    dg.AssetSpec(SEAT, deps=[_cdc("seat_inventory"), *[_cdc(t) for t in REFERENCE]],
+                 group_name="availability", kinds={"kafka"},
+                 description=f"Compacted topic {SEAT_AVAILABILITY}: every seat's newest state"),
+    dg.AssetSpec(SECTION, deps=[SEAT], group_name="availability", kinds={"kafka"},
+                 description=f"Compacted topic {SECTION_AVAILABILITY}: open / held / sold per "
+                             "section and price level, lowest open price"),
+    dg.AssetSpec(EVENT, deps=[SEAT], group_name="availability", kinds={"kafka"},
+                 description=f"Compacted topic {EVENT_AVAILABILITY}: totals per event"),
+    dg.AssetSpec(DEAD, deps=[_cdc("seat_inventory")], group_name="availability", kinds={"kafka"},
+                 description=f"Topic {DEAD_LETTER}: records that could not be published, and why"),
+]
+
+
+def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: RegistryResource,
+             postgres: PostgresResource, *, until_end: bool) -> None:
+    settings = settings_of(kafka, registry, postgres)
+    last_log = [0.0]
+
+    def report(batch: BatchStats) -> None:
+        if time.monotonic() - last_log[0] >= 10:  # a line every 10 s, not every batch
+            last_log[0] = time.monotonic()
+            context.log.info(
+                f"batch in={batch.records_in} out={batch.records_out} dup={batch.duplicates} "
+                f"dead={batch.dead_lettered} lag={batch.lag} p50={batch.latency_p50_ms:.0f} ms")
+
+    stop = threading.Event()
+    stats = run_processor(settings, should_stop=stop.is_set, until_end=until_end, on_batch=report)
+    context.log.info(f"stopped: {json.dumps(stats.__dict__, default=str)}")
+
+
+@dg.op(description="Runs the availability processor until the run is terminated.")
+def stream_availability(context: dg.OpExecutionContext, kafka: KafkaResource,
+                        registry: RegistryResource, postgres: PostgresResource) -> None:
+    _process(context, kafka, registry, postgres, until_end=False)
+
+
+@dg.op(description="Processes the CDC topics up to their current end, then stops.")
+def catch_up_availability(context: dg.OpExecutionContext, kafka: KafkaResource,
+                          registry: RegistryResource, postgres: PostgresResource) -> None:
+    _process(context, kafka, registry, postgres, until_end=True)
+
+
+@dg.job(description="Long-running: publishes availability until the run is terminated "
+                    "(finishing or aborting its open transaction).",
+        tags={"seatflow/role": "stream"})
+def availability_stream() -> None:
+    stream_availability()
+
+
+@dg.job(description="Bounded: processes the CDC topics to their current end, then ends.",
+        tags={"seatflow/role": "catchup"})
+def availability_catchup() -> None:
+    catch_up_availability()
+
+
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+          dg.DagsterRunStatus.CANCELING]
+BACKOFF_S = [0, 30, 60, 120, 300, 600]  # bounded: never more than 10 minutes between tries
+
+
+def restart_delay(failures: int) -> int:
+    """Seconds to wait before starting the stream again after `failures` failed runs in a row."""
+    return BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+
+
+@dg.sensor(job=availability_stream, minimum_interval_seconds=15,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Keeps exactly one availability_stream run alive; restarts a failed one "
+                       "with a bounded backoff.")
+def availability_stream_keeper(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    instance = context.instance
+    running = instance.get_runs(
+        dg.RunsFilter(job_name=availability_stream.name, statuses=ACTIVE), limit=1)
+    if running:
+        return dg.SensorResult(skip_reason=f"run {running[0].run_id[:8]} is alive")
+    recent = instance.get_run_records(
+        dg.RunsFilter(job_name=availability_stream.name), limit=len(BACKOFF_S))
+    failures = 0
+    for record in recent:
+        if record.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+            break
+        failures += 1
+    if failures and recent[0].end_time is not None:
+        wait = restart_delay(failures) - (time.time() - recent[0].end_time)
+        if wait > 0:
+            return dg.SensorResult(
+                skip_reason=f"{failures} failed run(s) in a row; next try in {wait:.0f} s")
+    return dg.SensorResult(run_requests=[dg.RunRequest(
+        run_key=f"stream-{int(time.time())}",
+        tags={"seatflow/restart-after-failures": str(failures)})])
+
+
+@dg.schedule(job=availability_catchup, cron_schedule="*/30 * * * *",
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Catch up every 30 minutes, for deployments without a stream run.")
+def availability_catchup_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | dg.RunRequest:
+    running = context.instance.get_runs(
+        dg.RunsFilter(job_name=availability_stream.name, statuses=ACTIVE), limit=1)
+    if running:  # the stream holds the transactional id; a second processor would fence it
+        return dg.SkipReason("availability_stream is running")
+    return dg.RunRequest()
+
+
+@dg.asset_check(asset=SEAT, description="Consumer lag and how far the published availability "
+                "trails the database's newest change.", blocking=False)
+def availability_freshness(kafka: KafkaResource, registry: RegistryResource,
+                           postgres: PostgresResource) -> dg.AssetCheckResult:
+    f = freshness(settings_of(kafka, registry, postgres))
+    stale = f.staleness_ms
+    ok = f.lag <= 1000 and stale is not None and stale <= 5000
+    return dg.AssetCheckResult(passed=ok, metadata={
+        "consumer_lag": f.lag, "staleness_ms": -1 if stale is None else stale})
+
+
+@dg.asset_check(asset=DEAD, description="Share of changes dead-lettered (warns above 1%).")
+def dead_letter_rate(kafka: KafkaResource, registry: RegistryResource,
+                     postgres: PostgresResource) -> dg.AssetCheckResult:
+    dead, published = dead_letter_counts(settings_of(kafka, registry, postgres))
+    rate = dead / max(dead + published, 1)
+    return dg.AssetCheckResult(passed=rate <= 0.01, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"dead_letters": dead, "published": published,
+                                         "rate": round(rate, 6)})
+
+
+@dg.asset_check(asset=SECTION, description="Open / held / sold per section and price level "
+                "equal the database's (retried while changes are in flight).")
+def availability_reconciliation(kafka: KafkaResource, registry: RegistryResource,
+                                postgres: PostgresResource) -> dg.AssetCheckResult:
+    settings = settings_of(kafka, registry, postgres)
+    differences: list[str] = []
+    for attempt in range(3):
+        differences = section_differences(db_section_counts(settings),
+                                          topic_section_counts(settings))
+        if not differences:
+            break
+        time.sleep(2 * (attempt + 1))
+    return dg.AssetCheckResult(passed=not differences, metadata={
+        "differences": len(differences),
+        "report": dg.MetadataValue.md("\n".join(f"- {d}" for d in differences[:50]) or "none")})
+
+
+checks = [availability_freshness, dead_letter_rate, availability_reconciliation]
+availability_checks_job = dg.define_asset_job(
+    "availability_checks", selection=dg.AssetSelection.checks(*checks),
+    description="Freshness, dead-letter rate and reconciliation of the availability topics.")
+availability_checks_schedule = dg.ScheduleDefinition(
+    job=availability_checks_job, cron_schedule="*/5 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING)
+
+defs = dg.Definitions(
+    assets=assets,
+    asset_checks=checks,
+    jobs=[availability_stream, availability_catchup, availability_checks_job],
+    sensors=[availability_stream_keeper],
+    schedules=[availability_catchup_schedule, availability_checks_schedule],
+)

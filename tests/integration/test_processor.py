@@ -1,0 +1,174 @@
+"""The processor on the real stack: dead letters, and exactly-once under SIGKILL."""
+
+from __future__ import annotations
+
+import io
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+import psycopg
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from pipelines.avro import AvroDecoder
+from pipelines.deploy import wait_caught_up
+from pipelines.host.simulate import run_onsale
+from pipelines.monitoring import db_section_counts, section_differences, topic_section_counts
+from pipelines.processor.runner import ProcessorConfig
+from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.topics import DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic
+from tests.integration.conftest import ProcessorThread, end_offsets, tail_consumer, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def last_cdc_record(settings: Settings) -> tuple[bytes, dict[str, Any]]:
+    """The newest seat_inventory change event: its bytes and its decoded envelope."""
+    topic = cdc_topic(settings, "seat_inventory")
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "dlq-probe",
+                         "isolation.level": "read_committed"})
+    end = end_offsets(settings, topic)[0]
+    consumer.assign([TopicPartition(topic, 0, max(end - 50, 0))])
+    raw = None
+    try:
+        for msg in consumer.consume(50, timeout=10):
+            if msg.error() is None and msg.value() is not None:
+                raw = msg.value()
+    finally:
+        consumer.close()
+    assert raw is not None
+    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    return raw, decoder.decode(raw)
+
+
+def encode_like(raw: bytes, settings: Settings, envelope: dict[str, Any]) -> bytes:
+    """Encode an envelope with the writer schema (and id) of an existing record."""
+    schema_id = struct.unpack(">I", raw[1:5])[0]
+    schema = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url})).writer_schema(schema_id)
+    buf = io.BytesIO()
+    buf.write(raw[:5])
+    fastavro.schemaless_writer(buf, schema, envelope)
+    return buf.getvalue()
+
+
+def test_each_kind_of_bad_record_is_dead_lettered_and_the_run_goes_on(pipeline: Settings) -> None:
+    settings = pipeline
+    raw, good = last_cdc_record(settings)
+    after = good["after"]
+    bad = {
+        "undecodable": b"this is not avro",
+        "unknown schema": b"\x00\x7f\xff\xff\xf0" + b"\x02\x04",
+        "negative_price": encode_like(raw, settings, {
+            **good, "op": "u", "after": {**after, "price": Decimal("-5.00"),
+                                         "version": after["version"] + 1000}}),
+        "unresolved_reference": encode_like(raw, settings, {
+            **good, "op": "c", "after": {**after, "seat_id": 987_654_321, "version": 1}}),
+    }
+    dead = tail_consumer(settings, DEAD_LETTER)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    for value in bad.values():
+        producer.produce(cdc_topic(settings, "seat_inventory"), value=value)
+    producer.flush(10)
+    config = ProcessorConfig.of(settings, reference_wait_ms=1000)
+    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    with ProcessorThread(settings, config) as running:
+        letters: list[dict] = []
+
+        def four_letters() -> bool:
+            letters.extend(decoder.decode(m.value()) for m in dead.consume(10, timeout=0.5)
+                           if m.error() is None)
+            return len(letters) >= 4
+
+        wait_for(four_letters, timeout=60, what="four dead letters")
+        dead.close()
+        reasons = sorted(d["reason"] for d in letters)
+        assert reasons == ["negative_price", "undecodable", "undecodable", "unresolved_reference"]
+        assert sorted(d["original_value"] for d in letters) == sorted(bad.values())
+        assert all(d["source_topic"] == cdc_topic(settings, "seat_inventory") for d in letters)
+        unknown = next(d for d in letters if d["original_value"] == bad["unknown schema"])
+        assert "unknown to the registry" in unknown["error_message"]
+        # The run goes on: a real change after the bad records is published.
+        seat_topic = tail_consumer(settings, SEAT_AVAILABILITY)
+        with psycopg.connect(settings.pg_dsn()) as conn:
+            seat = conn.execute(
+                "UPDATE ticketing.seat_inventory SET price = price + 1 WHERE (event_id, seat_id) ="
+                " (SELECT event_id, seat_id FROM ticketing.seat_inventory ORDER BY seat_id LIMIT 1)"
+                " RETURNING seat_id").fetchone()
+        assert seat is not None
+        wait_for(lambda: any(m.error() is None and decoder.decode(m.key())["seat_id"] == seat[0]
+                             for m in seat_topic.consume(100, timeout=0.5)),
+                 timeout=20, what="the good change after the bad ones")
+        seat_topic.close()
+    assert running.error is None
+
+
+def versions(settings: Settings) -> dict[tuple[int, int], int]:
+    with psycopg.connect(settings.pg_dsn()) as conn:
+        rows = conn.execute("SELECT event_id, seat_id, version FROM ticketing.seat_inventory")
+        return {(e, s): v for e, s, v in rows}
+
+
+def start_processor() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli.main", "processor", "run"],
+                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Settings) -> None:
+    settings = pipeline
+    wait_caught_up(settings, timeout_s=120)
+    before = versions(settings)
+    start = end_offsets(settings, SEAT_AVAILABILITY)
+    onsale = threading.Thread(target=run_onsale, args=(settings,),
+                              kwargs={"rate": 1500, "duration": 20, "seed": 7}, daemon=True)
+    onsale.start()
+    kills = 0
+    proc = start_processor()
+    try:
+        while onsale.is_alive():
+            time.sleep(3.5)
+            proc.send_signal(signal.SIGKILL)  # wherever it is: mid-batch, mid-commit
+            proc.wait(10)
+            kills += 1
+            proc = start_processor()
+        onsale.join()
+        wait_caught_up(settings, timeout_s=180)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert kills >= 4
+    after = versions(settings)
+
+    published: dict[tuple[int, int], list[int]] = defaultdict(list)
+    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "sigkill-test",
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "enable.partition.eof": True})
+    ends = end_offsets(settings, SEAT_AVAILABILITY)
+    consumer.assign([TopicPartition(SEAT_AVAILABILITY, p, start.get(p, 0)) for p in ends])
+    done: set[int] = {p for p in ends if start.get(p, 0) >= ends[p]}
+    while len(done) < len(ends):
+        for msg in consumer.consume(5000, timeout=1):
+            if msg.error() is not None:
+                done.add(msg.partition() or 0)
+                continue
+            key, value = decoder.decode(msg.key()), decoder.decode(msg.value())
+            published[(key["event_id"], key["seat_id"])].append(value["source_version"])
+    consumer.close()
+
+    changed = {seat for seat, v in after.items() if v != before.get(seat)}
+    assert len(changed) > 1000, "the on-sale changed too few seats to prove anything"
+    duplicated = {seat: vs for seat, vs in published.items() if len(vs) != len(set(vs))}
+    assert not duplicated, f"{len(duplicated)} seats published a version twice"
+    missing = {seat: (before[seat], after[seat], published.get(seat)) for seat in changed
+               if sorted(published.get(seat, [])) != list(range(before[seat] + 1, after[seat] + 1))}
+    assert not missing, f"{len(missing)} seats miss versions, e.g. {list(missing.items())[:3]}"
+    assert section_differences(db_section_counts(settings), topic_section_counts(settings)) == []
