@@ -342,7 +342,7 @@ def offsets_reset(
     plan_text = (f"{name} will be stopped, its source offsets deleted"
                  + (" and its replication slot dropped" if drop_slot else "")
                  + f"; `seatflow connectors resume {name}` then starts it from scratch (a new snapshot).")
-    console.print(plan_text, highlight=False)
+    console.print(plan_text, highlight=False, soft_wrap=True)
     if not yes and not typer.confirm("go ahead?", err=True):
         raise typer.Exit(EXIT_FINDINGS)
     settings = get_settings()

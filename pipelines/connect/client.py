@@ -8,7 +8,16 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, retry, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 from urllib3.util.retry import Retry
 
 from pipelines.connect.errors import ConnectError, ConnectUnreachableError
@@ -20,6 +29,10 @@ log = logging.getLogger(__name__)
 TIMEOUT = (3.05, 30)
 
 
+class _RebalancingError(ConnectError):
+    """The worker group is rebalancing (409, or 500 "a rebalance is expected"): try again soon."""
+
+
 def _q(name: str) -> str:
     return quote(name, safe="")
 
@@ -28,9 +41,10 @@ class ConnectClient:
     """The Connect REST calls seatflow uses."""
 
     def __init__(self, base_url: str, *, timeout: tuple[float, float] = TIMEOUT,
-                 retries: int = 3) -> None:
+                 retries: int = 3, rebalance_wait_s: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.rebalance_wait_s = rebalance_wait_s
         self.session = requests.Session()
         # Retry refused connections and 5xx from a worker that is (re)joining its group; not POST/PUT
         # bodies that Connect answered, which are not idempotent in general.
@@ -41,6 +55,15 @@ class ConnectClient:
 
     def _call(self, method: str, path: str, body: Any = None,
               ok: tuple[int, ...] = (200, 201, 202, 204)) -> requests.Response:
+        # Right after a config change the group rebalances and Connect answers 409 / 500 for a
+        # moment; waiting it out keeps every command from failing on a healthy worker.
+        retrying = Retrying(retry=retry_if_exception_type(_RebalancingError),
+                            stop=stop_after_delay(self.rebalance_wait_s),
+                            wait=wait_exponential(multiplier=0.25, max=2), reraise=True)
+        return retrying(self._call_once, method, path, body, ok)
+
+    def _call_once(self, method: str, path: str, body: Any,
+                   ok: tuple[int, ...]) -> requests.Response:
         url = f"{self.base_url}{path}"
         try:
             resp = self.session.request(method, url, json=body, timeout=self.timeout)
@@ -51,7 +74,10 @@ class ConnectClient:
                 detail = resp.json().get("message", resp.text)
             except ValueError:
                 detail = resp.text
-            raise ConnectError(f"{method} {path} -> {resp.status_code}: {detail}")
+            rebalancing = resp.status_code == 409 or (
+                resp.status_code == 500 and "rebalance" in str(detail).lower())
+            error = _RebalancingError if rebalancing else ConnectError
+            raise error(f"{method} {path} -> {resp.status_code}: {detail}")
         return resp
 
     # -- connectors --------------------------------------------------------------------------

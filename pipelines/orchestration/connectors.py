@@ -128,7 +128,7 @@ def connector_failure_report() -> None:
 def connector_health_sensor(context: dg.SensorEvaluationContext,
                             connect: ConnectResource) -> dg.SensorResult:
     cursor: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
-    client = ConnectClient(connect.url, timeout=SENSOR_TIMEOUT, retries=0)
+    client = ConnectClient(connect.url, timeout=SENSOR_TIMEOUT, retries=0, rebalance_wait_s=5)
     try:
         running = client.connectors()
     except ConnectUnreachableError as e:
