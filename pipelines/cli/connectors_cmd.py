@@ -35,6 +35,7 @@ from pipelines.connect.ops import (
     FieldError,
     connector_health,
     drop_replication_slot,
+    format_offset,
     plan_against,
     reset_offsets,
     validate_config,
@@ -327,7 +328,7 @@ def offsets_show(names: NamesArg, as_json: JsonOpt = False) -> None:
             table.add_row(name, "", "[dim]none[/]")
         for item in offsets:
             part = ", ".join(f"{k}={v}" for k, v in item.get("partition", {}).items())
-            off = ", ".join(f"{k}={v}" for k, v in (item.get("offset") or {}).items())
+            off = ", ".join(f"{k}={format_offset(k, v)}" for k, v in (item.get("offset") or {}).items())
             table.add_row(name, escape(part), escape(off))
     console.print(table)
 

@@ -27,6 +27,7 @@ __all__ = [
     "connector_health",
     "deploy_connectors",
     "drop_replication_slot",
+    "format_offset",
     "plan_against",
     "reset_offsets",
     "short_trace",
@@ -210,6 +211,13 @@ def connector_health(name: str, status: dict[str, Any] | None) -> ConnectorHealt
 
 
 # -- offsets ---------------------------------------------------------------------------------
+
+
+def format_offset(key: str, value: Any) -> str:
+    """An offset value as PostgreSQL writes it: LSNs as 0/39C05C8, the rest as they are."""
+    if key.startswith("lsn") and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+    return str(value)
 
 
 def drop_replication_slot(settings: Settings, slot: str, *, timeout_s: float = 30) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from pipelines.connect import ConnectorFileError, load_connectors
 from pipelines.connect.files import merge_overlay
 from pipelines.connect.health import RestartPolicy, RestartState, next_step
-from pipelines.connect.ops import connector_health, field_errors, short_trace
+from pipelines.connect.ops import connector_health, field_errors, format_offset, short_trace
 from pipelines.connect.plan import MASK, KeyChange, mask_value, plan_connectors
 
 pytestmark = pytest.mark.unit
@@ -160,3 +160,11 @@ def test_a_given_up_connector_that_recovers_is_forgotten() -> None:
     gave_up = RestartState(restarts=3, last_restart=30, gave_up=True)
     assert next_step(gave_up, failed=False, now=1000, policy=POLICY) == ("healthy", None)
     assert RestartState.from_dict(gave_up.as_dict()) == gave_up
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("lsn", 60302424, "0/3982458"), ("lsn_commit", (1 << 32) + 16, "1/10"), ("txId", 820, "820"),
+    ("lsn", None, "None"), ("snapshot", True, "True"),
+])
+def test_format_offset(key: str, value: object, shown: str) -> None:
+    assert format_offset(key, value) == shown
