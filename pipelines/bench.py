@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -17,10 +16,12 @@ from typing import Any
 
 import fastavro
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from pipelines.avro import AvroDecoder
+from pipelines.deploy import wait_caught_up
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatState
 from pipelines.processor.runner import ProcessorConfig, run_processor
@@ -33,10 +34,11 @@ from pipelines.topics import (
     SECTION_AVAILABILITY,
     TopicSpec,
     cdc_topic,
+    end_offsets,
     ensure_topics,
 )
 
-__all__ = ["BenchReport", "bench_processor", "state_memory_mb"]
+__all__ = ["BenchReport", "LatencyReport", "bench_latency", "bench_processor", "state_memory_mb"]
 
 NEXT = {"open": "held", "held": "sold", "sold": "open"}
 
@@ -223,5 +225,67 @@ def bench_processor(settings: Settings, *, changes: int = 200_000,
 
 
 def report_dict(report: BenchReport) -> dict[str, Any]:
-    return {**asdict(report), "peak_rss_mb_of_this_process":
-            round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return asdict(report)
+
+
+@dataclass
+class LatencyReport:
+    rate_target: float
+    duration_s: float
+    changes_published: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def _seatflow(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli.main", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 30,
+                  start_processor: bool = True,
+                  say: Callable[[str], None] = lambda _: None) -> LatencyReport:
+    """Commit-to-availability latency under an on-sale: Debezium's commit time (source.ts_ms)
+    to receipt by a read_committed consumer of seat-availability, each in its own process."""
+    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "group.id": f"bench-latency-{uuid.uuid4()}", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "fetch.wait.max.ms": 10})
+    consumer.assign([TopicPartition(SEAT_AVAILABILITY, p, off) for p, off in
+                     end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY).items()])
+    processor = _seatflow("processor", "run") if start_processor else None
+    latencies: list[float] = []
+    try:
+        if processor is not None:
+            say("waiting for the processor to catch up")
+            wait_caught_up(settings, timeout_s=300)
+        say(f"on-sale at {rate:.0f} changes/s for {duration:.0f} s")
+        onsale = _seatflow("simulate", "--rate", str(rate), "--duration", str(duration))
+        deadline = time.monotonic() + duration + 60
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(2000, timeout=0.1):
+                received = time.time() * 1000
+                if msg.error() is None and msg.value() is not None:
+                    value = decoder.decode(msg.value())
+                    if not value["snapshot"]:
+                        committed = value["source_committed_at"].timestamp() * 1000
+                        latencies.append(received - committed)
+            if onsale.poll() is not None and time.monotonic() > deadline - 55:
+                break
+        onsale.wait(60)
+    finally:
+        consumer.close()
+        if processor is not None:
+            processor.terminate()
+            processor.wait(30)
+    if not latencies:
+        raise RuntimeError("no seat change was published during the on-sale")
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(int(len(latencies) * p), len(latencies) - 1)], 1)
+
+    return LatencyReport(rate, duration, len(latencies), pct(0.50), pct(0.95), pct(0.99),
+                         round(latencies[-1], 1))

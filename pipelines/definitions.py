@@ -2,12 +2,9 @@
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at runtime.
 
-import contextlib
-import importlib
-
 import dagster as dg
 
-from pipelines.orchestration import availability
+from pipelines.orchestration import availability, connectors, schemas
 from pipelines.orchestration.resources import (
     ConnectResource,
     KafkaResource,
@@ -23,9 +20,6 @@ resources = {
     "connect": ConnectResource(),
 }
 
-_parts = [availability.defs]
-for _name in ("connectors", "schemas"):  # deploy tooling, when present
-    with contextlib.suppress(ModuleNotFoundError):
-        _parts.append(importlib.import_module(f"pipelines.orchestration.{_name}").defs)
-
-defs = dg.Definitions.merge(*_parts, dg.Definitions(resources=resources))
+defs = dg.Definitions.merge(
+    availability.defs, connectors.defs, schemas.defs, dg.Definitions(resources=resources)
+)

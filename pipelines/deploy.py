@@ -14,7 +14,14 @@ from pipelines.host.seed import seed_host
 from pipelines.processor.runner import GROUP_ID
 from pipelines.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.settings import Settings
-from pipelines.topics import cdc_topic, end_offsets, ensure_topics, group_lag, output_topics
+from pipelines.topics import (
+    cdc_topic,
+    end_offsets,
+    ensure_topics,
+    group_lag,
+    group_members,
+    output_topics,
+)
 
 __all__ = ["deploy_pipeline", "snapshot_progress", "wait_caught_up"]
 
@@ -51,14 +58,16 @@ def snapshot_progress(settings: Settings) -> tuple[int, int, int]:
 def wait_caught_up(
     settings: Settings, *, timeout_s: float = 600, say: Callable[[str], None] = lambda _: None
 ) -> None:
-    """Wait until Debezium has captured every seat and the processor has published them all."""
+    """Wait until Debezium has captured every seat and a running processor has published all."""
     deadline = time.monotonic() + timeout_s
     while True:
         rows, captured, lag = snapshot_progress(settings)
-        if captured >= rows and lag == 0:
+        running = group_members(settings.kafka_bootstrap, GROUP_ID) > 0
+        if captured >= rows and lag == 0 and running:
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"not caught up after {timeout_s:.0f} s: {captured:,} of {rows:,} "
                                f"seats captured, {lag:,} changes not yet published")
-        say(f"snapshot: {captured:,} of {rows:,} seats captured, {lag:,} still to publish")
+        say(f"snapshot: {captured:,} of {rows:,} seats captured, {lag:,} still to publish"
+            + ("" if running else "; the processor is starting"))
         time.sleep(1)

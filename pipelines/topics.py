@@ -7,12 +7,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from pipelines.settings import Settings
 
 __all__ = [
-    "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "output_topics",
+    "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "group_members",
+    "output_topics",
     "read_to_end",
 ]
 
@@ -37,7 +45,10 @@ def cdc_topic(settings: Settings, table: str) -> str:
 
 
 def output_topics() -> list[TopicSpec]:
-    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    # Small segments, so the log cleaner compacts them soon: the processor reads the seat
+    # topic back at every start, and a compacted topic is one record per seat.
+    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000",
+                 "segment.bytes": str(16 * 1024 * 1024), "segment.ms": str(10 * 60 * 1000)}
     return [
         TopicSpec(SEAT_AVAILABILITY, partitions=3, config=compacted),
         TopicSpec(SECTION_AVAILABILITY, partitions=1, config=compacted),
@@ -47,9 +58,17 @@ def output_topics() -> list[TopicSpec]:
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], *, timeout: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet, and set the configs of those that do (so a
+    changed spec reaches existing topics); return the names created."""
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [s for s in specs if s.name not in existing]
+    present = [s for s in specs if s.name in existing and s.config]
+    if present:
+        resources = [ConfigResource(ResourceType.TOPIC, s.name, incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in s.config.items()]) for s in present]
+        for fut in admin.incremental_alter_configs(resources, request_timeout=timeout).values():
+            fut.result(timeout)
     if not missing:
         return []
     futures = admin.create_topics(
@@ -114,3 +133,10 @@ def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None
                 raise KafkaException(err)
     consumer.unassign()
     return count
+
+
+def group_members(bootstrap: str, group_id: str, *, timeout: float = 10.0) -> int:
+    """How many consumers are in the group now (0 when nobody consumes)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group_id], request_timeout=timeout)[group_id]
+    return len(description.result(timeout).members)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from pipelines.bench import bench_processor, report_dict
+from pipelines.bench import bench_latency, bench_processor, report_dict
 from pipelines.cli.output import console
 from pipelines.settings import get_settings
 
@@ -39,4 +40,21 @@ def processor(
         mark = "" if not target else ("[green]met[/]" if ok else "[red]missed[/]")
         table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value),
                       f"{target} {mark}".strip())
+    console.print(table)
+
+
+@app.command()
+def latency(
+    rate: Annotated[float, typer.Option(min=1, help="Seat changes per second.")] = 2000,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of on-sale.")] = 30,
+    start_processor: Annotated[bool, typer.Option(
+        help="Start a processor for the run (--no-start-processor when one runs already).")] = True,
+) -> None:
+    """Commit-to-availability latency during an on-sale (p50, p95, p99, max)."""
+    report = bench_latency(get_settings(), rate=rate, duration=duration,
+                           start_processor=start_processor,
+                           say=lambda m: console.print(f"[dim]{m}…[/]"))
+    table = Table("figure", "value", title="seatflow bench latency")
+    for name, value in asdict(report).items():
+        table.add_row(name, str(value))
     console.print(table)

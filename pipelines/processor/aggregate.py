@@ -64,8 +64,14 @@ class Availability:
 
     def _count(self, event_id: int, seat: SeatState, sign: int) -> None:
         section = (event_id, seat.section_code, seat.price_level_id)
-        self.sections.setdefault(section, SectionCounts()).add(seat, sign)
-        self.events.setdefault(event_id, SectionCounts()).add(seat, sign)
+        counts = self.sections.get(section)
+        if counts is None:
+            counts = self.sections[section] = SectionCounts()
+        counts.add(seat, sign)
+        totals = self.events.get(event_id)
+        if totals is None:
+            totals = self.events[event_id] = SectionCounts()
+        totals.add(seat, sign)
 
     def section_value(self, key: SectionKey, *, as_of_ms: int,
                       committed_at_ms: int) -> dict[str, Any]:

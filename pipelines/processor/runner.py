@@ -250,6 +250,7 @@ class AvailabilityRunner:
             "fetch.max.bytes": 52_428_800,
         })
         self.pending: list[_Pending] = []
+        self.seat_keys: dict[tuple[int, int], bytes] = {}
         self.stats = RunStats()
 
     def close(self) -> None:
@@ -407,8 +408,11 @@ class AvailabilityRunner:
         elif isinstance(verdict, Applied):
             undo.append((verdict.key, verdict.previous))
             c = self.codecs
+            key = self.seat_keys.get(verdict.key)
+            if key is None:  # a seat's key bytes never change: encode them once
+                key = self.seat_keys[verdict.key] = c.seat_key.encode(verdict.record_key)
             self.producer.produce(
-                self.config.seat_topic, key=c.seat_key.encode(verdict.record_key),
+                self.config.seat_topic, key=key,
                 value=None if verdict.record_value is None
                 else c.seat_value.encode(verdict.record_value))
             for section in verdict.sections:
