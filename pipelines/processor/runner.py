@@ -155,7 +155,7 @@ def rebuild_availability(settings: Settings, topic: str, decoder: AvroDecoder) -
         value = decoder.decode(msg.value())
         if value is None:
             availability.put(seat, None)
-        elif value["source_version"] > availability.version_of(seat):
+        elif value["source_version"] >= availability.version_of(seat):  # the later record wins
             availability.put(seat, SeatState(
                 version=value["source_version"], status=value["status"],
                 section_code=value.get("section_code") or "?",

@@ -16,7 +16,9 @@ from pipelines.processor.core import (
 )
 from pipelines.processor.reference import Reference
 
-__all__ = ["Applied", "Duplicate", "Unresolved", "Verdict", "Violation", "apply_change"]
+__all__ = [
+    "Applied", "Duplicate", "Unresolved", "Verdict", "Violation", "apply_change", "is_duplicate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +63,25 @@ class Applied:
 Verdict = Duplicate | Violation | Unresolved | Applied
 
 
+def is_duplicate(change: SeatChange, seen: int, *, present: bool) -> bool:
+    """Whether a change was already published (Debezium delivers at least once).
+
+    A delete carries the row's last version: it is a duplicate once the seat is gone. A
+    snapshot row (a backfill) of the version already seen is published again, which is how a
+    backfill repairs a downstream topic; an older one never overwrites a newer change.
+    """
+    if change.op == "d":
+        return not present
+    if change.snapshot:
+        return change.version < seen
+    return change.version <= seen
+
+
 def apply_change(change: SeatChange, availability: Availability, reference: Reference, *,
                  published_at_ms: int) -> Verdict:
     """Validate a change, and when valid fold it into `availability` (mutated in place)."""
     seen = availability.version_of(change.key)
-    # A delete carries the row's last version; it is a duplicate once the seat is gone.
-    if change.version <= seen if change.op != "d" else change.key not in availability.seats:
+    if is_duplicate(change, seen, present=change.key in availability.seats):
         return Duplicate(seen)
     previous = availability.seats.get(change.key)
     problem = rule_violation(change, previous)
