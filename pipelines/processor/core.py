@@ -152,6 +152,10 @@ def rule_violation(change: SeatChange, previous: SeatState | None) -> str | None
         return f"negative_price: price {change.price} of seat {change.seat_id} is below zero"
     if change.price_level_id is None or change.price is None:
         return f"missing_field: seat {change.seat_id} has no price level or price"
+    if change.snapshot:
+        # A snapshot row restates the row as it is (a backfill, maybe after lost versions):
+        # not a transition, and its time is when it was read, not when the hold was written.
+        return None
     if change.status == "HELD":
         expires = change.hold_expires_at
         if expires is None or expires.timestamp() * 1000 <= change.committed_at_ms:

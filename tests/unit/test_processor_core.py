@@ -134,3 +134,21 @@ def test_legal_transitions_pass(previous: str | None, status: str) -> None:
            else None}
     change = decode_seat_change(envelope("u", after=row))
     assert rule_violation(change, state(previous) if previous else None) is None
+
+
+@pytest.mark.parametrize(
+    ("previous", "row"),
+    [
+        (state("SOLD"), ROW),  # held again after lost versions: a restatement, not a transition
+        (state("OPEN"), {**ROW, "status": "sold", "hold_expires_at": None}),
+        (None, {**ROW, "hold_expires_at": "2026-11-26T11:58:00Z"}),  # expired, not yet swept
+    ],
+)
+def test_snapshot_rows_restate_the_row_and_are_not_judged_as_transitions(
+        previous: SeatState | None, row: dict) -> None:
+    change = decode_seat_change(envelope("r", after=row, snapshot="incremental"))
+    assert change.snapshot
+    assert rule_violation(change, previous) is None
+    bad = decode_seat_change(envelope("r", after={**row, "price": Decimal("-1.00")},
+                                      snapshot="incremental"))
+    assert rule_violation(bad, previous) is not None
