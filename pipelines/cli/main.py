@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+import pipelines.cli.backfill_cmd as backfill_cmd
 from pipelines.cli import bench_cmd, connectors_cmd, demo_cmd, host_cmd, processor_cmd, schemas_cmd, stack_cmd
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(processor_cmd.app, name="processor", help="The availability proces
 app.command("demo")(demo_cmd.demo)
 app.add_typer(bench_cmd.app, name="bench", help="Benchmarks, with a report.")
 app.add_typer(schemas_cmd.app, name="schemas", help="Avro schemas in schemas/ and the registry.")
+app.add_typer(backfill_cmd.app, name="backfill", help="Backfill an event's availability; reconcile.")
 
 __all__ = ["app"]
 
