@@ -124,15 +124,15 @@ def start_processor() -> subprocess.Popen[bytes]:
 
 def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Settings) -> None:
     settings = pipeline
-    wait_caught_up(settings, timeout_s=120)
-    before = versions(settings)
-    start = end_offsets(settings, SEAT_AVAILABILITY)
-    onsale = threading.Thread(target=run_onsale, args=(settings,),
-                              kwargs={"rate": 1500, "duration": 20, "seed": 7}, daemon=True)
-    onsale.start()
-    kills = 0
     proc = start_processor()
+    kills = 0
     try:
+        wait_caught_up(settings, timeout_s=120)
+        before = versions(settings)
+        start = end_offsets(settings, SEAT_AVAILABILITY)
+        onsale = threading.Thread(target=run_onsale, args=(settings,),
+                                  kwargs={"rate": 1500, "duration": 20, "seed": 7}, daemon=True)
+        onsale.start()
         while onsale.is_alive():
             time.sleep(3.5)
             proc.send_signal(signal.SIGKILL)  # wherever it is: mid-batch, mid-commit
