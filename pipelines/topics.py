@@ -137,6 +137,7 @@ def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None
 
 def group_members(bootstrap: str, group_id: str, *, timeout: float = 10.0) -> int:
     """How many consumers are in the group now (0 when nobody consumes)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # log_level 4: librdkafka's info lines about purged background events are noise here.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     description = admin.describe_consumer_groups([group_id], request_timeout=timeout)[group_id]
     return len(description.result(timeout).members)

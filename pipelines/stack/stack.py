@@ -212,7 +212,13 @@ def start_app(settings: Settings, name: str) -> None:
     """Start one of seatflow's own programs (processor, dagster) under the stack's supervisord."""
     layout = StackLayout.of(settings)
     if name == "dagster":
-        (layout.home / "dagster").mkdir(parents=True, exist_ok=True)
+        dagster_home = layout.home / "dagster"
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        # Run monitoring marks a run whose worker died as failed, so the stream keeper
+        # sensor restarts it.
+        (dagster_home / "dagster.yaml").write_text(
+            "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
+            "telemetry:\n  enabled: false\n")
     sup = Supervisor(layout)
     if not sup.is_running():
         raise StackError(f"cannot start {name}: the stack is not up (seatflow stack up)",
