@@ -1,0 +1,171 @@
+"""Backfills and reconciliation on the real stack: drift found and repaired, both ways, with
+changes streaming in; an unknown event refused."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from pipelines.avro import AvroEncoder
+from pipelines.backfill import BackfillError, backfill_event
+from pipelines.connect import ConnectClient
+from pipelines.deploy import wait_caught_up
+from pipelines.host.simulate import run_onsale
+from pipelines.monitoring import topic_latest
+from pipelines.processor.runner import run_processor
+from pipelines.reconcile import Reconciliation, reconcile_events
+from pipelines.schemas import load_schema
+from pipelines.settings import Settings
+from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
+from tests.integration.conftest import ProcessorThread
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def event_id(pipeline: Settings) -> int:
+    with psycopg.connect(pipeline.pg_dsn()) as conn:
+        row = conn.execute("SELECT min(event_id) FROM ticketing.events"
+                           " WHERE status = 'on_sale'").fetchone()
+    assert row is not None and row[0] is not None
+    return int(row[0])
+
+
+@contextmanager
+def stream(settings: Settings) -> Iterator[ProcessorThread]:
+    """A processor caught up on the CDC topics, then running in a thread."""
+    run_processor(settings, should_stop=lambda: False, until_end=True)
+    with ProcessorThread(settings) as running:
+        yield running
+    assert running.error is None, f"processor failed: {running.error!r}"
+
+
+def reconcile(settings: Settings, event_id: int, attempts: int = 3) -> Reconciliation:
+    return reconcile_events(settings, [event_id], attempts=attempts, wait_s=1)[event_id]
+
+
+def encoder(settings: Settings, topic: str, part: str) -> AvroEncoder:
+    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    return AvroEncoder(registry, f"{topic}-{part}", load_schema(f"{topic}-{part}").text)
+
+
+def inject_drift(settings: Settings, event_id: int, *, seats: int = 5) -> tuple[set[int], set[int]]:
+    """Wrong statuses (same version) for some seats, tombstones for others, and wrong section
+    and event counts, written into the availability topics behind the processor's back."""
+    latest = {k: v for k, v in topic_latest(settings, SEAT_AVAILABILITY).items()
+              if k[0] == event_id}
+    chosen = sorted(latest)[: 2 * seats]
+    wrong, missing = chosen[:seats], chosen[seats:]
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    key, value = encoder(settings, SEAT_AVAILABILITY, "key"), encoder(settings, SEAT_AVAILABILITY, "value")
+    for k in wrong:
+        v = latest[k]
+        producer.produce(SEAT_AVAILABILITY, key=key.encode({"event_id": k[0], "seat_id": k[1]}),
+                         value=value.encode({**v, "status": "OPEN" if v["status"] == "SOLD" else "SOLD",
+                                             "hold_expires_at": None}))
+    for k in missing:
+        producer.produce(SEAT_AVAILABILITY, key=key.encode({"event_id": k[0], "seat_id": k[1]}),
+                         value=None)
+    section_key, section_value = next((k, v) for k, v in topic_latest(
+        settings, SECTION_AVAILABILITY).items() if k[0] == event_id)
+    producer.produce(
+        SECTION_AVAILABILITY,
+        key=encoder(settings, SECTION_AVAILABILITY, "key").encode(
+            dict(zip(("event_id", "section_code", "price_level_id"), section_key, strict=True))),
+        value=encoder(settings, SECTION_AVAILABILITY, "value").encode(
+            {**section_value, "open": section_value["open"] + 1000}))
+    totals = topic_latest(settings, EVENT_AVAILABILITY)[(event_id,)]
+    producer.produce(EVENT_AVAILABILITY,
+                     key=encoder(settings, EVENT_AVAILABILITY, "key").encode({"event_id": event_id}),
+                     value=encoder(settings, EVENT_AVAILABILITY, "value").encode(
+                         {**totals, "sold": totals["sold"] + 7}))
+    assert producer.flush(10) == 0
+    return {s for _, s in wrong}, {s for _, s in missing}
+
+
+def assert_drift_found(result: Reconciliation, wrong: set[int], missing: set[int]) -> None:
+    kinds = {d.seat_id: d.kind for d in result.seat_differences}
+    assert {s for s, k in kinds.items() if k == "wrong"} == wrong, result.report()
+    assert {s for s, k in kinds.items() if k == "missing"} == missing, result.report()
+    whats = {d.what for d in result.count_differences}
+    assert "event" in whats and any(w.startswith("section ") for w in whats), result.report()
+
+
+def test_a_backfill_of_an_event_that_does_not_exist_fails_clearly(pipeline: Settings) -> None:
+    with pytest.raises(BackfillError, match="event 987654 does not exist"):
+        backfill_event(pipeline, 987654, method="database")
+
+
+@pytest.mark.parametrize("method", ["debezium", "database"])
+def test_a_backfill_during_an_onsale_ends_in_agreement(pipeline: Settings, event_id: int,
+                                                         method: str) -> None:
+    settings = pipeline
+    with stream(settings):
+        outcome: list[object] = []
+
+        def sell() -> None:
+            try:
+                outcome.append(run_onsale(settings, rate=800, duration=20, seed=11,
+                                          events=[event_id], hold_ttl=5))
+            except BaseException as e:
+                outcome.append(e)
+
+        onsale = threading.Thread(target=sell, daemon=True)
+        onsale.start()
+        time.sleep(2)  # buyers are at it
+        report = backfill_event(settings, event_id, method=method, timeout_s=120)  # type: ignore[arg-type]
+        assert report.seats > 0 and report.rows + report.streamed >= report.seats
+        assert report.streamed > 0, f"nothing changed during the backfill: {report}"
+        onsale.join(60)
+        assert outcome and not isinstance(outcome[0], BaseException), outcome
+        wait_caught_up(settings, timeout_s=120)
+        result = reconcile(settings, event_id)
+    assert result.passed, result.report()
+
+
+def test_drift_is_found_and_repaired_by_debezium_backfills_idempotently(
+        pipeline: Settings, event_id: int) -> None:
+    settings = pipeline
+    with stream(settings):
+        wait_caught_up(settings, timeout_s=120)
+        assert reconcile(settings, event_id).passed
+        wrong, missing = inject_drift(settings, event_id)
+        assert_drift_found(reconcile(settings, event_id, attempts=2), wrong, missing)
+        first = backfill_event(settings, event_id, method="debezium", timeout_s=120)
+        assert first.rows == first.seats  # nothing streamed meanwhile: every row snapshotted
+        assert reconcile(settings, event_id).passed
+        seats_after_one = {k: (v["status"], v["source_version"]) for k, v in
+                           topic_latest(settings, SEAT_AVAILABILITY).items() if k[0] == event_id}
+        backfill_event(settings, event_id, method="debezium", timeout_s=120)
+        assert reconcile(settings, event_id).passed
+        seats_after_two = {k: (v["status"], v["source_version"]) for k, v in
+                           topic_latest(settings, SEAT_AVAILABILITY).items() if k[0] == event_id}
+    assert seats_after_two == seats_after_one
+
+
+def test_drift_is_repaired_from_the_database_with_connect_paused_after_a_restart(
+        pipeline: Settings, event_id: int) -> None:
+    settings = pipeline
+    wrong, missing = inject_drift(settings, event_id)  # no processor: it rebuilds from the drift
+    client = ConnectClient(settings.connect_url)
+    client.pause(settings.connector_name)
+    try:
+        client.wait_state(settings.connector_name, "PAUSED")
+        with pytest.raises(BackfillError, match="not running"):
+            backfill_event(settings, event_id, method="debezium")
+        with stream(settings):
+            assert_drift_found(reconcile(settings, event_id, attempts=2), wrong, missing)
+            report = backfill_event(settings, event_id, method="database", timeout_s=120)
+            assert report.rows == report.seats
+            result = reconcile(settings, event_id)
+    finally:
+        client.resume(settings.connector_name)
+        client.wait_running(settings.connector_name)
+    assert result.passed, result.report()
