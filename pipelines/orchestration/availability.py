@@ -111,6 +111,20 @@ def restart_delay(failures: int) -> int:
     return BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
 
 
+def next_start_in(recent: list[tuple[bool, float | None]], now: float) -> tuple[int, float]:
+    """From the newest runs first, (failed, end time): the failures in a row and the seconds
+    to wait before starting the stream again (0: now)."""
+    failures = 0
+    for failed, _ in recent:
+        if not failed:
+            break
+        failures += 1
+    ended = recent[0][1] if recent else None
+    if failures == 0 or ended is None:
+        return failures, 0.0
+    return failures, max(restart_delay(failures) - (now - ended), 0.0)
+
+
 @dg.sensor(job=availability_stream, minimum_interval_seconds=15,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Keeps exactly one availability_stream run alive; restarts a failed one "
@@ -121,18 +135,13 @@ def availability_stream_keeper(context: dg.SensorEvaluationContext) -> dg.Sensor
         dg.RunsFilter(job_name=availability_stream.name, statuses=ACTIVE), limit=1)
     if running:
         return dg.SensorResult(skip_reason=f"run {running[0].run_id[:8]} is alive")
-    recent = instance.get_run_records(
+    records = instance.get_run_records(
         dg.RunsFilter(job_name=availability_stream.name), limit=len(BACKOFF_S))
-    failures = 0
-    for record in recent:
-        if record.dagster_run.status != dg.DagsterRunStatus.FAILURE:
-            break
-        failures += 1
-    if failures and recent[0].end_time is not None:
-        wait = restart_delay(failures) - (time.time() - recent[0].end_time)
-        if wait > 0:
-            return dg.SensorResult(
-                skip_reason=f"{failures} failed run(s) in a row; next try in {wait:.0f} s")
+    recent = [(r.dagster_run.status == dg.DagsterRunStatus.FAILURE, r.end_time) for r in records]
+    failures, wait = next_start_in(recent, time.time())
+    if wait > 0:
+        return dg.SensorResult(
+            skip_reason=f"{failures} failed run(s) in a row; next try in {wait:.0f} s")
     return dg.SensorResult(run_requests=[dg.RunRequest(
         run_key=f"stream-{int(time.time())}",
         tags={"seatflow/restart-after-failures": str(failures)})])

@@ -15,6 +15,7 @@ from pipelines.stack.stack import (
     reset,
     start_app,
     status,
+    stop_app,
     up,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "reset",
     "start_app",
     "status",
+    "stop_app",
     "up",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "reset",
     "start_app",
     "status",
+    "stop_app",
     "up",
 ]
 
@@ -228,6 +229,15 @@ def start_app(settings: Settings, name: str) -> None:
     if state != "RUNNING":
         raise StackError(f"{name} is {state} after starting", service=name,
                          log_tail=log_tail(layout, name))
+
+
+def stop_app(settings: Settings, name: str) -> bool:
+    """Stop one of seatflow's own programs if it runs; True if it was running."""
+    sup = Supervisor(StackLayout.of(settings))
+    if not sup.is_running() or sup.info(name).state not in ("RUNNING", "STARTING"):
+        return False
+    sup.stop(name)
+    return True
 
 
 def apps_status(settings: Settings) -> dict[str, str]:

@@ -102,6 +102,13 @@ class Supervisor:
         except xmlrpc.client.Fault as e:
             raise StackError(f"{name} did not start: {e.faultString}", service=name) from e
 
+    def stop(self, name: str) -> None:
+        """Stop one program and wait for it (supervisord's stopwaitsecs bound the wait)."""
+        try:
+            self._proxy().supervisor.stopProcess(name, True)
+        except xmlrpc.client.Fault as e:
+            raise StackError(f"{name} did not stop: {e.faultString}", service=name) from e
+
     def shutdown(self, *, timeout_s: float = 180) -> bool:
         """Stop every program and supervisord itself; True if it was running."""
         if not self.is_running():

@@ -30,6 +30,10 @@ def running_stack(settings: Settings) -> Iterator[Settings]:
     already = all(s.healthy for s in stack.status(settings))
     if not already:
         stack.up(settings)
+    # The tests run processors of their own: one left by `make demo` (itself, or Dagster's
+    # stream run) would share their consumer group and transactional id.
+    for app in ("dagster", "processor"):
+        stack.stop_app(settings, app)
     yield settings
     if not already:
         stack.down(settings)
