@@ -48,6 +48,8 @@ class BenchReport:
     changes: int
     processor_seconds: float
     processor_rate: float
+    processor_busy_seconds: float
+    processor_busy_rate: float
     copy_seconds: float
     copy_rate: float
     ratio: float
@@ -214,6 +216,8 @@ def bench_processor(settings: Settings, *, changes: int = 200_000,
         changes=changes,
         processor_seconds=round(processor_seconds, 2),
         processor_rate=round(stats.records_in / processor_seconds),
+        processor_busy_seconds=round(stats.busy_seconds, 2),
+        processor_busy_rate=round(stats.records_in / max(stats.busy_seconds, 1e-9)),
         copy_seconds=round(copy_seconds, 2),
         copy_rate=round(changes / copy_seconds),
         ratio=round((stats.records_in / processor_seconds) / (changes / copy_seconds), 3),

@@ -31,6 +31,7 @@ __all__ = [
     "SeatTruth",
     "count_differences",
     "db_state",
+    "latest_values",
     "on_sale_events",
     "published_state",
     "reconcile_event",
@@ -182,15 +183,23 @@ def db_state(settings: Settings, event_ids: Iterable[int]) -> dict[int, EventSta
     return states
 
 
-def _read_latest(settings: Settings, topic: str, decoder: AvroDecoder,
-                 keep: Callable[[dict], bool]) -> dict[tuple, dict | None]:
+def latest_values(settings: Settings, topic: str, keep: Callable[[dict], bool], *,
+                  decoder: AvroDecoder | None = None) -> dict[tuple, dict | None]:
     """The newest value (None for a tombstone) of every kept key of a compacted topic."""
-    latest: dict[tuple, dict | None] = {}
+    # A key's bytes never change: each is decoded once, and only each key's last value is.
+    decoder = decoder or AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url,
+                                                           "timeout": 10}))
+    keys: dict[bytes, tuple | None] = {}
+    latest_raw: dict[tuple, bytes | None] = {}
 
     def fold(msg: Message) -> None:
-        key = decoder.decode(msg.key())
-        if keep(key):
-            latest[tuple(key.values())] = decoder.decode(msg.value())
+        raw = msg.key() or b""
+        if raw not in keys:
+            key = decoder.decode(raw)
+            keys[raw] = tuple(key.values()) if keep(key) else None
+        kept = keys[raw]
+        if kept is not None:
+            latest_raw[kept] = msg.value()
 
     consumer = Consumer({
         "bootstrap.servers": settings.kafka_bootstrap,
@@ -203,7 +212,7 @@ def _read_latest(settings: Settings, topic: str, decoder: AvroDecoder,
         read_to_end(consumer, topic, fold)
     finally:
         consumer.close()
-    return latest
+    return {key: decoder.decode(raw) for key, raw in latest_raw.items()}
 
 
 def published_state(settings: Settings, event_ids: Iterable[int]) -> dict[int, EventState]:
@@ -215,16 +224,17 @@ def published_state(settings: Settings, event_ids: Iterable[int]) -> dict[int, E
     def ours(key: dict) -> bool:
         return key["event_id"] in ids
 
-    for (event_id, seat_id), value in _read_latest(settings, SEAT_AVAILABILITY, decoder,
-                                                   ours).items():
+    for (event_id, seat_id), value in latest_values(settings, SEAT_AVAILABILITY, ours,
+                                                    decoder=decoder).items():
         if value is not None:
             states[event_id].seats[seat_id] = SeatTruth(value["status"], value["source_version"])
-    for (event_id, section, level), value in _read_latest(settings, SECTION_AVAILABILITY, decoder,
-                                                          ours).items():
+    for (event_id, section, level), value in latest_values(settings, SECTION_AVAILABILITY, ours,
+                                                           decoder=decoder).items():
         if value is not None:
             states[event_id].sections[(section, level)] = _counts(
                 {"OPEN": value["open"], "HELD": value["held"], "SOLD": value["sold"]})
-    for (event_id,), value in _read_latest(settings, EVENT_AVAILABILITY, decoder, ours).items():
+    for (event_id,), value in latest_values(settings, EVENT_AVAILABILITY, ours,
+                                                  decoder=decoder).items():
         if value is not None:
             states[event_id].totals = _counts(
                 {"OPEN": value["open"], "HELD": value["held"], "SOLD": value["sold"]})

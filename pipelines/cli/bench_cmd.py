@@ -32,6 +32,7 @@ def processor(
         console.print_json(json.dumps(data))
         return
     targets = {"processor_rate": (">= 20000", report.processor_rate >= 20_000),
+               "processor_busy_rate": (">= 20000", report.processor_busy_rate >= 20_000),
                "ratio": (">= 0.40", report.ratio >= 0.40),
                "state_memory_mb": ("< 500", report.state_memory_mb < 500)}
     table = Table("figure", "value", "target", title="seatflow bench processor")

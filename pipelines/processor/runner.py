@@ -116,6 +116,8 @@ class RunStats:
     dead_lettered: int = 0
     aborted: int = 0
     last_batch: BatchStats = field(default_factory=BatchStats)
+    # Wall time from the first record read to the last batch committed (start-up excluded).
+    busy_seconds: float = 0.0
 
     def add(self, batch: BatchStats) -> None:
         self.batches += 1
@@ -261,6 +263,7 @@ class AvailabilityRunner:
             on_batch: Callable[[BatchStats], None] | None = None) -> RunStats:
         self.consumer.subscribe(self.config.input_topics)
         at_end: set[tuple[str, int]] = set()
+        first_record_at: float | None = None
         while not should_stop():
             messages = self.consumer.consume(self.config.batch_size,
                                              timeout=self.config.batch_timeout_s)
@@ -277,8 +280,12 @@ class AvailabilityRunner:
                     raise ProcessorError(f"consumer failed: {err}")
                 elif err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                     log.warning("consumer: %s", err)
+            if records and first_record_at is None:
+                first_record_at = time.monotonic()
             if records or self.pending:
                 batch = self._batch(records)
+                if first_record_at is not None:
+                    self.stats.busy_seconds = time.monotonic() - first_record_at
                 if batch is None:
                     self.stats.aborted += 1
                     at_end.clear()
