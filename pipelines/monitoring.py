@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 
 import psycopg
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder
@@ -21,7 +20,7 @@ from pipelines.topics import (
     cdc_topic,
     end_offsets,
     group_lag,
-    read_to_end,
+    read_topic,
 )
 
 __all__ = [
@@ -68,17 +67,7 @@ def topic_latest(settings: Settings, topic: str) -> dict[tuple, dict]:
         else:
             latest[key] = value
 
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"seatflow-monitor-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    })
-    try:
-        read_to_end(consumer, topic, fold)
-    finally:
-        consumer.close()
+    read_topic(settings.kafka_bootstrap, topic, fold, purpose="monitor")
     return latest
 
 

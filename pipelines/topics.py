@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ __all__ = [
     "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "group_members",
     "output_topics",
     "read_to_end",
+    "read_topic",
 ]
 
 log = logging.getLogger(__name__)
@@ -141,3 +143,22 @@ def group_members(bootstrap: str, group_id: str, *, timeout: float = 10.0) -> in
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     description = admin.describe_consumer_groups([group_id], request_timeout=timeout)[group_id]
     return len(description.result(timeout).members)
+
+
+def read_topic(bootstrap: str, topic: str, handle: Callable[[Message], None], *,
+               purpose: str) -> int:
+    """Feed every committed record of topic, start to current end, to handle; the count read.
+
+    A consumer group of its own (named after `purpose`) that commits nothing.
+    """
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"seatflow-{purpose}-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+    })
+    try:
+        return read_to_end(consumer, topic, handle)
+    finally:
+        consumer.close()

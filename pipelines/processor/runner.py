@@ -42,7 +42,7 @@ from pipelines.topics import (
     SEAT_AVAILABILITY,
     SECTION_AVAILABILITY,
     cdc_topic,
-    read_to_end,
+    read_topic,
 )
 
 __all__ = [
@@ -164,17 +164,7 @@ def rebuild_availability(settings: Settings, topic: str, decoder: AvroDecoder) -
                 price_level_id=value.get("price_level_id") or 0,
                 price=value["price"]))
 
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"{GROUP_ID}-rebuild",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    })
-    try:
-        count = read_to_end(consumer, topic, fold)
-    finally:
-        consumer.close()
+    count = read_topic(settings.kafka_bootstrap, topic, fold, purpose="rebuild")
     log.info("rebuilt availability of %d seats from %d records of %s",
              len(availability.seats), count, topic)
     return availability
