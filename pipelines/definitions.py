@@ -4,7 +4,7 @@
 
 import dagster as dg
 
-from pipelines.orchestration import availability, connectors, schemas
+from pipelines.orchestration import availability, backfill, connectors, schemas
 from pipelines.orchestration.resources import (
     ConnectResource,
     KafkaResource,
@@ -21,5 +21,6 @@ resources = {
 }
 
 defs = dg.Definitions.merge(
-    availability.defs, connectors.defs, schemas.defs, dg.Definitions(resources=resources)
+    availability.defs, backfill.defs, connectors.defs, schemas.defs,
+    dg.Definitions(resources=resources),
 )

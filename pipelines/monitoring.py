@@ -6,11 +6,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 import psycopg
-from confluent_kafka import Message
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.avro import AvroDecoder
 from pipelines.processor.runner import GROUP_ID
+from pipelines.reconcile import latest_values
 from pipelines.settings import Settings
 from pipelines.topics import (
     DEAD_LETTER,
@@ -20,7 +18,6 @@ from pipelines.topics import (
     cdc_topic,
     end_offsets,
     group_lag,
-    read_topic,
 )
 
 __all__ = [
@@ -56,19 +53,8 @@ class Freshness:
 
 def topic_latest(settings: Settings, topic: str) -> dict[tuple, dict]:
     """The newest value of every key of a compacted topic (read committed), keyed by its fields."""
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
-    latest: dict[tuple, dict] = {}
-
-    def fold(msg: Message) -> None:
-        key = tuple(decoder.decode(msg.key()).values())
-        value = decoder.decode(msg.value())
-        if value is None:
-            latest.pop(key, None)
-        else:
-            latest[key] = value
-
-    read_topic(settings.kafka_bootstrap, topic, fold, purpose="monitor")
-    return latest
+    latest = latest_values(settings, topic, lambda _: True)
+    return {key: value for key, value in latest.items() if value is not None}
 
 
 def freshness(settings: Settings) -> Freshness:

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import psycopg
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder
 from pipelines.settings import Settings
-from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY, read_to_end
+from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY, read_topic
 
 __all__ = [
     "CountDifference",
@@ -201,17 +200,7 @@ def latest_values(settings: Settings, topic: str, keep: Callable[[dict], bool], 
         if kept is not None:
             latest_raw[kept] = msg.value()
 
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"seatflow-reconcile-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    })
-    try:
-        read_to_end(consumer, topic, fold)
-    finally:
-        consumer.close()
+    read_topic(settings.kafka_bootstrap, topic, fold, purpose="reconcile")
     return {key: decoder.decode(raw) for key, raw in latest_raw.items()}
 
 
