@@ -250,7 +250,10 @@ class AvailabilityRunner:
         self.producer.flush(10)
 
     def run(self, *, should_stop: Callable[[], bool], until_end: bool = False,
-            on_batch: Callable[[BatchStats], None] | None = None) -> RunStats:
+            on_batch: Callable[[BatchStats], None] | None = None,
+            on_ready: Callable[[], None] | None = None) -> RunStats:
+        """Process until should_stop(); on_ready is called once, when the state is rebuilt and
+        the input partitions are assigned."""
         self.consumer.subscribe(self.config.input_topics)
         at_end: set[tuple[str, int]] = set()
         first_record_at: float | None = None
@@ -284,6 +287,9 @@ class AvailabilityRunner:
                     if on_batch:
                         on_batch(batch)
             assignment = self.consumer.assignment()
+            if on_ready is not None and assignment:
+                on_ready()
+                on_ready = None
             if (until_end and not records and not self.pending and assignment
                     and len(at_end) >= len(assignment)):
                 break
@@ -466,10 +472,12 @@ def run_processor(
     until_end: bool = False,
     config: ProcessorConfig | None = None,
     on_batch: Callable[[BatchStats], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> RunStats:
     """Process changes until should_stop() is true (or, with until_end, the input's end)."""
     runner = AvailabilityRunner(settings, config or ProcessorConfig.of(settings))
     try:
-        return runner.run(should_stop=should_stop, until_end=until_end, on_batch=on_batch)
+        return runner.run(should_stop=should_stop, until_end=until_end, on_batch=on_batch,
+                          on_ready=on_ready)
     finally:
         runner.close()

@@ -73,18 +73,24 @@ class ProcessorThread:
     def __init__(self, settings: Settings, config: ProcessorConfig | None = None) -> None:
         self.config = config
         self.stop = threading.Event()
+        self.ready = threading.Event()
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(settings,), daemon=True)
 
     def _run(self, settings: Settings) -> None:
         try:
-            self.stats = run_processor(settings, should_stop=self.stop.is_set, config=self.config)
+            self.stats = run_processor(settings, should_stop=self.stop.is_set, config=self.config,
+                                       on_ready=self.ready.set)
         except BaseException as e:  # surfaced by the test through .error
             self.error = e
 
     def __enter__(self) -> ProcessorThread:
+        """Start, and wait until the state is rebuilt and the partitions are assigned."""
         self.thread.start()
+        wait_for(lambda: self.ready.is_set() or self.error is not None, timeout=180,
+                 what="the processor to be ready")
+        assert self.error is None, f"processor failed to start: {self.error!r}"
         return self
 
     def __exit__(self, *exc: object) -> None:
