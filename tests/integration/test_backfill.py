@@ -116,6 +116,8 @@ def test_drift_is_repaired_from_the_database_with_connect_paused_after_a_restart
         pipeline: Settings, event_id: int) -> None:
     # Before the module's processor starts: a new processor rebuilds its state from the drift.
     settings = pipeline
+    # The event's availability is published first (on a fresh stack nothing has been yet).
+    run_processor(settings, should_stop=lambda: False, until_end=True)
     wrong, missing = inject_drift(settings, event_id)
     client = ConnectClient(settings.connect_url)
     client.pause(settings.connector_name)
