@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -135,11 +136,9 @@ class ConnectClient:
 
     # -- waiting -------------------------------------------------------------------------------
 
-    def wait_state(self, name: str, wanted: str, *, timeout_s: float = 60) -> dict[str, Any]:
-        """Wait until the connector's own state is `wanted` (e.g. STOPPED); raise if it is not."""
-
-        def not_yet(status: dict[str, Any] | None) -> bool:
-            return status is None or status["connector"]["state"] != wanted
+    def _wait_for(self, name: str, not_yet: Callable[[dict[str, Any] | None], bool], *,
+                  timeout_s: float) -> dict[str, Any]:
+        """Poll the connector's status until not_yet() is false or time runs out; the last one."""
 
         def last_status(state: RetryCallState) -> dict[str, Any] | None:
             return state.outcome.result() if state.outcome else None
@@ -149,6 +148,12 @@ class ConnectClient:
         status = fetch(name)
         if status is None:
             raise ConnectError(f"connector {name} does not exist")
+        return status
+
+    def wait_state(self, name: str, wanted: str, *, timeout_s: float = 60) -> dict[str, Any]:
+        """Wait until the connector's own state is `wanted` (e.g. STOPPED); raise if it is not."""
+        status = self._wait_for(
+            name, lambda st: st is None or st["connector"]["state"] != wanted, timeout_s=timeout_s)
         if status["connector"]["state"] != wanted:
             raise ConnectError(f"{name} is {status['connector']['state']}, not {wanted}, "
                                f"after {timeout_s:.0f} s")
@@ -163,14 +168,7 @@ class ConnectClient:
             states = [status["connector"]["state"]] + [t["state"] for t in status["tasks"]]
             return not status["tasks"] or any(s not in ("RUNNING", "FAILED") for s in states)
 
-        def last_status(state: RetryCallState) -> dict[str, Any] | None:
-            return state.outcome.result() if state.outcome else None
-
-        fetch = retry(retry=retry_if_result(not_yet), stop=stop_after_delay(timeout_s),
-                      wait=wait_fixed(0.5), retry_error_callback=last_status)(self.status)
-        status = fetch(name)
-        if status is None:
-            raise ConnectError(f"connector {name} does not exist")
+        status = self._wait_for(name, not_yet, timeout_s=timeout_s)
         for task in status["tasks"]:
             if task["state"] == "FAILED":
                 trace = (task.get("trace") or "").strip().splitlines()
