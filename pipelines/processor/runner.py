@@ -303,7 +303,6 @@ class AvailabilityRunner:
         sections: dict[SectionKey, int] = {}
         events: dict[int, int] = {}
         latencies: list[int] = []
-        pending_before = list(self.pending)
         self.producer.begin_transaction()
         try:
             retry, self.pending = self.pending, []
@@ -321,11 +320,11 @@ class AvailabilityRunner:
             if error.fatal() or not error.txn_requires_abort():
                 raise ProcessorError(f"transaction failed and cannot be retried: {error}") from e
             log.warning("aborting a batch of %d records: %s", len(records), error)
-            self._abort(undo, pending_before)
+            self._abort(undo)
             return None
         except BaseException:
             # Interrupted (Dagster terminating the run, Ctrl-C) or a bug: leave nothing half done.
-            self._abort(undo, pending_before)
+            self._abort(undo)
             raise
         done = _now_ms()
         latencies = [done - committed for committed in latencies]
@@ -336,8 +335,7 @@ class AvailabilityRunner:
         batch.lag = self._lag()
         return batch
 
-    def _abort(self, undo: list[tuple[tuple[int, int], SeatState | None]],
-               pending_before: list[_Pending]) -> None:
+    def _abort(self, undo: list[tuple[tuple[int, int], SeatState | None]]) -> None:
         try:
             self.producer.abort_transaction(30)
         except KafkaException as e:
@@ -345,7 +343,6 @@ class AvailabilityRunner:
         for key, previous in reversed(undo):
             self.availability.put(key, previous)
         # Pending records sit at or after the committed offset: the rewind reads them again.
-        del pending_before
         self.pending = []
         for tp in self.consumer.committed(self.consumer.assignment(), timeout=30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
