@@ -230,12 +230,18 @@ def published_state(settings: Settings, event_ids: Iterable[int]) -> dict[int, E
     return states
 
 
+def event_ids(settings: Settings, *, status: str | None = None) -> list[int]:
+    """The events of the ticketing host, or those with the given status."""
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        rows = conn.execute("SELECT event_id FROM ticketing.events"
+                            " WHERE %(status)s::text IS NULL OR status = %(status)s"
+                            " ORDER BY event_id", {"status": status}).fetchall()
+    return [r[0] for r in rows]
+
+
 def on_sale_events(settings: Settings) -> list[int]:
     """Events whose seats are on sale now."""
-    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
-        rows = conn.execute("SELECT event_id FROM ticketing.events WHERE status = 'on_sale'"
-                            " ORDER BY event_id").fetchall()
-    return [r[0] for r in rows]
+    return event_ids(settings, status="on_sale")
 
 
 def _persisting(now: Reconciliation, before: Reconciliation | None) -> Reconciliation:

@@ -8,11 +8,8 @@ import dagster as dg
 
 from pipelines.host import CAPTURED_TABLES
 from pipelines.monitoring import (
-    db_section_counts,
     dead_letter_counts,
     freshness,
-    section_differences,
-    topic_section_counts,
 )
 from pipelines.orchestration.resources import (
     KafkaResource,
@@ -21,6 +18,7 @@ from pipelines.orchestration.resources import (
     settings_of,
 )
 from pipelines.processor.runner import BatchStats, run_processor
+from pipelines.reconcile import event_ids, reconcile_events
 from pipelines.topics import DEAD_LETTER, EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
 
 TABLES = [t for t in CAPTURED_TABLES if t not in ("heartbeat", "debezium_signal")]
@@ -179,21 +177,16 @@ def dead_letter_rate(kafka: KafkaResource, registry: RegistryResource,
                                          "rate": round(rate, 6)})
 
 
-@dg.asset_check(asset=SECTION, description="Open / held / sold per section and price level "
-                "equal the database's (retried while changes are in flight).")
+@dg.asset_check(asset=SECTION, description="Every event's availability equals the database's: "
+                "seat by seat, then section and event counts (differences must persist).")
 def availability_reconciliation(kafka: KafkaResource, registry: RegistryResource,
                                 postgres: PostgresResource) -> dg.AssetCheckResult:
     settings = settings_of(kafka, registry, postgres)
-    differences: list[str] = []
-    for attempt in range(3):
-        differences = section_differences(db_section_counts(settings),
-                                          topic_section_counts(settings))
-        if not differences:
-            break
-        time.sleep(2 * (attempt + 1))
-    return dg.AssetCheckResult(passed=not differences, metadata={
-        "differences": len(differences),
-        "report": dg.MetadataValue.md("\n".join(f"- {d}" for d in differences[:50]) or "none")})
+    results = reconcile_events(settings, event_ids(settings)).values()
+    differences = sum(len(r.seat_differences) + len(r.count_differences) for r in results)
+    return dg.AssetCheckResult(passed=differences == 0, metadata={
+        "differences": differences,
+        "report": dg.MetadataValue.md("\n\n".join(r.report() for r in results) or "no events")})
 
 
 checks = [availability_freshness, dead_letter_rate, availability_reconciliation]

@@ -22,8 +22,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pipelines.avro import AvroDecoder
 from pipelines.deploy import wait_caught_up
 from pipelines.host.simulate import run_onsale
-from pipelines.monitoring import db_section_counts, section_differences, topic_section_counts
 from pipelines.processor.runner import ProcessorConfig
+from pipelines.reconcile import reconcile_events
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.topics import DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic
 from tests.integration.conftest import ProcessorThread, end_offsets, tail_consumer, wait_for
@@ -171,4 +171,6 @@ def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Setti
     missing = {seat: (before[seat], after[seat], published.get(seat)) for seat in changed
                if sorted(published.get(seat, [])) != list(range(before[seat] + 1, after[seat] + 1))}
     assert not missing, f"{len(missing)} seats miss versions, e.g. {list(missing.items())[:3]}"
-    assert section_differences(db_section_counts(settings), topic_section_counts(settings)) == []
+    events = {event for event, _ in changed}
+    results = reconcile_events(settings, events)
+    assert all(r.passed for r in results.values()), [r.report() for r in results.values()]
