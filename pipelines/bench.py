@@ -36,6 +36,7 @@ from pipelines.topics import (
     cdc_topic,
     end_offsets,
     ensure_topics,
+    next_records,
 )
 
 __all__ = ["BenchReport", "LatencyReport", "bench_latency", "bench_processor", "state_memory_mb"]
@@ -269,7 +270,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
         onsale = _seatflow("simulate", "--rate", str(rate), "--duration", str(duration))
         deadline = time.monotonic() + duration + 60
         while time.monotonic() < deadline:
-            for msg in consumer.consume(2000, timeout=0.1):
+            for msg in next_records(consumer, 2000, 0.1):
                 received = time.time() * 1000
                 if msg.error() is None and msg.value() is not None:
                     value = decoder.decode(msg.value())

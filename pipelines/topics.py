@@ -21,6 +21,7 @@ from pipelines.settings import Settings
 
 __all__ = [
     "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "group_members",
+    "next_records",
     "output_topics",
     "read_to_end",
     "read_topic",
@@ -112,6 +113,17 @@ def group_lag(bootstrap: str, group_id: str, topic: str, *, timeout: float = 10.
     finally:
         consumer.close()
     return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
+
+
+def next_records(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:
+    """Up to max_records: waits up to `timeout` for the first, then takes only what has already
+    arrived. (consume(n, timeout) holds arrived records back until n arrive or time is up.)"""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    if max_records <= 1:
+        return [first]
+    return [first, *consumer.consume(max_records - 1, timeout=0)]
 
 
 def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None]) -> int:

@@ -18,7 +18,7 @@ from pipelines.avro import AvroDecoder
 from pipelines.cli.output import console, fail
 from pipelines.processor.runner import BatchStats, ProcessorConfig, ProcessorError, run_processor
 from pipelines.settings import Settings, get_settings
-from pipelines.topics import EVENT_AVAILABILITY, SECTION_AVAILABILITY
+from pipelines.topics import EVENT_AVAILABILITY, SECTION_AVAILABILITY, next_records
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -87,7 +87,7 @@ def watch_availability(settings: Settings, *, duration_s: float | None,
     try:
         with Live(console=console, refresh_per_second=4) as live:
             while deadline is None or time.monotonic() < deadline:
-                for msg in consumer.consume(num_messages=5000, timeout=0.25):
+                for msg in next_records(consumer, 5000, 0.25):
                     if msg.error() is not None or msg.value() is None:
                         continue
                     value = decoder.decode(msg.value())

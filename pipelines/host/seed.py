@@ -43,6 +43,15 @@ class SeedResult:
 _TABLES = "venues, events, sections, price_levels, seats, seat_inventory, holds, orders"
 
 
+def _empty_tables(conn: psycopg.Connection[Any]) -> None:
+    # seat_inventory by DELETE: Debezium captures deletes (it skips truncates), so the processor
+    # drops the old seats before the new rows, whose versions start again at 1, arrive. The
+    # reference tables' new rows replace the old ones by id downstream.
+    conn.execute("DELETE FROM ticketing.seat_inventory")
+    tables = ", ".join(f"ticketing.{t}" for t in _TABLES.split(", "))
+    conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
 def seed_host(
     settings: Settings,
     *,
@@ -58,8 +67,7 @@ def seed_host(
     try:
         with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn, conn.transaction():
             if reset:
-                tables = ", ".join(f"ticketing.{t}" for t in _TABLES.split(", "))
-                conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                _empty_tables(conn)
             venue_id, venue_created = _ensure_venue(conn, plan)
             section_count, seat_count = conn.execute(
                 "SELECT (SELECT count(*) FROM ticketing.sections WHERE venue_id = %(v)s),"

@@ -396,11 +396,14 @@ async def _checkout(
 async def _sweep(run: _Run, stop: asyncio.Event) -> None:
     """Expire due holds every so often, and once more at the end."""
     interval = min(0.5, run.hold_ttl / 4)
+    # With a rate, a backlog of due holds (left by an earlier run, say) expires in chunks at
+    # that rate rather than in one burst.
+    chunk = 2000 if run.rate <= 0 else max(10, min(2000, int(run.rate * interval)))
     while True:
         stopping = stop.is_set()
         async with run.pool.connection() as conn:
             while True:
-                rows = await (await conn.execute(_EXPIRE, {"limit": 2000})).fetchall()
+                rows = await (await conn.execute(_EXPIRE, {"limit": chunk})).fetchall()
                 for event_id, seat_id, _hold in rows:
                     seat_map = run.maps.get(int(event_id))
                     if seat_map is not None:
@@ -408,8 +411,9 @@ async def _sweep(run: _Run, stop: asyncio.Event) -> None:
                 run.stats.seats_expired += len(rows)
                 run.charge(len(rows))
                 run.stats.expiries += len({r[2] for r in rows})
-                if len(rows) < 2000:
+                if len(rows) < chunk:
                     break
+                await run.pace(0)
         if stopping:
             return
         with contextlib.suppress(TimeoutError):

@@ -42,6 +42,7 @@ from pipelines.topics import (
     SEAT_AVAILABILITY,
     SECTION_AVAILABILITY,
     cdc_topic,
+    next_records,
     read_topic,
 )
 
@@ -258,8 +259,9 @@ class AvailabilityRunner:
         at_end: set[tuple[str, int]] = set()
         first_record_at: float | None = None
         while not should_stop():
-            messages = self.consumer.consume(self.config.batch_size,
-                                             timeout=self.config.batch_timeout_s)
+            # A batch is as large as the backlog: no record waits for a timer.
+            messages = next_records(self.consumer, self.config.batch_size,
+                                    self.config.batch_timeout_s)
             records = []
             for msg in messages:
                 err = msg.error()
