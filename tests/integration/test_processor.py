@@ -21,6 +21,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder
 from pipelines.deploy import wait_caught_up
+from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
 from pipelines.processor.runner import ProcessorConfig
 from pipelines.reconcile import reconcile_events
@@ -173,4 +174,28 @@ def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Setti
     assert not missing, f"{len(missing)} seats miss versions, e.g. {list(missing.items())[:3]}"
     events = {event for event, _ in changed}
     results = reconcile_events(settings, events)
+    assert all(r.passed for r in results.values()), [r.report() for r in results.values()]
+
+
+def test_a_reseeded_host_is_republished_not_taken_for_duplicates(pipeline: Settings) -> None:
+    """`seed --reset` empties the tables and seeds again, so versions start again at 1. The
+    processor sees the seats deleted first and drops them: the new rows are published, not
+    skipped as older versions of the seats it knew."""
+    settings = pipeline
+    topic = cdc_topic(settings, "seat_inventory")
+    with ProcessorThread(settings) as running:
+        run_onsale(settings, rate=500, duration=3, seed=11)  # versions above 1, to be reset
+        with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+            row = conn.execute("SELECT count(*) FROM ticketing.seat_inventory").fetchone()
+        old_rows = row[0] if row else 0
+        captured = sum(end_offsets(settings, topic).values())
+        seeded = seed_host(settings, events=1, reset=True)
+        # A delete is two records (the delete and its tombstone), a new row one.
+        expected = captured + 2 * old_rows + seeded.inventory_rows_added
+        wait_for(lambda: sum(end_offsets(settings, topic).values()) >= expected, timeout=300,
+                 what=f"the reset captured in {topic}")
+        wait_caught_up(settings, timeout_s=300)
+        assert running.error is None, f"processor failed: {running.error!r}"
+        results = reconcile_events(settings, seeded.events_created)
+    assert seeded.events_created and seeded.inventory_rows_added > 0
     assert all(r.passed for r in results.values()), [r.report() for r in results.values()]
