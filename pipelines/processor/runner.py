@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import statistics
 import time
@@ -144,6 +145,23 @@ def load_reference(settings: Settings) -> Reference:
     return ref
 
 
+def _refreeze(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
+
+
+def _keep_state_out_of_full_collections() -> None:
+    """The state is hundreds of thousands of long-lived objects, and a full collection of the
+    cyclic garbage collector walks them all: 40 ms for 150,000 seats on an idle machine, far
+    more under load, with every record waiting. Frozen after each full collection, they are
+    walked once. (The state holds no reference cycles: what it drops, reference counting frees.)
+    """
+    gc.collect()
+    gc.freeze()
+    if _refreeze not in gc.callbacks:
+        gc.callbacks.append(_refreeze)
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -233,6 +251,7 @@ class AvailabilityRunner:
             raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
         self.availability = rebuild_availability(settings, config.seat_topic, self.codecs.decoder)
         self.reference = load_reference(settings) if config.load_reference_from_db else Reference()
+        _keep_state_out_of_full_collections()
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": config.group_id,
