@@ -9,13 +9,15 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.logical_writers import LOGICAL_WRITERS
 
-__all__ = ["AvroDecoder", "AvroEncoder", "WireFormatError"]
+__all__ = ["AvroDecoder", "AvroEncoder", "RecordWriter", "WireFormatError"]
 
 _HEADER = struct.Struct(">bI")
 MAGIC = 0
@@ -72,10 +74,92 @@ class AvroEncoder:
             raise WireFormatError(f"registry returned no id for subject {subject!r}")
         self.schema_id = registered.schema_id
         self._header = _HEADER.pack(MAGIC, self.schema_id)
-        self._schema = fastavro.parse_schema(json.loads(schema_str))
+        self._writer = RecordWriter(json.loads(schema_str))
 
     def encode(self, record: Any) -> bytes:
         buf = io.BytesIO()
         buf.write(self._header)
-        fastavro.schemaless_writer(buf, self._schema, record)
+        self._writer.write(buf, record)
         return buf.getvalue()
+
+
+class RecordWriter:
+    """fastavro's schemaless writer for one schema, with the record's top-level fields handed
+    over ready to write (see _field_plan): the same bytes, in about half the time."""
+
+    def __init__(self, schema: Any) -> None:
+        self._schema = fastavro.parse_schema(schema)
+        self._plan = _field_plan(schema)
+
+    def write(self, buf: io.BytesIO, record: Any) -> None:
+        if isinstance(record, dict) and self._plan:
+            record = _prepare(record, self._plan)
+        fastavro.schemaless_writer(buf, self._schema, record)
+
+
+# (field, union branch to name or None, converter to the underlying type or None)
+_Step = tuple[str, str | None, Callable[[Any], Any] | None]
+
+
+def _field_plan(schema: Any) -> list[_Step]:
+    """How to hand fastavro a record's top-level fields ready to write, for the same bytes.
+
+    fastavro tries each branch of a union until one validates, and converts logical types
+    (decimals, timestamps) afresh for every record: together most of an encode. A value of a
+    [null, T] union is given as (T, value), fastavro's tuple notation, so the branch is known;
+    a decimal's bytes are computed once per value; timestamps go through fastavro's own
+    converters. Only primitive types are planned; other fields are left to fastavro.
+    """
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        return []
+    plan: list[_Step] = []
+    for field in schema["fields"]:
+        kind = field["type"]
+        branch: str | None = None
+        if isinstance(kind, list):
+            others = [k for k in kind if k != "null"]
+            if len(kind) != 2 or len(others) != 1:
+                continue
+            kind = others[0]
+            branch = kind if isinstance(kind, str) else kind.get("type")
+            if branch not in _PRIMITIVES:
+                continue
+        convert = _converter(kind)
+        if branch is not None or convert is not None:
+            plan.append((field["name"], branch, convert))
+    return plan
+
+
+_PRIMITIVES = {"boolean", "int", "long", "float", "double", "bytes", "string"}
+
+
+def _converter(kind: Any) -> Callable[[Any], Any] | None:
+    if not isinstance(kind, dict) or "logicalType" not in kind:
+        return None
+    write = LOGICAL_WRITERS.get(f"{kind['type']}-{kind['logicalType']}")
+    if write is None:
+        return None
+    if kind["logicalType"] != "decimal":
+        return lambda value: write(value, kind)
+    done: dict[Any, Any] = {}
+
+    def decimal(value: Any) -> Any:  # few distinct prices: each converted once
+        out = done.get(value)
+        if out is None:
+            out = write(value, kind)
+            if len(done) < 10_000:
+                done[value] = out
+        return out
+    return decimal
+
+
+def _prepare(record: dict[str, Any], plan: list[_Step]) -> dict[str, Any]:
+    out = dict(record)
+    for name, branch, convert in plan:
+        value = out.get(name)
+        if value is None:
+            continue
+        if convert is not None:
+            value = convert(value)
+        out[name] = value if branch is None else (branch, value)
+    return out
