@@ -13,7 +13,6 @@ __all__ = ["Availability", "SeatKey", "SectionCounts", "SectionKey"]
 
 SeatKey = tuple[int, int]  # (event_id, seat_id)
 SectionKey = tuple[int, str, int]  # (event_id, section_code, price_level_id)
-_STATUS_FIELD = {"OPEN": "open", "HELD": "held", "SOLD": "sold"}
 
 
 @dataclass
@@ -32,12 +31,21 @@ class SectionCounts:
         return min((p for p, n in self.open_prices.items() if n > 0), default=None)
 
     def add(self, seat: SeatState, sign: int) -> None:
-        name = _STATUS_FIELD[seat.status]
-        setattr(self, name, getattr(self, name) + sign)
-        if seat.status == "OPEN":
-            self.open_prices[seat.price] += sign
-            if self.open_prices[seat.price] == 0:
-                del self.open_prices[seat.price]
+        status = seat.status
+        if status == "OPEN":
+            self.open += sign
+            prices = self.open_prices
+            left = prices[seat.price] + sign
+            if left:
+                prices[seat.price] = left
+            else:
+                del prices[seat.price]
+        elif status == "HELD":
+            self.held += sign
+        elif status == "SOLD":
+            self.sold += sign
+        else:
+            raise ValueError(f"unknown seat status {status!r}")
 
 
 @dataclass

@@ -18,7 +18,6 @@ __all__ = [
     "ChangeError",
     "SeatChange",
     "SeatState",
-    "availability_key",
     "availability_value",
     "decode_seat_change",
     "parse_timestamp",
@@ -181,10 +180,6 @@ def seat_state(change: SeatChange, reference: Reference) -> SeatState:
         price_level_id=change.price_level_id,
         price=change.price,
     )
-
-
-def availability_key(change: SeatChange) -> dict[str, int]:
-    return {"event_id": change.event_id, "seat_id": change.seat_id}
 
 
 def availability_value(

@@ -9,7 +9,6 @@ from pipelines.processor.aggregate import Availability, SeatKey, SectionKey
 from pipelines.processor.core import (
     SeatChange,
     SeatState,
-    availability_key,
     availability_value,
     rule_violation,
     seat_state,
@@ -50,8 +49,11 @@ class Applied:
     key: SeatKey
     previous: SeatState | None
     new: SeatState | None
-    record_key: dict[str, Any]
     record_value: dict[str, Any] | None
+
+    @property
+    def record_key(self) -> dict[str, int]:
+        return {"event_id": self.key[0], "seat_id": self.key[1]}
 
     @property
     def sections(self) -> set[SectionKey]:
@@ -96,5 +98,5 @@ def apply_change(change: SeatChange, availability: Availability, reference: Refe
             return Unresolved(missing)
         new = seat_state(change, reference)
     availability.put(change.key, new)
-    return Applied(change.key, previous, new, availability_key(change),
+    return Applied(change.key, previous, new,
                    availability_value(change, reference, published_at_ms=published_at_ms))

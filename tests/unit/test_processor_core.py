@@ -8,7 +8,6 @@ import pytest
 from pipelines.processor.core import (
     ChangeError,
     SeatState,
-    availability_key,
     availability_value,
     decode_seat_change,
     rule_violation,
@@ -48,7 +47,7 @@ def envelope(op: str, *, before: dict | None = None, after: dict | None = None, 
 def test_update_becomes_an_enriched_held_seat() -> None:
     change = decode_seat_change(envelope("u", before={**ROW, "status": "open"}, after=ROW))
     value = availability_value(change, reference(), published_at_ms=COMMITTED + 50)
-    assert availability_key(change) == {"event_id": 7, "seat_id": 1001}
+    assert change.key == (7, 1001)
     assert value == {
         "event_id": 7,
         "seat_id": 1001,
