@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pipelines.processor.reference import Reference
 
 __all__ = [
+    "ENVELOPE_FIELDS",
     "LEGAL_TRANSITIONS",
     "ChangeError",
     "SeatChange",
@@ -105,6 +106,15 @@ def _int(row: Mapping[str, Any], name: str) -> int:
         raise ChangeError("missing_field",
                           f"seat_inventory.{name} is {value!r}, expected an integer")
     return value
+
+
+_ROW_FIELDS = dict.fromkeys(
+    ["event_id", "seat_id", "status", "price_level_id", "price", "hold_expires_at", "version"])
+# The fields of a Debezium envelope decode_seat_change reads: a projection for AvroDecoder.
+ENVELOPE_FIELDS: dict[str, Any] = {
+    "op": None, "before": _ROW_FIELDS, "after": _ROW_FIELDS,
+    "source": dict.fromkeys(["ts_ms", "lsn", "snapshot"]),
+}
 
 
 def decode_seat_change(envelope: Mapping[str, Any]) -> SeatChange:

@@ -25,7 +25,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
 from pipelines.processor.aggregate import Availability, SectionKey
-from pipelines.processor.core import ChangeError, SeatChange, SeatState, decode_seat_change
+from pipelines.processor.core import (
+    ENVELOPE_FIELDS,
+    ChangeError,
+    SeatChange,
+    SeatState,
+    decode_seat_change,
+)
 from pipelines.processor.reference import (
     REFERENCE_TABLES,
     EventRef,
@@ -199,6 +205,7 @@ class _Pending:
 @dataclass
 class _Codecs:
     decoder: AvroDecoder
+    changes: AvroDecoder  # seat_inventory envelopes: only what decode_seat_change reads
     seat_key: AvroEncoder
     seat_value: AvroEncoder
     section_key: AvroEncoder
@@ -215,6 +222,7 @@ class _Codecs:
         try:
             return cls(
                 AvroDecoder(registry),
+                AvroDecoder(registry, projection=ENVELOPE_FIELDS),
                 enc(config.seat_topic, SEAT_AVAILABILITY, "key"),
                 enc(config.seat_topic, SEAT_AVAILABILITY, "value"),
                 enc(config.section_topic, SECTION_AVAILABILITY, "key"),
@@ -394,7 +402,8 @@ class AvailabilityRunner:
             return
         topic = str(msg.topic())
         try:
-            envelope = self.codecs.decoder.decode(raw)
+            decoder = self.codecs.decoder if topic in self.table_of else self.codecs.changes
+            envelope = decoder.decode(raw)
             if not isinstance(envelope, dict):
                 raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
             if topic in self.table_of:

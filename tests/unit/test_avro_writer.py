@@ -15,40 +15,9 @@ from hypothesis import strategies as st
 
 from pipelines.avro import RecordWriter
 from pipelines.schemas import SCHEMAS_DIR
+from tests.unit.avro_values import values
 
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in sorted(SCHEMAS_DIR.glob("*.avsc"))}
-
-_LONG = st.integers(-(2**63), 2**63 - 1)
-_MOMENT = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1),
-                       timezones=st.just(UTC))
-
-
-def values(kind: Any) -> st.SearchStrategy[Any]:
-    """Values fastavro accepts for an Avro type, logical types in their Python form."""
-    if isinstance(kind, list):
-        return st.one_of(*(values(k) for k in kind))
-    if isinstance(kind, dict):
-        logical = kind.get("logicalType")
-        if logical == "decimal":
-            scale, precision = kind.get("scale", 0), kind["precision"]
-            return st.decimals(min_value=-(10 ** (precision - scale)) + 1,
-                               max_value=10 ** (precision - scale) - 1, places=scale,
-                               allow_nan=False, allow_infinity=False)
-        if logical in ("timestamp-millis", "timestamp-micros"):
-            return st.one_of(_MOMENT, st.integers(0, 2**52))
-        if kind["type"] == "enum":
-            return st.sampled_from(kind["symbols"])
-        if kind["type"] == "record":
-            return st.fixed_dictionaries({f["name"]: values(f["type"]) for f in kind["fields"]})
-        if kind["type"] == "array":
-            return st.lists(values(kind["items"]), max_size=3)
-        return values(kind["type"])
-    return {
-        "null": st.none(), "boolean": st.booleans(), "int": st.integers(-(2**31), 2**31 - 1),
-        "long": _LONG, "string": st.text(max_size=8), "bytes": st.binary(max_size=8),
-        "double": st.floats(allow_nan=False), "float": st.floats(allow_nan=False, width=32),
-    }[kind]
-
 
 def fastavro_bytes(schema: Any, record: Any) -> bytes:
     buf = io.BytesIO()

@@ -1,0 +1,106 @@
+"""seatflow_native's ProjectingDecoder reads what fastavro reads, whole or projected, and
+refuses bytes that do not match."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from seatflow_native import ProjectingDecoder
+
+from pipelines.processor.core import ENVELOPE_FIELDS, decode_seat_change
+from tests.unit.avro_values import values
+
+ENVELOPE = json.loads((Path(__file__).parent / "data" / "seat_inventory_envelope.avsc").read_text())
+# Every Avro type but the logical types fastavro turns into objects of their own.
+EVERY_TYPE = {
+    "type": "record", "name": "Every", "namespace": "t", "fields": [
+        {"name": "b", "type": "boolean"}, {"name": "i", "type": "int"},
+        {"name": "l", "type": "long"}, {"name": "f", "type": "float"},
+        {"name": "d", "type": "double"}, {"name": "s", "type": "string"},
+        {"name": "y", "type": "bytes"}, {"name": "n", "type": "null"},
+        {"name": "x", "type": {"type": "fixed", "name": "Four", "size": 4}},
+        {"name": "e", "type": {"type": "enum", "name": "Colour", "symbols": ["RED", "BLUE"]}},
+        {"name": "a", "type": {"type": "array", "items": ["null", "long", "string"]}},
+        {"name": "m", "type": {"type": "map", "values": "Colour"}},
+        {"name": "r", "type": ["null", {"type": "record", "name": "Inner", "fields": [
+            {"name": "p", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12,
+                                   "scale": 3}},
+            {"name": "q", "type": {"type": "fixed", "name": "Dec", "size": 6,
+                                   "logicalType": "decimal", "precision": 12, "scale": 2}},
+            {"name": "again", "type": ["null", "Four"]}]}]},
+        {"name": "r2", "type": ["null", "t.Inner"]},
+    ]}
+
+
+def fastavro_round_trip(schema: Any, record: Any) -> tuple[bytes, Any]:
+    parsed = fastavro.parse_schema(schema)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, parsed, record)
+    body = buf.getvalue()
+    return body, fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
+
+
+def project(value: Any, projection: Any) -> Any:
+    if projection is None or not isinstance(value, dict):
+        return value
+    return {k: project(v, projection[k]) for k, v in value.items() if k in projection}
+
+
+@pytest.mark.parametrize("schema", [ENVELOPE, EVERY_TYPE], ids=["envelope", "every-type"])
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_whole_records_read_as_fastavro_reads_them(schema: Any, data: st.DataObject) -> None:
+    body, expected = fastavro_round_trip(schema, data.draw(values(schema)))
+    assert ProjectingDecoder(json.dumps(schema)).decode(body) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_projection_keeps_only_the_fields_it_names(data: st.DataObject) -> None:
+    body, expected = fastavro_round_trip(ENVELOPE, data.draw(values(ENVELOPE)))
+    projected = ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS).decode(body)
+    assert projected == project(expected, ENVELOPE_FIELDS)
+
+
+def test_the_projected_envelope_is_all_decode_seat_change_reads() -> None:
+    after = {"event_id": 7, "seat_id": 1001, "price_level_id": 3, "price": b"\x21\x34",
+             "status": "held", "hold_id": 9, "hold_expires_at": "2099-01-01T00:00:00Z",
+             "order_id": None, "version": 4, "updated_at": "2026-11-26T12:00:00Z"}
+    envelope = {"before": None, "after": after, "op": "u", "ts_ms": 1, "ts_us": None,
+                "ts_ns": None, "transaction": None,
+                "source": {"version": "3.6.1.Final", "connector": "postgresql", "name": "cdc",
+                           "ts_ms": 1_795_000_000_000, "snapshot": "false", "db": "ticketing",
+                           "sequence": None, "ts_us": None, "ts_ns": None,
+                           "schema": "ticketing", "table": "seat_inventory", "txId": 5,
+                           "lsn": 123, "xmin": None, "origin": None, "origin_lsn": None}}
+    body, whole = fastavro_round_trip(ENVELOPE, envelope)
+    projected = ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS).decode(body)
+    assert decode_seat_change(projected) == decode_seat_change(whole)
+    assert "updated_at" not in projected["after"] and "db" not in projected["source"]
+
+
+def test_bytes_that_do_not_match_are_refused() -> None:
+    decoder = ProjectingDecoder(json.dumps(EVERY_TYPE))
+    body, _ = fastavro_round_trip(EVERY_TYPE, {
+        "b": True, "i": 1, "l": 2, "f": 0.5, "d": 0.25, "s": "s", "y": b"y", "n": None,
+        "x": b"four", "e": "RED", "a": [None, 1, "a"], "m": {"k": "BLUE"}, "r": None, "r2": None})
+    with pytest.raises(ValueError, match="truncated"):
+        decoder.decode(body[:-3])
+    with pytest.raises(ValueError, match="bytes left after the record"):
+        decoder.decode(body + b"\x00")
+    with pytest.raises(ValueError, match="boolean byte"):
+        decoder.decode(b"\x07" + body[1:])
+
+
+def test_logical_types_fastavro_turns_into_objects_are_refused_up_front() -> None:
+    schema = {"type": "record", "name": "T", "fields": [
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}
+    with pytest.raises(ValueError, match="unsupported"):
+        ProjectingDecoder(json.dumps(schema))
