@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from pipelines.host import HostError
 from pipelines.host.onsale import (
+    QUANTITY_WEIGHTS,
     OpenSeats,
     Outcome,
     OutcomeWeights,
@@ -397,8 +398,9 @@ async def _sweep(run: _Run, stop: asyncio.Event) -> None:
     """Expire due holds every so often, and once more at the end."""
     interval = min(0.5, run.hold_ttl / 4)
     # With a rate, a backlog of due holds (left by an earlier run, say) expires in chunks at
-    # that rate rather than in one burst.
-    chunk = 2000 if run.rate <= 0 else max(10, min(2000, int(run.rate * interval)))
+    # that rate rather than in one burst. A chunk counts holds, of up to max(quantities) seats.
+    seats_per_hold = max(QUANTITY_WEIGHTS)
+    chunk = 2000 if run.rate <= 0 else max(1, min(2000, int(run.rate * interval / seats_per_hold)))
     while True:
         stopping = stop.is_set()
         async with run.pool.connection() as conn:
