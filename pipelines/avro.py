@@ -41,7 +41,7 @@ class AvroDecoder:
 
     def __init__(self, registry: SchemaRegistryClient,
                  projection: Mapping[str, Any] | None = None) -> None:
-        self._registry = registry
+        self.registry = registry
         self._projection = projection
         self._texts: dict[int, str] = {}
         self._readers: dict[int, Callable[[bytes], Any]] = {}
@@ -50,7 +50,7 @@ class AvroDecoder:
         text = self._texts.get(schema_id)
         if text is None:
             try:
-                schema = self._registry.get_schema(schema_id)
+                schema = self.registry.get_schema(schema_id)
             except SchemaRegistryError as e:
                 raise WireFormatError(f"schema id {schema_id} unknown to the registry: {e}") from e
             text = self._texts[schema_id] = schema.schema_str or "null"
