@@ -16,7 +16,7 @@ import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.logical_writers import LOGICAL_WRITERS
-from seatflow_native import ProjectingDecoder
+from seatflow_native import ProjectingDecoder, RecordEncoder
 
 __all__ = ["AvroDecoder", "AvroEncoder", "RecordWriter", "WireFormatError"]
 
@@ -112,53 +112,49 @@ class AvroEncoder:
 
 
 class RecordWriter:
-    """fastavro's schemaless writer for one schema, with the record's top-level fields handed
-    over ready to write (see _field_plan): the same bytes, in about half the time."""
+    """Writes records of one schema: seatflow_native's RecordEncoder, handed the record with its
+    top-level decimals and timestamps converted by fastavro's own converters; fastavro itself
+    for what the native encoder does not take (other unions, nested logical values, a value of
+    the wrong type: fastavro then gives its verdict). The same bytes either way, in about a
+    fifth of fastavro's time for seatflow's records."""
 
     def __init__(self, schema: Any) -> None:
         self._schema = fastavro.parse_schema(schema)
-        self._plan = _field_plan(schema)
+        self._converters = _converters(schema)
+        try:
+            self._native: RecordEncoder | None = RecordEncoder(json.dumps(schema))
+        except ValueError:
+            self._native = None
 
     def write(self, buf: io.BytesIO, record: Any) -> None:
-        if isinstance(record, dict) and self._plan:
-            record = _prepare(record, self._plan)
+        if self._native is not None and isinstance(record, dict):
+            converted = dict(record)
+            try:
+                for name, convert in self._converters:
+                    value = converted.get(name)
+                    if value is not None:
+                        converted[name] = convert(value)
+                buf.write(self._native.encode(converted))
+                return
+            except (ValueError, TypeError, OverflowError):
+                pass  # fastavro below writes it, or says what is wrong in its own words
         fastavro.schemaless_writer(buf, self._schema, record)
 
 
-# (field, union branch to name or None, converter to the underlying type or None)
-_Step = tuple[str, str | None, Callable[[Any], Any] | None]
-
-
-def _field_plan(schema: Any) -> list[_Step]:
-    """How to hand fastavro a record's top-level fields ready to write, for the same bytes.
-
-    fastavro tries each branch of a union until one validates, and converts logical types
-    (decimals, timestamps) afresh for every record: together most of an encode. A value of a
-    [null, T] union is given as (T, value), fastavro's tuple notation, so the branch is known;
-    a decimal's bytes are computed once per value; timestamps go through fastavro's own
-    converters. Only primitive types are planned; other fields are left to fastavro.
-    """
+def _converters(schema: Any) -> list[tuple[str, Callable[[Any], Any]]]:
+    """fastavro's converters of the record's top-level logical types (in a [null, T] too)."""
     if not isinstance(schema, dict) or schema.get("type") != "record":
         return []
-    plan: list[_Step] = []
+    found = []
     for field in schema["fields"]:
         kind = field["type"]
-        branch: str | None = None
         if isinstance(kind, list):
             others = [k for k in kind if k != "null"]
-            if len(kind) != 2 or len(others) != 1:
-                continue
-            kind = others[0]
-            branch = kind if isinstance(kind, str) else kind.get("type")
-            if branch not in _PRIMITIVES:
-                continue
+            kind = others[0] if len(others) == 1 else None
         convert = _converter(kind)
-        if branch is not None or convert is not None:
-            plan.append((field["name"], branch, convert))
-    return plan
-
-
-_PRIMITIVES = {"boolean", "int", "long", "float", "double", "bytes", "string"}
+        if convert is not None:
+            found.append((field["name"], convert))
+    return found
 
 
 def _converter(kind: Any) -> Callable[[Any], Any] | None:
@@ -171,7 +167,9 @@ def _converter(kind: Any) -> Callable[[Any], Any] | None:
         return lambda value: write(value, kind)
     done: dict[Any, Any] = {}
 
-    def decimal(value: Any) -> Any:  # few distinct prices: each converted once
+    def decimal(value: Any) -> Any:
+        """Few distinct prices: each converted once. (Equal Decimals, 85 and 85.00 or 0 and
+        -0, are written alike.)"""
         out = done.get(value)
         if out is None:
             out = write(value, kind)
@@ -179,15 +177,3 @@ def _converter(kind: Any) -> Callable[[Any], Any] | None:
                 done[value] = out
         return out
     return decimal
-
-
-def _prepare(record: dict[str, Any], plan: list[_Step]) -> dict[str, Any]:
-    out = dict(record)
-    for name, branch, convert in plan:
-        value = out.get(name)
-        if value is None:
-            continue
-        if convert is not None:
-            value = convert(value)
-        out[name] = value if branch is None else (branch, value)
-    return out

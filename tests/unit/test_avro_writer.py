@@ -53,3 +53,34 @@ def test_the_plan_covers_the_seat_record_unions_and_decimals() -> None:
                                          fastavro.parse_schema(schema), None)
     assert decoded["price"] == Decimal("85.00") and decoded["hold_expires_at"] == record[
         "hold_expires_at"]
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_every_seatflow_schema_is_written_natively(name: str) -> None:
+    """No schema of schemas/ falls back to fastavro wholesale (the speed is the point)."""
+    assert RecordWriter(SCHEMAS[name])._native is not None
+
+
+@pytest.mark.parametrize("price", [Decimal("0.00"), Decimal("-0.00"), Decimal("-128.00"),
+                                   Decimal("85"), Decimal("99999999.99")])
+def test_decimals_are_written_as_fastavro_writes_them(price: Decimal) -> None:
+    """Each price after another through one writer (its conversions are cached by value)."""
+    schema = SCHEMAS["section-availability-value"]
+    writer = RecordWriter(schema)
+    for value in (Decimal("0.00"), price):
+        record = {"event_id": 1, "section_code": "101", "price_level_id": 2, "open": 1,
+                  "held": 0, "sold": 0, "lowest_open_price": value, "as_of": 5,
+                  "source_committed_at": 4}
+        buf = io.BytesIO()
+        writer.write(buf, record)
+        assert buf.getvalue() == fastavro_bytes(schema, record)
+
+
+def test_a_value_of_the_wrong_type_gets_fastavro_s_verdict() -> None:
+    schema = SCHEMAS["seat-availability-key"]
+    with pytest.raises((ValueError, TypeError)):
+        RecordWriter(schema).write(io.BytesIO(), {"event_id": "one", "seat_id": 2})
+    # A bool is an int to fastavro: written by it, not refused.
+    buf = io.BytesIO()
+    RecordWriter(schema).write(buf, {"event_id": True, "seat_id": 2})
+    assert buf.getvalue() == fastavro_bytes(schema, {"event_id": True, "seat_id": 2})
