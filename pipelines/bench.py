@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -245,6 +248,73 @@ class LatencyReport:
     # The capture's share: commit to the CDC record readable (Debezium, Connect's transaction).
     capture_p50_ms: float
     capture_p99_ms: float
+    # Where the machine's CPU went during the on-sale: seconds per process group.
+    on_sale_seconds: float
+    cpu_seconds: dict[str, float]
+
+
+# The first needle a process's command line contains names its group.
+_PROCESS_GROUPS = (
+    ("kafka.Kafka", "kafka broker"), ("ConnectDistributed", "kafka connect"),
+    ("apicurio", "registry"), ("quarkus", "registry"), ("postgres: walsender", "postgres walsender"),
+    ("postgres", "postgres"), (" simulate ", "simulator"),
+    (" processor run", "processor"), ("dagster", "dagster"), ("bench latency", "this benchmark"),
+)
+
+
+def process_group(cmdline: str) -> str:
+    """The group a process is counted in, by its command line."""
+    return next((group for needle, group in _PROCESS_GROUPS if needle in cmdline), "other")
+
+
+class CpuSampler:
+    """CPU seconds per process group over a span, read from /proc every half second (Linux);
+    a process that ends between two reads loses at most its last half second."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        self._names: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._sample(initial=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def _sample(self, *, initial: bool = False) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                ticks = int(stat[11]) + int(stat[12])  # utime + stime
+                if entry.name not in self._names:
+                    self._names[entry.name] = Path(entry.path, "cmdline").read_bytes().replace(
+                        b"\0", b" ").decode(errors="replace")
+                    self._first[entry.name] = ticks if initial else 0
+                self._last[entry.name] = ticks
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+
+    def seconds(self) -> dict[str, float]:
+        per_tick = 1 / os.sysconf("SC_CLK_TCK")
+        groups: dict[str, float] = {}
+        for pid, ticks in self._last.items():
+            group = process_group(self._names[pid])
+            groups[group] = groups.get(group, 0.0) + (ticks - self._first[pid]) * per_tick
+        return {g: round(v, 1) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])
+                if v >= 0.1}
 
 
 def _seatflow(*args: str) -> subprocess.Popen[bytes]:
@@ -273,25 +343,28 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
             say("waiting for the processor to catch up")
             wait_caught_up(settings, timeout_s=300)
         say(f"on-sale at {rate:.0f} changes/s for {duration:.0f} s")
-        onsale = _seatflow("simulate", "--rate", str(rate), "--duration", str(duration))
-        deadline = time.monotonic() + duration + 60
-        while time.monotonic() < deadline:
-            for msg in next_records(consumer, 2000, 0.1):
-                received = time.time() * 1000
-                if msg.error() is not None or msg.value() is None:
-                    continue
-                if msg.topic() == cdc:
-                    source = sources.decode(msg.value())["source"]
-                    if source["snapshot"] in (None, "false"):
-                        captured.append(received - source["ts_ms"])
-                    continue
-                value = decoder.decode(msg.value())
-                if not value["snapshot"]:
-                    committed = value["source_committed_at"].timestamp() * 1000
-                    latencies.append(received - committed)
-            if onsale.poll() is not None and time.monotonic() > deadline - 55:
-                break
-        onsale.wait(60)
+        with CpuSampler() as sampler:
+            started = time.monotonic()
+            onsale = _seatflow("simulate", "--rate", str(rate), "--duration", str(duration))
+            deadline = started + duration + 60
+            while time.monotonic() < deadline:
+                for msg in next_records(consumer, 2000, 0.1):
+                    received = time.time() * 1000
+                    if msg.error() is not None or msg.value() is None:
+                        continue
+                    if msg.topic() == cdc:
+                        source = sources.decode(msg.value())["source"]
+                        if source["snapshot"] in (None, "false"):
+                            captured.append(received - source["ts_ms"])
+                        continue
+                    value = decoder.decode(msg.value())
+                    if not value["snapshot"]:
+                        committed = value["source_committed_at"].timestamp() * 1000
+                        latencies.append(received - committed)
+                if onsale.poll() is not None and time.monotonic() > deadline - 55:
+                    break
+            onsale.wait(60)
+        on_sale_seconds = time.monotonic() - started
     finally:
         consumer.close()
         if processor is not None:
@@ -307,4 +380,5 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
 
     return LatencyReport(rate, duration, len(latencies), pct(latencies, 0.50),
                          pct(latencies, 0.95), pct(latencies, 0.99), round(latencies[-1], 1),
-                         pct(captured, 0.50), pct(captured, 0.99))
+                         pct(captured, 0.50), pct(captured, 0.99),
+                         round(on_sale_seconds, 1), sampler.seconds())

@@ -1,0 +1,23 @@
+"""The latency benchmark's CPU report: which group a process is counted in."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.bench import process_group
+
+
+@pytest.mark.parametrize(("cmdline", "group"), [
+    ("/usr/bin/java -Xmx1g -cp /c/libs/* kafka.Kafka /h/kafka/server.properties", "kafka broker"),
+    ("/usr/bin/java -cp /c/libs/* org.apache.kafka.connect.cli.ConnectDistributed c.properties",
+     "kafka connect"),
+    ("postgres: walsender debezium 127.0.0.1(40312) START_REPLICATION", "postgres walsender"),
+    ("postgres: ticketing_app ticketing 127.0.0.1(40320) idle", "postgres"),
+    ("/usr/lib/postgresql/15/bin/postgres -D /h/postgres/data", "postgres"),
+    ("/p/.venv/bin/python -m pipelines.cli.main simulate --rate 2000 --duration 30", "simulator"),
+    ("/p/.venv/bin/python -m pipelines.cli.main processor run", "processor"),
+    ("/p/.venv/bin/python /p/.venv/bin/seatflow bench latency --rate 2000", "this benchmark"),
+    ("", "other"),
+])
+def test_processes_are_counted_in_their_group(cmdline: str, group: str) -> None:
+    assert process_group(cmdline) == group
