@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder
-from pipelines.deploy import wait_caught_up
+from pipelines.deploy import wait_captured, wait_caught_up
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatState
 from pipelines.processor.runner import ProcessorConfig, run_processor
@@ -333,15 +333,17 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
                          "isolation.level": "read_committed", "fetch.wait.max.ms": 10})
     cdc = cdc_topic(settings, "seat_inventory")
     sources = AvroDecoder(decoder.registry, projection={"source": {"ts_ms": None, "snapshot": None}})
-    consumer.assign([TopicPartition(topic, p, off) for topic in (SEAT_AVAILABILITY, cdc)
-                     for p, off in end_offsets(settings.kafka_bootstrap, topic).items()])
     processor = _seatflow("processor", "run") if start_processor else None
     latencies: list[float] = []
     captured: list[float] = []
     try:
-        if processor is not None:
-            say("waiting for the processor to catch up")
-            wait_caught_up(settings, timeout_s=300)
+        say("waiting for Debezium to capture every change so far")
+        wait_captured(settings, timeout_s=300)
+        say("waiting for the processor to catch up")
+        wait_caught_up(settings, timeout_s=300)
+        # From here on, only the on-sale's changes: not a backlog that was still flowing.
+        consumer.assign([TopicPartition(topic, p, off) for topic in (SEAT_AVAILABILITY, cdc)
+                         for p, off in end_offsets(settings.kafka_bootstrap, topic).items()])
         say(f"on-sale at {rate:.0f} changes/s for {duration:.0f} s")
         with CpuSampler() as sampler:
             started = time.monotonic()

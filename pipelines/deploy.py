@@ -23,7 +23,7 @@ from pipelines.topics import (
     output_topics,
 )
 
-__all__ = ["deploy_pipeline", "snapshot_progress", "wait_caught_up"]
+__all__ = ["deploy_pipeline", "snapshot_progress", "wait_captured", "wait_caught_up"]
 
 
 def deploy_pipeline(
@@ -71,3 +71,30 @@ def wait_caught_up(
         say(f"snapshot: {captured:,} of {rows:,} seats captured, {lag:,} still to publish"
             + ("" if running else "; the processor is starting"))
         time.sleep(1)
+
+
+def wait_captured(settings: Settings, *, timeout_s: float = 600,
+                  say: Callable[[str], None] = lambda _: None) -> None:
+    """Wait until Debezium has confirmed to its replication slots all the WAL written before
+    this call: every change committed so far is in Kafka. (A count of records cannot tell:
+    after `seed --reset` the topic holds more records than seats before Debezium has sent one
+    of the reset's.) When nothing else changes, Debezium's heartbeat (every 10 s) moves the
+    slot along, so this can take that long."""
+    slots = [c.config["slot.name"] for c in load_connectors() if "slot.name" in c.config]
+    dsn = settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password)
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+        target = row[0] if row else None
+        while True:
+            row = conn.execute(
+                "SELECT count(*) = %(n)s AND bool_and(confirmed_flush_lsn >= %(lsn)s::pg_lsn)"
+                " FROM pg_replication_slots WHERE slot_name = ANY(%(slots)s)",
+                {"n": len(slots), "lsn": target, "slots": slots}).fetchone()
+            if row and row[0]:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Debezium has not confirmed WAL up to {target} after "
+                                   f"{timeout_s:.0f} s (slots {', '.join(slots)})")
+            say(f"Debezium capturing up to WAL {target}")
+            time.sleep(1)
