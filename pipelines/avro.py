@@ -1,7 +1,8 @@
 """Avro in the Confluent wire format (magic byte, 4-byte schema id, body), schemas cached by id.
 
 confluent-kafka's AvroDeserializer walks the whole writer schema for every record (inline
-tags); here each schema is fetched and parsed once, so a record costs only fastavro's decode.
+tags); here each schema is fetched and compiled once, and a record is read and written by
+seatflow_native (native/), with fastavro for what that does not take.
 """
 
 from __future__ import annotations
