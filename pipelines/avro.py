@@ -45,6 +45,7 @@ class AvroDecoder:
         self.registry = registry
         self._projection = projection
         self._texts: dict[int, str] = {}
+        self._parsed: dict[int, Any] = {}
         self._readers: dict[int, Callable[[bytes], Any]] = {}
 
     def _schema_text(self, schema_id: int) -> str:
@@ -58,17 +59,20 @@ class AvroDecoder:
         return text
 
     def writer_schema(self, schema_id: int) -> Any:
-        """The writer schema of an id, parsed by fastavro (to encode records like it)."""
-        return fastavro.parse_schema(json.loads(self._schema_text(schema_id)))
+        """The writer schema of an id, parsed by fastavro (once)."""
+        parsed = self._parsed.get(schema_id)
+        if parsed is None:
+            parsed = self._parsed[schema_id] = fastavro.parse_schema(
+                json.loads(self._schema_text(schema_id)))
+        return parsed
 
     def _reader(self, schema_id: int) -> Callable[[bytes], Any]:
         reader = self._readers.get(schema_id)
         if reader is None:
-            text = self._schema_text(schema_id)
             try:
-                reader = ProjectingDecoder(text, self._projection).decode
+                reader = ProjectingDecoder(self._schema_text(schema_id), self._projection).decode
             except ValueError:  # a logical type left to fastavro (see the class docstring)
-                parsed = fastavro.parse_schema(json.loads(text))
+                parsed = self.writer_schema(schema_id)
 
                 def reader(body: bytes) -> Any:
                     return fastavro.schemaless_reader(io.BytesIO(body), parsed, None)

@@ -14,6 +14,7 @@ from pipelines.host.seed import seed_host
 from pipelines.processor.runner import GROUP_ID
 from pipelines.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.settings import Settings
+from pipelines.stack.postgres import superuser_dsn
 from pipelines.topics import (
     cdc_topic,
     end_offsets,
@@ -81,9 +82,8 @@ def wait_captured(settings: Settings, *, timeout_s: float = 600,
     of the reset's.) When nothing else changes, Debezium's heartbeat (every 10 s) moves the
     slot along, so this can take that long."""
     slots = [c.config["slot.name"] for c in load_connectors() if "slot.name" in c.config]
-    dsn = settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password)
     deadline = time.monotonic() + timeout_s
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(superuser_dsn(settings), autocommit=True, connect_timeout=10) as conn:
         row = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
         target = row[0] if row else None
         while True:

@@ -410,10 +410,11 @@ async def _sweep(run: _Run, stop: asyncio.Event) -> None:
                     seat_map = run.maps.get(int(event_id))
                     if seat_map is not None:
                         seat_map.give_back((int(seat_id),))
+                holds = len({r[2] for r in rows})
                 run.stats.seats_expired += len(rows)
                 run.charge(len(rows))
-                run.stats.expiries += len({r[2] for r in rows})
-                if len(rows) < chunk:
+                run.stats.expiries += holds
+                if holds < chunk:  # the limit counts holds, and rows are seats
                     break
                 await run.pace(0)
         if stopping:

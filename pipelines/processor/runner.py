@@ -400,14 +400,13 @@ class AvailabilityRunner:
         raw = msg.value()
         if raw is None:  # Debezium's tombstone after a delete; the delete itself was handled
             return
-        topic = str(msg.topic())
+        table = self.table_of.get(str(msg.topic()))  # a reference table, or None: seat_inventory
         try:
-            decoder = self.codecs.decoder if topic in self.table_of else self.codecs.changes
-            envelope = decoder.decode(raw)
+            envelope = (self.codecs.decoder if table else self.codecs.changes).decode(raw)
             if not isinstance(envelope, dict):
                 raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
-            if topic in self.table_of:
-                self.reference.apply(self.table_of[topic], envelope.get("op", ""),
+            if table:
+                self.reference.apply(table, envelope.get("op", ""),
                                      envelope.get("before"), envelope.get("after"))
                 return
             change = decode_seat_change(envelope)
