@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder
-from pipelines.deploy import wait_captured, wait_caught_up
+from pipelines.deploy import wait_caught_up
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatState
 from pipelines.processor.runner import ProcessorConfig, run_processor
@@ -337,9 +337,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
     latencies: list[float] = []
     captured: list[float] = []
     try:
-        say("waiting for Debezium to capture every change so far")
-        wait_captured(settings, timeout_s=300)
-        say("waiting for the processor to catch up")
+        say("waiting for Debezium to capture every change so far, and the processor to publish it")
         wait_caught_up(settings, timeout_s=300)
         # From here on, only the on-sale's changes: not a backlog that was still flowing.
         consumer.assign([TopicPartition(topic, p, off) for topic in (SEAT_AVAILABILITY, cdc)

@@ -59,9 +59,12 @@ def snapshot_progress(settings: Settings) -> tuple[int, int, int]:
 def wait_caught_up(
     settings: Settings, *, timeout_s: float = 600, say: Callable[[str], None] = lambda _: None
 ) -> None:
-    """Wait until Debezium has captured every seat and a running processor has published all."""
+    """Wait until Debezium has captured every change committed before this call (the snapshot
+    included) and a running processor has published all of them."""
     deadline = time.monotonic() + timeout_s
+    wait_captured(settings, timeout_s=timeout_s, say=say)
     while True:
+        # The snapshot does not move the replication slot: count its records too.
         rows, captured, lag = snapshot_progress(settings)
         running = group_members(settings.kafka_bootstrap, GROUP_ID) > 0
         if captured >= rows and lag == 0 and running:
