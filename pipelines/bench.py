@@ -56,6 +56,9 @@ class BenchReport:
     processor_busy_rate: float
     copy_seconds: float
     copy_rate: float
+    # The same copy, exactly once: a transaction per batch with its offsets (the runner's floor).
+    eos_copy_seconds: float
+    eos_copy_rate: float
     ratio: float
     published: int
     dead_lettered: int
@@ -123,18 +126,26 @@ def _produce(settings: Settings, topic: str, values: list[bytes]) -> None:
     producer.flush(60)
 
 
-def _plain_copy(settings: Settings, source: str, target: str, count: int) -> float:
-    """Consume and produce the same bytes (no decoding, no transactions): the baseline."""
+def _plain_copy(settings: Settings, source: str, target: str, count: int, *,
+                transactional_id: str | None = None) -> float:
+    """Consume and produce the same bytes, no decoding: the baseline. With a transactional id,
+    one transaction per batch with its offsets, as the runner does: its floor."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
                          "group.id": f"bench-copy-{uuid.uuid4()}", "auto.offset.reset": "earliest",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5,
-                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
+                         **({"transactional.id": transactional_id} if transactional_id else {})})
+    if transactional_id:
+        producer.init_transactions(30)
     consumer.subscribe([source])
     copied = 0
     started = time.perf_counter()
     while copied < count:
-        for msg in consumer.consume(5000, timeout=1):
+        messages = consumer.consume(5000, timeout=1)
+        if transactional_id and messages:
+            producer.begin_transaction()
+        for msg in messages:
             err = msg.error()
             if err is None:
                 producer.produce(target, key=msg.key(), value=msg.value())
@@ -142,7 +153,14 @@ def _plain_copy(settings: Settings, source: str, target: str, count: int) -> flo
             elif err.code() != KafkaError._PARTITION_EOF:
                 raise RuntimeError(str(err))
         producer.poll(0)
-        consumer.commit(asynchronous=True)
+        if not messages:
+            continue
+        if transactional_id:
+            producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
+                                                 consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(60)
+        else:
+            consumer.commit(asynchronous=True)
     producer.flush(60)
     seconds = time.perf_counter() - started
     consumer.close()
@@ -180,7 +198,7 @@ def bench_processor(settings: Settings, *, changes: int = 200_000,
                     say: Callable[[str], None] = lambda _: None) -> BenchReport:
     run = f"bench-{uuid.uuid4().hex[:8]}"
     topics = {name: f"{run}.{name}" for name in (
-        "cdc", "copy", SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER)}
+        "cdc", "copy", "eos-copy", SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER)}
     registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     subjects = []
@@ -199,6 +217,9 @@ def bench_processor(settings: Settings, *, changes: int = 200_000,
         _produce(settings, topics["cdc"], values)
         say("plain copy of the same bytes")
         copy_seconds = _plain_copy(settings, topics["cdc"], topics["copy"], changes)
+        say("the same copy, exactly once")
+        eos_seconds = _plain_copy(settings, topics["cdc"], topics["eos-copy"], changes,
+                                  transactional_id=f"{run}-copy")
         say("processor, exactly once")
         config = ProcessorConfig(
             seat_inventory_topic=topics["cdc"], reference_topics={},
@@ -224,6 +245,8 @@ def bench_processor(settings: Settings, *, changes: int = 200_000,
         processor_busy_rate=round(stats.records_in / max(stats.busy_seconds, 1e-9)),
         copy_seconds=round(copy_seconds, 2),
         copy_rate=round(changes / copy_seconds),
+        eos_copy_seconds=round(eos_seconds, 2),
+        eos_copy_rate=round(changes / eos_seconds),
         ratio=round((stats.records_in / processor_seconds) / (changes / copy_seconds), 3),
         published=stats.records_out,
         dead_lettered=stats.dead_lettered,

@@ -20,7 +20,8 @@ from confluent_kafka.admin import (
 from pipelines.settings import Settings
 
 __all__ = [
-    "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_lag", "group_members",
+    "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_committed", "group_lag",
+    "group_members",
     "next_records",
     "output_topics",
     "read_to_end",
@@ -104,15 +105,24 @@ def end_offsets(bootstrap: str, topic: str, *, timeout: float = 10.0) -> dict[in
         consumer.close()
 
 
+def group_committed(bootstrap: str, group_id: str, topic: str, *,
+                    timeout: float = 10.0) -> dict[int, int]:
+    """The group's committed offset of every partition of topic (0 where it committed none)."""
+    partitions = end_offsets(bootstrap, topic, timeout=timeout)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
+                                       timeout=timeout)
+    finally:
+        consumer.close()
+    return {tp.partition: max(tp.offset, 0) for tp in committed}
+
+
 def group_lag(bootstrap: str, group_id: str, topic: str, *, timeout: float = 10.0) -> int:
     """Records of topic the group has not committed yet (its whole length if it committed none)."""
     ends = end_offsets(bootstrap, topic, timeout=timeout)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=timeout)
-    finally:
-        consumer.close()
-    return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
+    committed = group_committed(bootstrap, group_id, topic, timeout=timeout)
+    return sum(end - committed.get(p, 0) for p, end in ends.items())
 
 
 def next_records(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:

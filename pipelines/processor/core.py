@@ -6,10 +6,9 @@ Nothing here does I/O or reads a clock; callers pass times in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pipelines.processor.reference import Reference
 
@@ -44,8 +43,9 @@ class ChangeError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class SeatChange:
+# The processor makes one SeatChange and one SeatState per change: immutable named tuples, built
+# five times faster than frozen dataclasses (which set each field through object.__setattr__).
+class SeatChange(NamedTuple):
     """One committed change of a seat_inventory row."""
 
     op: Op
@@ -65,8 +65,7 @@ class SeatChange:
         return (self.event_id, self.seat_id)
 
 
-@dataclass(frozen=True, slots=True)
-class SeatState:
+class SeatState(NamedTuple):
     """What the processor knows of one seat of one event: its newest version, enriched."""
 
     version: int

@@ -24,7 +24,7 @@ from confluent_kafka import (
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
-from pipelines.processor.aggregate import Availability, SectionKey
+from pipelines.processor.aggregate import Availability, SeatKey, SectionKey
 from pipelines.processor.core import (
     ENVELOPE_FIELDS,
     ChangeError,
@@ -202,6 +202,18 @@ class _Pending:
     first_seen_ms: int
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One batch in the making: its figures, what undoes it, and the aggregates it moved."""
+
+    now: int
+    stats: BatchStats
+    undo: list[tuple[SeatKey, SeatState | None]] = field(default_factory=list)
+    sections: dict[SectionKey, int] = field(default_factory=dict)  # -> newest commit time
+    events: dict[int, int] = field(default_factory=dict)  # -> newest commit time
+    committed: list[int] = field(default_factory=list)  # commit times of the published changes
+
+
 @dataclass
 class _Codecs:
     decoder: AvroDecoder
@@ -263,12 +275,16 @@ class AvailabilityRunner:
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": config.group_id,
+            # Static membership: a restarted processor takes its predecessor's partitions at
+            # once (and fences it), instead of waiting out the dead member's session timeout.
+            "group.instance.id": config.transactional_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "fetch.max.bytes": 52_428_800,
         })
+        self._produce = self.producer.produce
         self.pending: list[_Pending] = []
         self.seat_keys: dict[tuple[int, int], bytes] = {}
         self.stats = RunStats()
@@ -292,11 +308,13 @@ class AvailabilityRunner:
             records = []
             for msg in messages:
                 err = msg.error()
-                where = (str(msg.topic()), msg.partition() or 0)
                 if err is None:
                     records.append(msg)
-                    at_end.discard(where)
-                elif err.code() == KafkaError._PARTITION_EOF:
+                    if at_end:
+                        at_end.discard((str(msg.topic()), msg.partition() or 0))
+                    continue
+                where = (str(msg.topic()), msg.partition() or 0)
+                if err.code() == KafkaError._PARTITION_EOF:
                     at_end.add(where)
                 elif err.fatal():
                     raise ProcessorError(f"consumer failed: {err}")
@@ -326,21 +344,15 @@ class AvailabilityRunner:
 
     def _batch(self, records: list[Message]) -> BatchStats | None:
         """One transaction: publish the batch and commit its offsets; None when aborted."""
-        now = _now_ms()
-        batch = BatchStats(records_in=len(records))
-        undo: list[tuple[tuple[int, int], SeatState | None]] = []
-        sections: dict[SectionKey, int] = {}
-        events: dict[int, int] = {}
-        latencies: list[int] = []
+        b = _Batch(_now_ms(), BatchStats(records_in=len(records)))
         self.producer.begin_transaction()
         try:
             retry, self.pending = self.pending, []
             for item in retry:
-                self._seat_change(item.msg, item.change, item.first_seen_ms, now, batch, undo,
-                                  sections, events, latencies)
+                self._seat_change(item.msg, item.change, item.first_seen_ms, b)
             for msg in records:
-                self._record(msg, now, batch, undo, sections, events, latencies)
-            self._publish_aggregates(sections, events, now)
+                self._record(msg, b)
+            self._publish_aggregates(b.sections, b.events, b.now)
             self.producer.send_offsets_to_transaction(
                 self._offsets(), self.consumer.consumer_group_metadata(), 30)
             self.producer.commit_transaction(60)
@@ -349,22 +361,23 @@ class AvailabilityRunner:
             if error.fatal() or not error.txn_requires_abort():
                 raise ProcessorError(f"transaction failed and cannot be retried: {error}") from e
             log.warning("aborting a batch of %d records: %s", len(records), error)
-            self._abort(undo)
+            self._abort(b.undo)
             return None
         except BaseException:
             # Interrupted (Dagster terminating the run, Ctrl-C) or a bug: leave nothing half done.
-            self._abort(undo)
+            self._abort(b.undo)
             raise
         done = _now_ms()
-        latencies = [done - committed for committed in latencies]
-        if latencies:
+        batch = b.stats
+        if b.committed:
+            latencies = [done - committed for committed in b.committed]
             batch.latency_p50_ms = statistics.median(latencies)
             batch.latency_max_ms = max(latencies)
         batch.pending = len(self.pending)
         batch.lag = self._lag()
         return batch
 
-    def _abort(self, undo: list[tuple[tuple[int, int], SeatState | None]]) -> None:
+    def _abort(self, undo: list[tuple[SeatKey, SeatState | None]]) -> None:
         try:
             self.producer.abort_transaction(30)
         except KafkaException as e:
@@ -396,7 +409,7 @@ class AvailabilityRunner:
                 lag += max(high - tp.offset, 0)
         return lag
 
-    def _record(self, msg: Message, now: int, batch: BatchStats, *state: Any) -> None:
+    def _record(self, msg: Message, b: _Batch) -> None:
         raw = msg.value()
         if raw is None:  # Debezium's tombstone after a delete; the delete itself was handled
             return
@@ -411,44 +424,43 @@ class AvailabilityRunner:
                 return
             change = decode_seat_change(envelope)
         except ChangeError as e:
-            self._dead_letter(msg, e.reason, e, now, batch)
+            self._dead_letter(msg, e.reason, e, b)
             return
         except (WireFormatError, KeyError, TypeError) as e:
-            self._dead_letter(msg, "undecodable", e, now, batch)
+            self._dead_letter(msg, "undecodable", e, b)
             return
-        self._seat_change(msg, change, now, now, batch, *state)
+        self._seat_change(msg, change, b.now, b)
 
-    def _seat_change(self, msg: Message, change: SeatChange, first_seen: int, now: int,
-                     batch: BatchStats, undo: list, sections: dict[SectionKey, int],
-                     events: dict[int, int], latencies: list[int]) -> None:
-        verdict = apply_change(change, self.availability, self.reference, published_at_ms=now)
-        if isinstance(verdict, Duplicate):
-            batch.duplicates += 1
+    def _seat_change(self, msg: Message, change: SeatChange, first_seen: int, b: _Batch) -> None:
+        verdict = apply_change(change, self.availability, self.reference, published_at_ms=b.now)
+        if isinstance(verdict, Applied):
+            key, previous, _, value = verdict
+            b.undo.append((key, previous))
+            seat_key = self.seat_keys.get(key)
+            if seat_key is None:  # a seat's key bytes never change: encode them once
+                seat_key = self.seat_keys[key] = self.codecs.seat_key.encode(verdict.record_key)
+            self._produce(self.config.seat_topic, key=seat_key,
+                          value=None if value is None else self.codecs.seat_value.encode(value))
+            committed = change.committed_at_ms
+            sections = b.sections
+            for section in verdict.sections:
+                if sections.get(section, -1) < committed:
+                    sections[section] = committed
+            if b.events.get(key[0], -1) < committed:
+                b.events[key[0]] = committed
+            b.committed.append(committed)
+            b.stats.records_out += 1
+        elif isinstance(verdict, Duplicate):
+            b.stats.duplicates += 1
         elif isinstance(verdict, Violation):
-            self._dead_letter(msg, verdict.reason, ChangeError(verdict.reason, verdict.message),
-                              now, batch)
+            self._dead_letter(msg, verdict.reason, ChangeError(verdict.reason, verdict.message), b)
         elif isinstance(verdict, Unresolved):
-            if now - first_seen >= self.config.reference_wait_ms:
+            if b.now - first_seen >= self.config.reference_wait_ms:
                 error = ChangeError("unresolved_reference",
-                                    f"{verdict.missing} unknown after {now - first_seen} ms")
-                self._dead_letter(msg, "unresolved_reference", error, now, batch)
+                                    f"{verdict.missing} unknown after {b.now - first_seen} ms")
+                self._dead_letter(msg, "unresolved_reference", error, b)
             else:
                 self.pending.append(_Pending(msg, change, first_seen))
-        elif isinstance(verdict, Applied):
-            undo.append((verdict.key, verdict.previous))
-            c = self.codecs
-            key = self.seat_keys.get(verdict.key)
-            if key is None:  # a seat's key bytes never change: encode them once
-                key = self.seat_keys[verdict.key] = c.seat_key.encode(verdict.record_key)
-            self.producer.produce(
-                self.config.seat_topic, key=key,
-                value=None if verdict.record_value is None
-                else c.seat_value.encode(verdict.record_value))
-            for section in verdict.sections:
-                sections[section] = max(sections.get(section, 0), change.committed_at_ms)
-            events[change.event_id] = max(events.get(change.event_id, 0), change.committed_at_ms)
-            latencies.append(change.committed_at_ms)
-            batch.records_out += 1
 
     def _publish_aggregates(self, sections: dict[SectionKey, int], events: dict[int, int],
                             now: int) -> None:
@@ -467,8 +479,7 @@ class AvailabilityRunner:
                     event_id, as_of_ms=now, committed_at_ms=committed)))
         self.producer.poll(0)
 
-    def _dead_letter(self, msg: Message, reason: str, error: BaseException, now: int,
-                     batch: BatchStats) -> None:
+    def _dead_letter(self, msg: Message, reason: str, error: BaseException, b: _Batch) -> None:
         _, ts = msg.timestamp()
         headers = msg.headers() or []
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
@@ -484,11 +495,11 @@ class AvailabilityRunner:
             "reason": reason,
             "error_class": type(error).__name__,
             "error_message": "".join(traceback.format_exception_only(error)).strip()[:2000],
-            "failed_at": now,
+            "failed_at": b.now,
         }
         self.producer.produce(self.config.dead_letter_topic, key=None,
                               value=self.codecs.dead_letter.encode(record))
-        batch.dead_lettered += 1
+        b.stats.dead_lettered += 1
 
 
 def run_processor(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipelines.processor.aggregate import Availability, SeatKey, SectionKey
 from pipelines.processor.core import (
@@ -42,8 +42,7 @@ class Unresolved:
     missing: str
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(NamedTuple):  # one per published change: a tuple is the cheapest to build
     """The change is in the state; `previous` undoes it, the record is to be published."""
 
     key: SeatKey
@@ -56,10 +55,10 @@ class Applied:
         return {"event_id": self.key[0], "seat_id": self.key[1]}
 
     @property
-    def sections(self) -> set[SectionKey]:
-        """Section and price level counters the change moved."""
-        return {(self.key[0], s.section_code, s.price_level_id)
-                for s in (self.previous, self.new) if s is not None}
+    def sections(self) -> tuple[SectionKey, ...]:
+        """Section and price level counters the change moved (one may be named twice)."""
+        return tuple((self.key[0], s.section_code, s.price_level_id)
+                     for s in (self.previous, self.new) if s is not None)
 
 
 Verdict = Duplicate | Violation | Unresolved | Applied
@@ -82,10 +81,11 @@ def is_duplicate(change: SeatChange, seen: int, *, present: bool) -> bool:
 def apply_change(change: SeatChange, availability: Availability, reference: Reference, *,
                  published_at_ms: int) -> Verdict:
     """Validate a change, and when valid fold it into `availability` (mutated in place)."""
-    seen = availability.version_of(change.key)
-    if is_duplicate(change, seen, present=change.key in availability.seats):
+    key = (change.event_id, change.seat_id)
+    previous = availability.seats.get(key)
+    seen = previous.version if previous is not None else 0
+    if is_duplicate(change, seen, present=previous is not None):
         return Duplicate(seen)
-    previous = availability.seats.get(change.key)
     problem = rule_violation(change, previous)
     if problem is not None:
         reason, _, message = problem.partition(": ")
@@ -97,6 +97,6 @@ def apply_change(change: SeatChange, availability: Availability, reference: Refe
         if missing is not None:
             return Unresolved(missing)
         new = seat_state(change, reference)
-    availability.put(change.key, new)
-    return Applied(change.key, previous, new,
+    availability.put(key, new)
+    return Applied(key, previous, new,
                    availability_value(change, reference, published_at_ms=published_at_ms))

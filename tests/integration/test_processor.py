@@ -23,10 +23,10 @@ from pipelines.avro import AvroDecoder
 from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
-from pipelines.processor.runner import ProcessorConfig
+from pipelines.processor.runner import GROUP_ID, ProcessorConfig
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.topics import DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic
+from pipelines.topics import DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic, group_committed
 from tests.integration.conftest import ProcessorThread, end_offsets, tail_consumer, wait_for
 
 pytestmark = pytest.mark.integration
@@ -155,7 +155,7 @@ def where_lost(settings: Settings, cdc_start: dict[int, int],
 def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Settings) -> None:
     settings = pipeline
     proc = start_processor()
-    kills = 0
+    kills = at_work = 0
     try:
         wait_caught_up(settings, timeout_s=120)
         before = versions(settings)
@@ -164,8 +164,15 @@ def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Setti
         onsale = threading.Thread(target=run_onsale, args=(settings,),
                                   kwargs={"rate": 1500, "duration": 20, "seed": 7}, daemon=True)
         onsale.start()
+        committed = sum(cdc_start.values())
         while onsale.is_alive():
             time.sleep(3.5)
+            # A processor that committed since the last kill was at work: killing it now
+            # interrupts a batch (at 1,500 changes/s there is always one in flight).
+            now = sum(group_committed(settings.kafka_bootstrap, GROUP_ID,
+                                      cdc_topic(settings, "seat_inventory")).values())
+            at_work += now > committed
+            committed = now
             proc.send_signal(signal.SIGKILL)  # wherever it is: mid-batch, mid-commit
             proc.wait(10)
             kills += 1
@@ -176,6 +183,7 @@ def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Setti
         proc.terminate()
         proc.wait(30)
     assert kills >= 4
+    assert at_work >= 3, f"only {at_work} of {kills} kills interrupted a processor at work"
     after = versions(settings)
 
     published: dict[tuple[int, int], list[int]] = defaultdict(list)

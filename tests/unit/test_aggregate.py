@@ -139,13 +139,11 @@ def test_undo_restores_the_exact_state(history: list[SeatChange], cut: int) -> N
 
 
 def test_a_snapshot_row_of_the_seen_version_is_published_again_but_never_an_older_one() -> None:
-    from dataclasses import replace
-
     availability = Availability()
     apply_change(change(1, "OPEN", 1), availability, REFERENCE, published_at_ms=0)
     apply_change(change(1, "HELD", 2), availability, REFERENCE, published_at_ms=0)
-    again = replace(change(1, "HELD", 2), op="r", snapshot=True)
+    again = change(1, "HELD", 2)._replace(op="r", snapshot=True)
     assert isinstance(apply_change(again, availability, REFERENCE, published_at_ms=0), Applied)
-    older = replace(change(1, "OPEN", 1), op="r", snapshot=True)
+    older = change(1, "OPEN", 1)._replace(op="r", snapshot=True)
     assert isinstance(apply_change(older, availability, REFERENCE, published_at_ms=0), Duplicate)
     assert availability.sections[(1, "101", 1)].held == 1
