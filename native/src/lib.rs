@@ -72,6 +72,9 @@ fn err(message: String) -> PyErr {
 struct Compiler<'a> {
     names: &'a HashMap<Name, &'a Schema>,
     depth: usize,
+    // Inside a field the projection leaves out: it is only skipped, so a timestamp, date or
+    // time is just the int or long it is written as.
+    skipping: bool,
 }
 
 impl Compiler<'_> {
@@ -126,8 +129,12 @@ impl Compiler<'_> {
                         },
                     };
                     self.depth += 1;
-                    let plan = self.compile(py, &field.schema, sub)?;
+                    let outer = self.skipping;
+                    self.skipping |= !keep;
+                    let plan = self.compile(py, &field.schema, sub);
+                    self.skipping = outer;
                     self.depth -= 1;
+                    let plan = plan?;
                     fields.push(Field {
                         name: PyString::intern(py, &field.name).unbind(),
                         keep,
@@ -146,8 +153,20 @@ impl Compiler<'_> {
                 self.depth -= 1;
                 plan
             }
-            // Timestamps, dates, times, UUIDs: fastavro turns them into datetime, date, time and
-            // UUID objects; the caller decodes such schemas with fastavro instead.
+            Schema::Date | Schema::TimeMillis if self.skipping => Plan::Int,
+            Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos
+                if self.skipping =>
+            {
+                Plan::Long
+            }
+            // Timestamps, dates, times, UUIDs read: fastavro turns them into datetime, date, time
+            // and UUID objects; the caller decodes such schemas with fastavro instead.
             other => return Err(err(format!("unsupported type or logical type: {other:?}"))),
         })
     }
@@ -247,6 +266,7 @@ impl ProjectingDecoder {
         let plan = Compiler {
             names: resolved.get_names(),
             depth: 0,
+            skipping: false,
         }
         .compile(py, &schema, &projection)?;
         Ok(Self {

@@ -172,24 +172,36 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def rebuild_availability(settings: Settings, topic: str, decoder: AvroDecoder) -> Availability:
-    """The state as published: every seat's newest record in the compacted topic (read committed)."""
+# What the state keeps of a seat-availability record (the rest is skipped, not decoded).
+SEAT_STATE_FIELDS = dict.fromkeys(
+    ["source_version", "status", "section_code", "price_level_id", "price"])
+
+
+def rebuild_availability(settings: Settings, topic: str,
+                         registry: SchemaRegistryClient) -> Availability:
+    """The state as published: every seat's newest record in the compacted topic (read committed).
+
+    A seat's records share a key, so a partition, so their offsets are in publishing order: the
+    last one is the seat's state, as compaction would keep it. Only those are decoded.
+    """
+    newest: dict[bytes | None, bytes | None] = {}
+
+    def keep(msg: Message) -> None:
+        newest[msg.key()] = msg.value()
+
+    count = read_topic(settings.kafka_bootstrap, topic, keep, purpose="rebuild")
+    keys, values = AvroDecoder(registry), AvroDecoder(registry, projection=SEAT_STATE_FIELDS)
     availability = Availability()
-
-    def fold(msg: Message) -> None:
-        key = decoder.decode(msg.key())
-        seat = (key["event_id"], key["seat_id"])
-        value = decoder.decode(msg.value())
+    for raw_key, raw_value in newest.items():
+        value = values.decode(raw_value)
         if value is None:
-            availability.put(seat, None)
-        elif value["source_version"] >= availability.version_of(seat):  # the later record wins
-            availability.put(seat, SeatState(
-                version=value["source_version"], status=value["status"],
-                section_code=value.get("section_code") or "?",
-                price_level_id=value.get("price_level_id") or 0,
-                price=value["price"]))
-
-    count = read_topic(settings.kafka_bootstrap, topic, fold, purpose="rebuild")
+            continue
+        key = keys.decode(raw_key)
+        availability.put((key["event_id"], key["seat_id"]), SeatState(
+            version=value["source_version"], status=value["status"],
+            section_code=value.get("section_code") or "?",
+            price_level_id=value.get("price_level_id") or 0,
+            price=value["price"]))
     log.info("rebuilt availability of %d seats from %d records of %s",
              len(availability.seats), count, topic)
     return availability
@@ -269,7 +281,7 @@ class AvailabilityRunner:
             self.producer.init_transactions(60)
         except KafkaException as e:
             raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
-        self.availability = rebuild_availability(settings, config.seat_topic, self.codecs.decoder)
+        self.availability = rebuild_availability(settings, config.seat_topic, registry)
         self.reference = load_reference(settings) if config.load_reference_from_db else Reference()
         _keep_state_out_of_full_collections()
         self.consumer = Consumer({

@@ -35,7 +35,9 @@ def values(kind: Any, names: dict[str, st.SearchStrategy[Any]] | None = None,
                            max_value=10 ** (precision - scale) - 1, places=scale,
                            allow_nan=False, allow_infinity=False)
     if logical in ("timestamp-millis", "timestamp-micros"):
-        return st.one_of(_MOMENT, st.integers(0, 2**52))
+        # As an int, up to the end of year 9999 (the last moment a datetime reads back).
+        last = 253_402_300_799_999 * (1000 if logical == "timestamp-micros" else 1)
+        return st.one_of(_MOMENT, st.integers(0, last))
     kind_type = kind["type"]
     if kind_type in ("record", "enum", "fixed"):
         space = kind.get("namespace", namespace)
