@@ -36,18 +36,25 @@ class Supervisor:
         # The host part is ignored: the transport speaks over the unix socket.
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
-    def is_running(self) -> bool:
+    def daemon_state(self) -> str | None:
+        """supervisord's own state (RUNNING, SHUTDOWN while it stops, ...); None when it is gone."""
         if not self.layout.supervisord_socket.exists():
-            return False
+            return None
         try:
-            return self._proxy().supervisor.getState()["statename"] == "RUNNING"
+            return str(self._proxy().supervisor.getState()["statename"])
         except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
-            return False
+            return None
+
+    def is_running(self) -> bool:
+        return self.daemon_state() == "RUNNING"
 
     def start_daemon(self) -> None:
         """Start supervisord (it daemonises itself) unless it runs already; wait for its socket."""
-        if self.is_running():
+        state = self.daemon_state()
+        if state == "RUNNING":
             return
+        if state is not None:  # still shutting down: a second one would orphan its programs
+            self.shutdown()
         self.layout.run.mkdir(parents=True, exist_ok=True)
         self.layout.logs.mkdir(parents=True, exist_ok=True)
         # A socket left by a killed supervisord would make the new one refuse to start.
@@ -110,15 +117,18 @@ class Supervisor:
             raise StackError(f"{name} did not stop: {e.faultString}", service=name) from e
 
     def shutdown(self, *, timeout_s: float = 180) -> bool:
-        """Stop every program and supervisord itself; True if it was running."""
-        if not self.is_running():
+        """Stop every program and supervisord itself; True if it was running (or stopping:
+        a `down` interrupted earlier is waited for, not taken for a stack that is down)."""
+        state = self.daemon_state()
+        if state is None:
             return False
-        self._proxy().supervisor.shutdown()
+        if state == "RUNNING":
+            self._proxy().supervisor.shutdown()
 
         @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5),
                retry=retry_if_result(lambda gone: not gone))
         def wait_gone() -> bool:
-            return not self.layout.supervisord_pidfile.exists() and not self.is_running()
+            return not self.layout.supervisord_pidfile.exists() and self.daemon_state() is None
 
         try:
             wait_gone()

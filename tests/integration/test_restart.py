@@ -12,6 +12,8 @@ from pipelines import stack
 from pipelines.avro import AvroDecoder
 from pipelines.connect import ConnectClient
 from pipelines.settings import Settings
+from pipelines.stack.layout import StackLayout
+from pipelines.stack.supervisor import Supervisor
 from pipelines.topics import SEAT_AVAILABILITY, cdc_topic
 from tests.integration.conftest import end_offsets, wait_for
 
@@ -70,7 +72,14 @@ def test_restart_resumes_streaming_without_snapshot_and_keeps_schemas(pipeline: 
     wait_for_change(settings, topic, end_offsets(settings, topic), touch_seat(settings))
     before = end_offsets(settings, topic)
 
-    stack.down(settings)
+    # A `down` cut short (Ctrl-C) leaves supervisord stopping its programs: the next `down`
+    # waits for it to finish instead of reporting a stack that is not running.
+    supervisor = Supervisor(StackLayout.of(settings))
+    supervisor._proxy().supervisor.shutdown()
+    assert supervisor.daemon_state() == "SHUTDOWN"
+    assert stack.down(settings), "down took a stopping stack for one that is not running"
+    assert supervisor.daemon_state() is None
+    assert all(s.state == "STOPPED" for s in stack.status(settings))
     stack.up(settings)
     ConnectClient(settings.connect_url).wait_running(settings.connector_name, timeout_s=120)
 
