@@ -109,11 +109,9 @@ class AvroEncoder:
         self._header = _HEADER.pack(MAGIC, self.schema_id)
         self._writer = RecordWriter(json.loads(schema_str))
 
-    def encode(self, record: Any) -> bytes:
-        buf = io.BytesIO()
-        buf.write(self._header)
-        self._writer.write(buf, record)
-        return buf.getvalue()
+    def encode(self, record: Any, *, owned: bool = False) -> bytes:
+        """owned: the caller drops the record after this, so it may be converted in place."""
+        return self._header + self._writer.encode(record, owned=owned)
 
 
 class RecordWriter:
@@ -131,19 +129,22 @@ class RecordWriter:
         except ValueError:
             self._native = None
 
-    def write(self, buf: io.BytesIO, record: Any) -> None:
+    def encode(self, record: Any, *, owned: bool = False) -> bytes:
+        """The record's Avro body (no header); owned: `record` may be converted in place."""
         if self._native is not None and isinstance(record, dict):
-            converted = dict(record)
+            converted = record if owned else dict(record)
             try:
                 for name, convert in self._converters:
                     value = converted.get(name)
-                    if value is not None:
+                    # fastavro's converters pass ints (timestamps already in units) through.
+                    if value is not None and value.__class__ is not int:
                         converted[name] = convert(value)
-                buf.write(self._native.encode(converted))
-                return
+                return self._native.encode(converted)
             except (ValueError, TypeError, OverflowError):
                 pass  # fastavro below writes it, or says what is wrong in its own words
+        buf = io.BytesIO()
         fastavro.schemaless_writer(buf, self._schema, record)
+        return buf.getvalue()
 
 
 def _converters(schema: Any) -> list[tuple[str, Callable[[Any], Any]]]:

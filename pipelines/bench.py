@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from pipelines.avro import AvroDecoder
 from pipelines.deploy import wait_caught_up
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatState
-from pipelines.processor.runner import ProcessorConfig, run_processor
+from pipelines.processor.runner import ProcessorConfig, RunStats, run_processor
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import (
@@ -49,17 +50,25 @@ NEXT = {"open": "held", "held": "sold", "sold": "open"}
 
 @dataclass
 class BenchReport:
+    """Medians of `repeats` rounds; each round runs the plain copy, the exactly-once copy and
+    the processor on the same preloaded topic, one after the other."""
+
     changes: int
+    repeats: int
+    # The runner's whole time, and its start-up within it (transactions initialised, the
+    # state rebuilt, the reference data loaded) before it subscribes to its input.
     processor_seconds: float
+    processor_startup_seconds: float
+    # Changes per second from subscribing to the last commit: timed like the copies, which
+    # start their clocks when they subscribe.
     processor_rate: float
-    processor_busy_seconds: float
-    processor_busy_rate: float
-    copy_seconds: float
+    processor_busy_rate: float  # from the first record read to the last commit
     copy_rate: float
     # The same copy, exactly once: a transaction per batch with its offsets (the runner's floor).
-    eos_copy_seconds: float
     eos_copy_rate: float
-    ratio: float
+    ratio: float  # processor_rate / copy_rate, median of the rounds' ratios
+    ratios: list[float]  # every round's, in order
+    ratio_with_startup: float  # the same with the processor's clock started before its start-up
     published: int
     dead_lettered: int
     state_memory_mb: float
@@ -194,62 +203,89 @@ def fill_state(events: int, seats: int) -> int:
     return len(availability.seats)
 
 
-def bench_processor(settings: Settings, *, changes: int = 200_000,
+@dataclass
+class _Round:
+    copy_seconds: float
+    eos_copy_seconds: float
+    processor_seconds: float
+    stats: RunStats
+
+
+def bench_processor(settings: Settings, *, changes: int = 200_000, repeats: int = 3,
                     say: Callable[[str], None] = lambda _: None) -> BenchReport:
     run = f"bench-{uuid.uuid4().hex[:8]}"
-    topics = {name: f"{run}.{name}" for name in (
-        "cdc", "copy", "eos-copy", SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER)}
+    inputs = {name: f"{run}.{name}" for name in ("cdc", "copy", "eos-copy")}
+    # Each round's processor starts from nothing: outputs of its own (its state is rebuilt
+    # from its seat topic), and a consumer group of its own.
+    outputs = [{base: f"{run}.{i}.{base}" for base in (
+        SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER)}
+        for i in range(repeats)]
+    topics = [*inputs.values(), *(t for out in outputs for t in out.values())]
     registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     subjects = []
+    rounds: list[_Round] = []
     try:
-        ensure_topics(admin, [TopicSpec(t, partitions=1) for t in topics.values()])
-        for base in (SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER):
-            for part in ("key", "value"):
-                if base == DEAD_LETTER and part == "key":
-                    continue
-                subject = f"{topics[base]}-{part}"
-                registry.register_schema(subject, Schema(load_schema(f"{base}-{part}").text, "AVRO"))
-                subjects.append(subject)
+        ensure_topics(admin, [TopicSpec(t, partitions=1) for t in topics])
+        for out in outputs:
+            for base, topic in out.items():
+                for part in ("key", "value"):
+                    if base == DEAD_LETTER and part == "key":
+                        continue
+                    registry.register_schema(f"{topic}-{part}",
+                                             Schema(load_schema(f"{base}-{part}").text, "AVRO"))
+                    subjects.append(f"{topic}-{part}")
         say(f"encoding {changes:,} synthetic seat changes")
         seats, values = _synthetic_changes(settings, changes)
-        say(f"preloading {topics['cdc']}")
-        _produce(settings, topics["cdc"], values)
-        say("plain copy of the same bytes")
-        copy_seconds = _plain_copy(settings, topics["cdc"], topics["copy"], changes)
-        say("the same copy, exactly once")
-        eos_seconds = _plain_copy(settings, topics["cdc"], topics["eos-copy"], changes,
-                                  transactional_id=f"{run}-copy")
-        say("processor, exactly once")
-        config = ProcessorConfig(
-            seat_inventory_topic=topics["cdc"], reference_topics={},
-            seat_topic=topics[SEAT_AVAILABILITY], section_topic=topics[SECTION_AVAILABILITY],
-            event_topic=topics[EVENT_AVAILABILITY], dead_letter_topic=topics[DEAD_LETTER],
-            group_id=f"{run}-processor", transactional_id=f"{run}-processor")
-        started = time.perf_counter()
-        stats = run_processor(settings, should_stop=lambda: False, until_end=True, config=config)
-        processor_seconds = time.perf_counter() - started
+        say(f"preloading {inputs['cdc']}")
+        _produce(settings, inputs["cdc"], values)
+        del values
+        for i, out in enumerate(outputs):
+            say(f"round {i + 1} of {repeats}: plain copy, exactly-once copy, processor")
+            copy_seconds = _plain_copy(settings, inputs["cdc"], inputs["copy"], changes)
+            eos_seconds = _plain_copy(settings, inputs["cdc"], inputs["eos-copy"], changes,
+                                      transactional_id=f"{run}-copy-{i}")
+            config = ProcessorConfig(
+                seat_inventory_topic=inputs["cdc"], reference_topics={},
+                seat_topic=out[SEAT_AVAILABILITY], section_topic=out[SECTION_AVAILABILITY],
+                event_topic=out[EVENT_AVAILABILITY], dead_letter_topic=out[DEAD_LETTER],
+                group_id=f"{run}-processor-{i}", transactional_id=f"{run}-processor-{i}")
+            started = time.perf_counter()
+            stats = run_processor(settings, should_stop=lambda: False, until_end=True,
+                                  config=config)
+            rounds.append(_Round(copy_seconds, eos_seconds, time.perf_counter() - started, stats))
         say("state memory: 10 events x 60,000 seats")
         memory, state_seats = state_memory_mb(10, 60_000)
     finally:
-        admin.delete_topics(list(topics.values()), request_timeout=30)
+        admin.delete_topics(topics, request_timeout=30)
         for subject in subjects:
             registry.delete_subject(subject, permanent=False)
             registry.delete_subject(subject, permanent=True)
     del seats
+
+    def median(figure: Callable[[_Round], float]) -> float:
+        return statistics.median(figure(r) for r in rounds)
+
+    ratios = [round((r.stats.records_in / r.stats.run_seconds) / (changes / r.copy_seconds), 3)
+              for r in rounds]
+    last = rounds[-1].stats
     return BenchReport(
         changes=changes,
-        processor_seconds=round(processor_seconds, 2),
-        processor_rate=round(stats.records_in / processor_seconds),
-        processor_busy_seconds=round(stats.busy_seconds, 2),
-        processor_busy_rate=round(stats.records_in / max(stats.busy_seconds, 1e-9)),
-        copy_seconds=round(copy_seconds, 2),
-        copy_rate=round(changes / copy_seconds),
-        eos_copy_seconds=round(eos_seconds, 2),
-        eos_copy_rate=round(changes / eos_seconds),
-        ratio=round((stats.records_in / processor_seconds) / (changes / copy_seconds), 3),
-        published=stats.records_out,
-        dead_lettered=stats.dead_lettered,
+        repeats=repeats,
+        processor_seconds=round(median(lambda r: r.processor_seconds), 2),
+        processor_startup_seconds=round(median(
+            lambda r: r.processor_seconds - r.stats.run_seconds), 2),
+        processor_rate=round(median(lambda r: r.stats.records_in / r.stats.run_seconds)),
+        processor_busy_rate=round(median(
+            lambda r: r.stats.records_in / max(r.stats.busy_seconds, 1e-9))),
+        copy_rate=round(median(lambda r: changes / r.copy_seconds)),
+        eos_copy_rate=round(median(lambda r: changes / r.eos_copy_seconds)),
+        ratio=round(statistics.median(ratios), 3),
+        ratios=ratios,
+        ratio_with_startup=round(median(
+            lambda r: (r.stats.records_in / r.processor_seconds) / (changes / r.copy_seconds)), 3),
+        published=last.records_out,
+        dead_lettered=last.dead_lettered,
         state_memory_mb=round(memory, 1),
         state_seats=state_seats,
     )

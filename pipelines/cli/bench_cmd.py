@@ -19,13 +19,14 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 def processor(
     changes: Annotated[int, typer.Option(min=1000, help="Changes to preload.")] = 200_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Rounds; the report gives medians.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """The processor (exactly once) against a plain consume-and-produce of the same bytes.
 
     Needs the stack up and the pipeline deployed (make demo, or seatflow stack up + deploy).
     """
-    report = bench_processor(get_settings(), changes=changes,
+    report = bench_processor(get_settings(), changes=changes, repeats=repeats,
                              say=lambda m: console.print(f"[dim]{m}…[/]") if not as_json else None)
     data = report_dict(report)
     if as_json:
@@ -39,7 +40,9 @@ def processor(
     for name, value in data.items():
         target, ok = targets.get(name, ("", True))
         mark = "" if not target else ("[green]met[/]" if ok else "[red]missed[/]")
-        table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value),
+        shown = (", ".join(map(str, value)) if isinstance(value, list)
+                 else f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(name, shown,
                       f"{target} {mark}".strip())
     console.print(table)
 

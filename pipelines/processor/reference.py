@@ -5,33 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["REFERENCE_TABLES", "EventRef", "PriceLevelRef", "Reference", "SeatRef", "SectionRef"]
 
 REFERENCE_TABLES = ("events", "sections", "seats", "price_levels")
 
 
-@dataclass(frozen=True, slots=True)
-class EventRef:
+# Immutable named tuples: one per seat is loaded at every start, and a tuple is the cheapest.
+class EventRef(NamedTuple):
     name: str
     status: str  # scheduled / on_sale / sold_out / cancelled
 
 
-@dataclass(frozen=True, slots=True)
-class SectionRef:
+class SectionRef(NamedTuple):
     code: str
 
 
-@dataclass(frozen=True, slots=True)
-class SeatRef:
+class SeatRef(NamedTuple):
     section_id: int
     row_label: str
     seat_number: int
 
 
-@dataclass(frozen=True, slots=True)
-class PriceLevelRef:
+class PriceLevelRef(NamedTuple):
     event_id: int
     code: str
     price: Decimal

@@ -57,8 +57,13 @@ class Applied(NamedTuple):  # one per published change: a tuple is the cheapest 
     @property
     def sections(self) -> tuple[SectionKey, ...]:
         """Section and price level counters the change moved (one may be named twice)."""
-        return tuple((self.key[0], s.section_code, s.price_level_id)
-                     for s in (self.previous, self.new) if s is not None)
+        event_id, previous, new = self.key[0], self.previous, self.new
+        if previous is None:
+            return () if new is None else ((event_id, new.section_code, new.price_level_id),)
+        moved = (event_id, previous.section_code, previous.price_level_id)
+        if new is None:
+            return (moved,)
+        return moved, (event_id, new.section_code, new.price_level_id)
 
 
 Verdict = Duplicate | Violation | Unresolved | Applied
