@@ -38,7 +38,8 @@ def run(
         console.print(
             f"batch in={batch.records_in} out={batch.records_out} dup={batch.duplicates} "
             f"dead-lettered={batch.dead_lettered} pending={batch.pending} lag={batch.lag} "
-            f"latency p50={batch.latency_p50_ms:.0f} ms max={batch.latency_max_ms:.0f} ms",
+            f"latency p50={batch.latency_p50_ms:.0f} ms max={batch.latency_max_ms:.0f} ms "
+            f"commit={batch.commit_ms:.0f} ms",
             highlight=False,
         )
 

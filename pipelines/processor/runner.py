@@ -113,6 +113,8 @@ class BatchStats:
     lag: int = 0
     latency_p50_ms: float = 0.0
     latency_max_ms: float = 0.0
+    # Sending the offsets and committing: round trips to the transaction coordinator.
+    commit_ms: float = 0.0
 
 
 @dataclass
@@ -377,9 +379,11 @@ class AvailabilityRunner:
             for msg in records:
                 self._record(msg, b)
             self._publish_aggregates(b.sections, b.events, b.now)
+            committing = time.monotonic()
             self.producer.send_offsets_to_transaction(
                 self._offsets(), self.consumer.consumer_group_metadata(), 30)
             self.producer.commit_transaction(60)
+            b.stats.commit_ms = round((time.monotonic() - committing) * 1000, 1)
         except KafkaException as e:
             error = e.args[0]
             if error.fatal() or not error.txn_requires_abort():
