@@ -36,8 +36,9 @@ class AvroDecoder:
     Bodies are read by seatflow_native's ProjectingDecoder (native/: a plan compiled from the
     schema, about six times fastavro's speed). With a projection (field name -> None for the
     whole field, or a projection of a record's fields), only those fields become Python
-    objects and the rest are skipped. Schemas with logical types that fastavro turns into
-    datetime, date, time or UUID objects are decoded whole by fastavro instead.
+    objects and the rest are skipped. Records whose fields to be read include logical types
+    that fastavro turns into datetime, date, time or UUID objects are decoded whole by fastavro
+    instead (timestamps, dates and times the projection leaves out are only skipped).
     """
 
     def __init__(self, registry: SchemaRegistryClient,

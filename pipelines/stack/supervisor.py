@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import xmlrpc.client
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
@@ -36,24 +37,30 @@ class Supervisor:
         # The host part is ignored: the transport speaks over the unix socket.
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
-    def daemon_state(self) -> str | None:
-        """supervisord's own state (RUNNING, SHUTDOWN while it stops, ...); None when it is gone."""
-        if not self.layout.supervisord_socket.exists():
-            return None
-        try:
-            return str(self._proxy().supervisor.getState()["statename"])
-        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
-            return None
-
     def is_running(self) -> bool:
-        return self.daemon_state() == "RUNNING"
+        """supervisord answers on its socket and runs (it stops answering once shutting down)."""
+        if not self.layout.supervisord_socket.exists():
+            return False
+        try:
+            return self._proxy().supervisor.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+            return False
+
+    def daemon_pid(self) -> int | None:
+        """The pid of this home's supervisord while its process lives (running or stopping)."""
+        try:
+            pid = int(self.layout.supervisord_pidfile.read_text().strip())
+            # A pidfile left by a killed supervisord may name a pid reused since.
+            alive = b"supervisord" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if alive else None
 
     def start_daemon(self) -> None:
         """Start supervisord (it daemonises itself) unless it runs already; wait for its socket."""
-        state = self.daemon_state()
-        if state == "RUNNING":
+        if self.is_running():
             return
-        if state is not None:  # still shutting down: a second one would orphan its programs
+        if self.daemon_pid() is not None:  # still shutting down: wait, or it would be two
             self.shutdown()
         self.layout.run.mkdir(parents=True, exist_ok=True)
         self.layout.logs.mkdir(parents=True, exist_ok=True)
@@ -119,16 +126,15 @@ class Supervisor:
     def shutdown(self, *, timeout_s: float = 180) -> bool:
         """Stop every program and supervisord itself; True if it was running (or stopping:
         a `down` interrupted earlier is waited for, not taken for a stack that is down)."""
-        state = self.daemon_state()
-        if state is None:
-            return False
-        if state == "RUNNING":
+        if self.is_running():
             self._proxy().supervisor.shutdown()
+        elif self.daemon_pid() is None:
+            return False
 
         @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5),
                retry=retry_if_result(lambda gone: not gone))
         def wait_gone() -> bool:
-            return not self.layout.supervisord_pidfile.exists() and self.daemon_state() is None
+            return self.daemon_pid() is None
 
         try:
             wait_gone()

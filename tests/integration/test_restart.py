@@ -5,7 +5,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 import requests
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines import stack
@@ -15,7 +14,7 @@ from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
 from pipelines.stack.supervisor import Supervisor
 from pipelines.topics import SEAT_AVAILABILITY, cdc_topic
-from tests.integration.conftest import end_offsets, wait_for
+from tests.integration.conftest import end_offsets, records_since, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,22 +35,8 @@ def touch_seat(settings: Settings) -> tuple[int, int, int]:
 def changes_since(settings: Settings, topic: str, start: dict[int, int]) -> list[dict]:
     """Every CDC envelope of topic after the given offsets, decoded through the registry."""
     decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "restart-test",
-                         "enable.auto.commit": False, "isolation.level": "read_committed",
-                         "enable.partition.eof": True})
-    ends = end_offsets(settings, topic)
-    consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in ends])
-    out, done = [], {p for p, end in ends.items() if start.get(p, 0) >= end}
-    try:
-        while len(done) < len(ends):
-            for msg in consumer.consume(1000, timeout=1):
-                if msg.error() is not None:
-                    done.add(msg.partition())
-                elif msg.value() is not None:
-                    out.append(decoder.decode(msg.value()))
-    finally:
-        consumer.close()
-    return out
+    return [decoder.decode(msg.value()) for msg in records_since(settings, topic, start)
+            if msg.value() is not None]
 
 
 def wait_for_change(settings: Settings, topic: str, start: dict[int, int],
@@ -76,9 +61,9 @@ def test_restart_resumes_streaming_without_snapshot_and_keeps_schemas(pipeline: 
     # waits for it to finish instead of reporting a stack that is not running.
     supervisor = Supervisor(StackLayout.of(settings))
     supervisor._proxy().supervisor.shutdown()
-    assert supervisor.daemon_state() == "SHUTDOWN"
+    assert not supervisor.is_running() and supervisor.daemon_pid() is not None
     assert stack.down(settings), "down took a stopping stack for one that is not running"
-    assert supervisor.daemon_state() is None
+    assert supervisor.daemon_pid() is None
     assert all(s.state == "STOPPED" for s in stack.status(settings))
     stack.up(settings)
     ConnectClient(settings.connect_url).wait_running(settings.connector_name, timeout_s=120)
