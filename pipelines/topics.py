@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -108,7 +108,19 @@ def end_offsets(bootstrap: str, topic: str, *, timeout: float = 10.0) -> dict[in
 def group_committed(bootstrap: str, group_id: str, topic: str, *,
                     timeout: float = 10.0) -> dict[int, int]:
     """The group's committed offset of every partition of topic (0 where it committed none)."""
-    partitions = end_offsets(bootstrap, topic, timeout=timeout)
+    return _committed(bootstrap, group_id, topic, end_offsets(bootstrap, topic, timeout=timeout),
+                      timeout=timeout)
+
+
+def group_lag(bootstrap: str, group_id: str, topic: str, *, timeout: float = 10.0) -> int:
+    """Records of topic the group has not committed yet (its whole length if it committed none)."""
+    ends = end_offsets(bootstrap, topic, timeout=timeout)
+    committed = _committed(bootstrap, group_id, topic, ends, timeout=timeout)
+    return sum(end - committed.get(p, 0) for p, end in ends.items())
+
+
+def _committed(bootstrap: str, group_id: str, topic: str, partitions: Iterable[int], *,
+               timeout: float) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
     try:
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
@@ -116,13 +128,6 @@ def group_committed(bootstrap: str, group_id: str, topic: str, *,
     finally:
         consumer.close()
     return {tp.partition: max(tp.offset, 0) for tp in committed}
-
-
-def group_lag(bootstrap: str, group_id: str, topic: str, *, timeout: float = 10.0) -> int:
-    """Records of topic the group has not committed yet (its whole length if it committed none)."""
-    ends = end_offsets(bootstrap, topic, timeout=timeout)
-    committed = group_committed(bootstrap, group_id, topic, timeout=timeout)
-    return sum(end - committed.get(p, 0) for p, end in ends.items())
 
 
 def next_records(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:

@@ -56,10 +56,6 @@ class Availability:
     sections: dict[SectionKey, SectionCounts] = field(default_factory=dict)
     events: dict[int, SectionCounts] = field(default_factory=dict)
 
-    def version_of(self, key: SeatKey) -> int:
-        seat = self.seats.get(key)
-        return seat.version if seat else 0
-
     def put(self, key: SeatKey, new: SeatState | None) -> SeatState | None:
         """Replace a seat's state (None removes it); returns the previous state, for undo."""
         previous = self.seats.pop(key, None) if new is None else self.seats.get(key)

@@ -86,7 +86,7 @@ def is_duplicate(change: SeatChange, seen: int, *, present: bool) -> bool:
 def apply_change(change: SeatChange, availability: Availability, reference: Reference, *,
                  published_at_ms: int) -> Verdict:
     """Validate a change, and when valid fold it into `availability` (mutated in place)."""
-    key = (change.event_id, change.seat_id)
+    key = change.key
     previous = availability.seats.get(key)
     seen = previous.version if previous is not None else 0
     if is_duplicate(change, seen, present=previous is not None):
