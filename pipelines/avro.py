@@ -17,7 +17,7 @@ import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.logical_writers import LOGICAL_WRITERS
-from seatflow_native import ProjectingDecoder, RecordEncoder
+from seatflow_native import ProjectingDecoder, RecordEncoder, UnknownSchemaError, WireDecoder
 
 __all__ = ["AvroDecoder", "AvroEncoder", "RecordWriter", "WireFormatError"]
 
@@ -47,7 +47,7 @@ class AvroDecoder:
         self._projection = projection
         self._texts: dict[int, str] = {}
         self._parsed: dict[int, Any] = {}
-        self._readers: dict[int, Callable[[bytes], Any]] = {}
+        self._wire = WireDecoder()  # a reader per schema id met so far
 
     def _schema_text(self, schema_id: int) -> str:
         text = self._texts.get(schema_id)
@@ -67,35 +67,71 @@ class AvroDecoder:
                 json.loads(self._schema_text(schema_id)))
         return parsed
 
-    def _reader(self, schema_id: int) -> Callable[[bytes], Any]:
-        reader = self._readers.get(schema_id)
-        if reader is None:
-            try:
-                reader = ProjectingDecoder(self._schema_text(schema_id), self._projection).decode
-            except ValueError:  # a logical type left to fastavro (see the class docstring)
-                parsed = self.writer_schema(schema_id)
+    def _reader(self, schema_id: int) -> ProjectingDecoder | Callable[[bytes], Any]:
+        try:
+            return ProjectingDecoder(self._schema_text(schema_id), self._projection)
+        except ValueError:  # a logical type left to fastavro (see the class docstring)
+            parsed = self.writer_schema(schema_id)
 
-                def reader(body: bytes) -> Any:
-                    return fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
-            self._readers[schema_id] = reader
-        return reader
+            def reader(body: bytes) -> Any:
+                return fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
+            return reader
 
     def decode(self, data: bytes | None) -> Any:
         if data is None:
             return None
+        try:
+            try:
+                return self._wire.decode(data)
+            except UnknownSchemaError:  # no header, or the first record of its schema id
+                self._wire.add(self._schema_id(data), self._reader(self._schema_id(data)))
+                return self._wire.decode(data)
+        except WireFormatError:
+            raise
+        except (EOFError, ValueError, IndexError, UnicodeDecodeError) as e:
+            raise WireFormatError(f"body does not match schema id {self._schema_id(data)}: "
+                                  f"{e}") from e
+
+    @staticmethod
+    def _schema_id(data: bytes) -> int:
         if len(data) < _HEADER.size or data[0] != MAGIC:
             raise WireFormatError(f"not Confluent wire format ({len(data)} bytes, "
                                   f"first byte {data[:1].hex() or 'none'})")
-        _, schema_id = _HEADER.unpack_from(data)
-        read = self._reader(schema_id)
+        return int(_HEADER.unpack_from(data)[1])
+
+
+class RecordWriter:
+    """Writes records of one schema: seatflow_native's RecordEncoder, which converts the
+    top-level decimals and timestamps with fastavro's own converters; fastavro itself for what
+    the native encoder does not take (other unions, nested logical values, a value of the wrong
+    type: fastavro then gives its verdict). The same bytes either way, in about a fifth of
+    fastavro's time for seatflow's records. `header` comes before every body."""
+
+    def __init__(self, schema: Any, *, header: bytes = b"") -> None:
+        self._schema = fastavro.parse_schema(schema)
+        self._header = header
         try:
-            return read(data[_HEADER.size:])
-        except (EOFError, ValueError, IndexError, UnicodeDecodeError) as e:
-            raise WireFormatError(f"body does not match schema id {schema_id}: {e}") from e
+            self._native: RecordEncoder | None = RecordEncoder(
+                json.dumps(schema), header, dict(_converters(schema)))
+        except ValueError:
+            self._native = None
+
+    def encode(self, record: Any) -> bytes:
+        """The header and the record's Avro body."""
+        if self._native is not None and record.__class__ is dict:
+            try:
+                return self._native.encode(record)
+            except (ValueError, TypeError, OverflowError):
+                pass  # fastavro below writes it, or says what is wrong in its own words
+        buf = io.BytesIO(self._header)
+        buf.seek(len(self._header))
+        fastavro.schemaless_writer(buf, self._schema, record)
+        return buf.getvalue()
 
 
-class AvroEncoder:
-    """Encodes with one registered schema; the schema is looked up, never registered."""
+class AvroEncoder(RecordWriter):
+    """Encodes with one registered schema in the wire format; the schema is looked up, never
+    registered."""
 
     def __init__(self, registry: SchemaRegistryClient, subject: str, schema_str: str) -> None:
         try:
@@ -107,45 +143,7 @@ class AvroEncoder:
         if registered.schema_id is None:
             raise WireFormatError(f"registry returned no id for subject {subject!r}")
         self.schema_id = registered.schema_id
-        self._header = _HEADER.pack(MAGIC, self.schema_id)
-        self._writer = RecordWriter(json.loads(schema_str))
-
-    def encode(self, record: Any, *, owned: bool = False) -> bytes:
-        """owned: the caller drops the record after this, so it may be converted in place."""
-        return self._header + self._writer.encode(record, owned=owned)
-
-
-class RecordWriter:
-    """Writes records of one schema: seatflow_native's RecordEncoder, handed the record with its
-    top-level decimals and timestamps converted by fastavro's own converters; fastavro itself
-    for what the native encoder does not take (other unions, nested logical values, a value of
-    the wrong type: fastavro then gives its verdict). The same bytes either way, in about a
-    fifth of fastavro's time for seatflow's records."""
-
-    def __init__(self, schema: Any) -> None:
-        self._schema = fastavro.parse_schema(schema)
-        self._converters = _converters(schema)
-        try:
-            self._native: RecordEncoder | None = RecordEncoder(json.dumps(schema))
-        except ValueError:
-            self._native = None
-
-    def encode(self, record: Any, *, owned: bool = False) -> bytes:
-        """The record's Avro body (no header); owned: `record` may be converted in place."""
-        if self._native is not None and isinstance(record, dict):
-            converted = record if owned else dict(record)
-            try:
-                for name, convert in self._converters:
-                    value = converted.get(name)
-                    # fastavro's converters pass ints (timestamps already in units) through.
-                    if value is not None and value.__class__ is not int:
-                        converted[name] = convert(value)
-                return self._native.encode(converted)
-            except (ValueError, TypeError, OverflowError):
-                pass  # fastavro below writes it, or says what is wrong in its own words
-        buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, self._schema, record)
-        return buf.getvalue()
+        super().__init__(json.loads(schema_str), header=_HEADER.pack(MAGIC, self.schema_id))
 
 
 def _converters(schema: Any) -> list[tuple[str, Callable[[Any], Any]]]:

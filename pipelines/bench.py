@@ -198,7 +198,8 @@ def fill_state(events: int, seats: int) -> int:
     """What the runner holds per seat, for every seat of `events` events: its availability and
     the encoded key it caches (for the memory figure)."""
     availability = Availability()
-    key_writer = RecordWriter(json.loads(load_schema(f"{SEAT_AVAILABILITY}-key").text))
+    key_writer = RecordWriter(json.loads(load_schema(f"{SEAT_AVAILABILITY}-key").text),
+                              header=b"\0\0\0\0\1")
     keys: dict[tuple[int, int], bytes] = {}
     prices = [Decimal("45.00"), Decimal("85.00"), Decimal("150.00")]
     statuses = ["OPEN", "HELD", "SOLD"]
@@ -208,7 +209,7 @@ def fill_state(events: int, seats: int) -> int:
             availability.put((event_id, seat_id), SeatState(
                 seat_id % 7 + 1, statuses[seat_id % 3], f"{100 + seat_id // 800}", level,
                 prices[level]))
-            keys[(event_id, seat_id)] = b"\0\0\0\0\1" + key_writer.encode(
+            keys[(event_id, seat_id)] = key_writer.encode(
                 {"event_id": event_id, "seat_id": seat_id})
     return len(availability.seats)
 

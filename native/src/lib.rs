@@ -6,15 +6,17 @@
 //! objects for all of them (fastavro), or resolving the schema for every record
 //! (apache_avro::from_avro_datum), was most of its time.
 //!
-//! The encoder writes records from a plan compiled the same way; logical values (decimals,
-//! timestamps) arrive already converted to their underlying types by fastavro's converters
-//! (pipelines.avro.RecordWriter), and anything it does not take is left to fastavro.
+//! The encoder writes records from a plan compiled the same way, header included; logical
+//! values (decimals, timestamps) are converted by fastavro's own converters, which
+//! pipelines.avro.RecordWriter hands over, and anything it does not take is left to fastavro.
+//! WireDecoder reads the Confluent wire format's header and picks the reader of its schema id.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use apache_avro::schema::{Name, ResolvedSchema, Schema};
-use pyo3::exceptions::PyValueError;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyLookupError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
@@ -277,6 +279,12 @@ impl ProjectingDecoder {
 
     /// The projected value of one record body; ValueError when the bytes do not match.
     fn decode<'py>(&self, py: Python<'py>, body: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        self.decode_body(py, body)
+    }
+}
+
+impl ProjectingDecoder {
+    fn decode_body<'py>(&self, py: Python<'py>, body: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         let mut reader = Reader { data: body, pos: 0 };
         let value = self.read(py, &self.plan, &mut reader)?;
         if reader.pos != body.len() {
@@ -287,9 +295,7 @@ impl ProjectingDecoder {
         }
         Ok(value)
     }
-}
 
-impl ProjectingDecoder {
     fn read<'py>(
         &self,
         py: Python<'py>,
@@ -505,7 +511,8 @@ enum Enc {
     Array(Box<Enc>),
     Map(Box<Enc>),
     Nullable { null_index: i64, value: Box<Enc> },
-    Record(Vec<(Py<PyString>, Enc)>),
+    /// Fields in order, each with the converter of its logical value (top level only).
+    Record(Vec<(Py<PyString>, Enc, Option<Py<PyAny>>)>),
 }
 
 fn compile_encoder(
@@ -574,6 +581,7 @@ fn compile_encoder(
                     Ok((
                         PyString::intern(py, &f.name).unbind(),
                         compile_encoder(py, &f.schema, names, depth + 1)?,
+                        None,
                     ))
                 })
                 .collect::<PyResult<_>>()?,
@@ -701,10 +709,16 @@ fn encode_value(enc: &Enc, value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyRes
         }
         Enc::Record(fields) => {
             let dict = value.cast::<PyDict>().map_err(|_| wrong("dict", value))?;
-            for (name, field) in fields {
-                let item = dict
+            for (name, field, convert) in fields {
+                let mut item = dict
                     .get_item(name.bind(value.py()))?
                     .ok_or_else(|| err(format!("field {name} missing")))?;
+                if let Some(convert) = convert {
+                    // An int is a logical value already in its units: the converters pass it.
+                    if !item.is_none() && !item.is_exact_instance_of::<PyInt>() {
+                        item = convert.bind(value.py()).call1((item,))?;
+                    }
+                }
                 encode_value(field, &item, out)?;
             }
         }
@@ -712,35 +726,126 @@ fn encode_value(enc: &Enc, value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyRes
     Ok(())
 }
 
-/// Encodes Python values of one schema into Avro bodies (no wire-format header), logical
-/// types given as their underlying values. ValueError when a value does not fit: the caller
-/// then asks fastavro, for its verdict and its message.
+/// Encodes Python values of one schema into Avro bodies, after a fixed header (the wire
+/// format's magic byte and schema id). Logical types are given as their underlying values, or
+/// converted by the converter named for their top-level field (fastavro's own, handed over by
+/// pipelines.avro.RecordWriter). ValueError when a value does not fit: the caller then asks
+/// fastavro, for its verdict and its message.
 #[pyclass(frozen)]
 struct RecordEncoder {
     plan: Enc,
+    header: Vec<u8>,
 }
 
 #[pymethods]
 impl RecordEncoder {
+    /// converters: top-level field name -> callable, applied to a value that is neither None
+    /// nor an int.
     #[new]
-    fn new(py: Python<'_>, schema_json: &str) -> PyResult<Self> {
+    #[pyo3(signature = (schema_json, header=None, converters=None))]
+    fn new(
+        py: Python<'_>,
+        schema_json: &str,
+        header: Option<&[u8]>,
+        converters: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
         let schema =
             Schema::parse_str(schema_json).map_err(|e| err(format!("not an Avro schema: {e}")))?;
         let resolved = ResolvedSchema::try_from(&schema)
             .map_err(|e| err(format!("unresolved schema names: {e}")))?;
+        let mut plan = compile_encoder(py, &schema, resolved.get_names(), 0)?;
+        if let Some(converters) = converters {
+            let Enc::Record(fields) = &mut plan else {
+                return Err(err("converters are for the fields of a record".into()));
+            };
+            for (key, convert) in converters.iter() {
+                let name: String = key.extract()?;
+                let field = fields
+                    .iter_mut()
+                    .find(|(n, _, _)| n.bind(py).to_str().is_ok_and(|n| n == name))
+                    .ok_or_else(|| err(format!("no field {name} to convert")))?;
+                field.2 = Some(convert.unbind());
+            }
+        }
         Ok(Self {
-            plan: compile_encoder(py, &schema, resolved.get_names(), 0)?,
+            plan,
+            header: header.unwrap_or_default().to_vec(),
         })
     }
 
+    /// The header, then the record's body.
     fn encode<'py>(
         &self,
         py: Python<'py>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(&self.header);
         encode_value(&self.plan, value, &mut out)?;
         Ok(PyBytes::new(py, &out))
+    }
+}
+
+create_exception!(
+    seatflow_native,
+    UnknownSchemaError,
+    PyLookupError,
+    "Not a wire-format record of a schema id the WireDecoder was given a reader for."
+);
+
+/// How a WireDecoder reads the bodies of one schema id.
+enum Body {
+    Native(Py<ProjectingDecoder>),
+    Python(Py<PyAny>), // a callable of the body bytes (fastavro, for what the native one does not take)
+}
+
+/// Reads Confluent wire-format records (magic byte 0, 4-byte big-endian schema id, body) with a
+/// reader per schema id. UnknownSchemaError for bytes without the header, or of an id it has no
+/// reader for: the caller looks the schema up, adds a reader, and asks again.
+#[pyclass(frozen)]
+struct WireDecoder {
+    readers: Mutex<HashMap<u32, Body>>,
+}
+
+#[pymethods]
+impl WireDecoder {
+    #[new]
+    fn new() -> Self {
+        Self {
+            readers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// reader: a ProjectingDecoder, or any callable of a record body.
+    fn add(&self, schema_id: u32, reader: &Bound<'_, PyAny>) {
+        let body = match reader.cast::<ProjectingDecoder>() {
+            Ok(native) => Body::Native(native.clone().unbind()),
+            Err(_) => Body::Python(reader.clone().unbind()),
+        };
+        self.lock().insert(schema_id, body);
+    }
+
+    fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        if data.len() < 5 || data[0] != 0 {
+            return Err(UnknownSchemaError::new_err("not wire format"));
+        }
+        let schema_id = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
+        // The lock is let go before any Python runs (a Python reader may release the GIL).
+        let reader = match self.lock().get(&schema_id) {
+            Some(Body::Native(d)) => Body::Native(d.clone_ref(py)),
+            Some(Body::Python(f)) => Body::Python(f.clone_ref(py)),
+            None => return Err(UnknownSchemaError::new_err(schema_id)),
+        };
+        match reader {
+            Body::Native(d) => d.get().decode_body(py, &data[5..]),
+            Body::Python(f) => f.bind(py).call1((PyBytes::new(py, &data[5..]),)),
+        }
+    }
+}
+
+impl WireDecoder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Body>> {
+        self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -748,5 +853,7 @@ impl RecordEncoder {
 fn seatflow_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ProjectingDecoder>()?;
     m.add_class::<RecordEncoder>()?;
+    m.add_class::<WireDecoder>()?;
+    m.add("UnknownSchemaError", m.py().get_type::<UnknownSchemaError>())?;
     Ok(())
 }

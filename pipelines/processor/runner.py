@@ -467,9 +467,8 @@ class AvailabilityRunner:
             seat_key = self.seat_keys.get(key)
             if seat_key is None:  # a seat's key bytes never change: encode them once
                 seat_key = self.seat_keys[key] = self.codecs.seat_key.encode(verdict.record_key)
-            # The record value is made for this: encoded in place.
             self._produce(self.config.seat_topic,
-                          None if value is None else self.codecs.seat_value.encode(value, owned=True),
+                          None if value is None else self.codecs.seat_value.encode(value),
                           seat_key)
             committed = change.committed_at_ms
             sections = b.sections

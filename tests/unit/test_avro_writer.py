@@ -78,3 +78,16 @@ def test_a_value_of_the_wrong_type_gets_fastavro_s_verdict() -> None:
     # A bool is an int to fastavro: written by it, not refused.
     assert (RecordWriter(schema).encode({"event_id": True, "seat_id": 2})
             == fastavro_bytes(schema, {"event_id": True, "seat_id": 2}))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), schema_id=st.integers(0, 2**31 - 1))
+def test_a_header_comes_before_every_body(data: st.DataObject, schema_id: int) -> None:
+    """Natively and through fastavro (a bool where an int is due goes to fastavro)."""
+    schema = SCHEMAS["seat-availability-value"]
+    header = b"\0" + schema_id.to_bytes(4, "big")
+    record = data.draw(values(schema))
+    writer = RecordWriter(schema, header=header)
+    assert writer.encode(record) == header + fastavro_bytes(schema, record)
+    flagged = {**record, "source_version": True}
+    assert writer.encode(flagged) == header + fastavro_bytes(schema, flagged)

@@ -12,7 +12,7 @@ import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from seatflow_native import ProjectingDecoder
+from seatflow_native import ProjectingDecoder, UnknownSchemaError, WireDecoder
 
 from pipelines.processor.core import ENVELOPE_FIELDS, decode_seat_change
 from pipelines.processor.runner import SEAT_STATE_FIELDS
@@ -119,3 +119,21 @@ def test_logical_types_fastavro_turns_into_objects_are_refused_up_front() -> Non
         ProjectingDecoder(json.dumps(schema))
     with pytest.raises(ValueError, match="unsupported"):  # projected, so read: refused too
         ProjectingDecoder(json.dumps(schema), {"at": None})
+
+
+def test_the_wire_decoder_reads_the_header_and_picks_the_reader_of_its_id() -> None:
+    schema = load_schema("seat-availability-key").text
+    body, expected = fastavro_round_trip(json.loads(schema), {"event_id": 3, "seat_id": 70_000})
+    wire = WireDecoder()
+    with pytest.raises(UnknownSchemaError):
+        wire.decode(b"\0\0\0\0\7" + body)  # no reader for id 7 yet
+    wire.add(7, ProjectingDecoder(schema))
+    bodies: list[bytes] = []
+    wire.add(8, lambda b: bodies.append(b) or "read by Python")
+    assert wire.decode(b"\0\0\0\0\7" + body) == expected
+    assert wire.decode(b"\0\0\0\0\x08" + body) == "read by Python" and bodies == [body]
+    for not_wire_format in (b"", b"\0\0\0\7", b"\1\0\0\0\7" + body):
+        with pytest.raises(UnknownSchemaError):
+            wire.decode(not_wire_format)
+    with pytest.raises(ValueError, match="bytes left after the record"):
+        wire.decode(b"\0\0\0\0\7" + body + b"\0")

@@ -8,8 +8,8 @@ import pytest
 from pipelines.processor.core import (
     ChangeError,
     SeatState,
-    availability_value,
     decode_seat_change,
+    enrich,
     rule_violation,
 )
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
@@ -46,8 +46,9 @@ def envelope(op: str, *, before: dict | None = None, after: dict | None = None, 
 
 def test_update_becomes_an_enriched_held_seat() -> None:
     change = decode_seat_change(envelope("u", before={**ROW, "status": "open"}, after=ROW))
-    value = availability_value(change, reference(), published_at_ms=COMMITTED + 50)
+    state, value = enrich(change, reference(), published_at_ms=COMMITTED + 50)
     assert change.key == (7, 1001)
+    assert state == SeatState(4, "HELD", "101", 3, Decimal("85.00"))
     assert value == {
         "event_id": 7,
         "seat_id": 1001,
@@ -70,15 +71,14 @@ def test_update_becomes_an_enriched_held_seat() -> None:
 def test_snapshot_read_is_flagged_and_sold_seat_has_no_hold_expiry() -> None:
     row = {**ROW, "status": "sold", "hold_expires_at": None}
     change = decode_seat_change(envelope("r", after=row, snapshot="last"))
-    value = availability_value(change, reference(), published_at_ms=0)
+    _, value = enrich(change, reference(), published_at_ms=0)
     assert change.snapshot is True
-    assert value is not None and value["status"] == "SOLD" and value["hold_expires_at"] is None
+    assert value["status"] == "SOLD" and value["hold_expires_at"] is None
 
 
-def test_delete_reads_the_before_image_and_gives_a_tombstone() -> None:
+def test_delete_reads_the_before_image() -> None:
     change = decode_seat_change(envelope("d", before=ROW))
     assert (change.event_id, change.seat_id, change.status) == (7, 1001, None)
-    assert availability_value(change, reference(), published_at_ms=0) is None
 
 
 @pytest.mark.parametrize("price", [Decimal("12.5"), "12.50", b"\x04\xe2"])
