@@ -20,6 +20,7 @@ __all__ = [
     "SeatState",
     "decode_seat_change",
     "enrich",
+    "new_tuple",
     "parse_timestamp",
     "rule_violation",
 ]
@@ -44,6 +45,10 @@ class ChangeError(ValueError):
 
 # The processor makes one SeatChange and one SeatState per change: immutable named tuples, built
 # five times faster than frozen dataclasses (which set each field through object.__setattr__).
+# Where one is made per change, it is made by `new_tuple(Class, (fields in order))`: a named
+# tuple's constructor is a Python function, and skipping its frame halves the cost (420 -> 240
+# ns for a SeatState).
+new_tuple = tuple.__new__
 class SeatChange(NamedTuple):
     """One committed change of a seat_inventory row."""
 
@@ -106,17 +111,22 @@ def _int(row: Mapping[str, Any], name: str) -> int:
     return value
 
 
-_ROW_FIELDS = dict.fromkeys(
-    ["event_id", "seat_id", "status", "price_level_id", "price", "hold_expires_at", "version"])
-# The fields of a Debezium envelope decode_seat_change reads: a projection for AvroDecoder.
+_KEY_FIELDS = ["event_id", "seat_id", "version"]
+# The fields of a Debezium envelope decode_seat_change reads: a projection for AvroDecoder. Of
+# the before image, only a delete's key and version.
 ENVELOPE_FIELDS: dict[str, Any] = {
-    "op": None, "before": _ROW_FIELDS, "after": _ROW_FIELDS,
+    "op": None, "before": dict.fromkeys(_KEY_FIELDS),
+    "after": dict.fromkeys([*_KEY_FIELDS, "status", "price_level_id", "price", "hold_expires_at"]),
     "source": dict.fromkeys(["ts_ms", "lsn", "snapshot"]),
 }
 
 
 def decode_seat_change(envelope: Mapping[str, Any]) -> SeatChange:
-    """Turn a decoded Debezium envelope of ticketing.seat_inventory into a SeatChange."""
+    """Turn a decoded Debezium envelope of ticketing.seat_inventory into a SeatChange.
+
+    A delete is the seat's key and last version, from the before image: its status, price
+    level, price and hold expiry are None.
+    """
     op = envelope.get("op")
     if op not in ("c", "u", "d", "r"):
         raise ChangeError("bad_op", f"op={op!r} is not one of c, u, d, r")
@@ -128,33 +138,33 @@ def decode_seat_change(envelope: Mapping[str, Any]) -> SeatChange:
     committed_at_ms = source.get("ts_ms")
     if not isinstance(committed_at_ms, int):
         raise ChangeError("missing_field", "source.ts_ms (commit time) is missing")
-    status: str | None = None
-    if op != "d":
-        raw_status = row.get("status")
-        status = STATUSES.get(raw_status) if isinstance(raw_status, str) else None
-        if status is None:
-            raise ChangeError("bad_status", f"status={raw_status!r} is not open, held or sold")
-    price_level_id = row.get("price_level_id")
     lsn = source.get("lsn")
+    lsn = lsn if isinstance(lsn, int) else None
+    snapshot = source.get("snapshot", "false")
+    snapshot = snapshot != "false" and str(snapshot).lower() in _SNAPSHOT_FLAGS
     event_id, seat_id, version = row.get("event_id"), row.get("seat_id"), row.get("version")
     if type(event_id) is not int or type(seat_id) is not int or type(version) is not int:
-        event_id, seat_id, version = (_int(row, n) for n in ("event_id", "seat_id", "version"))
+        event_id, seat_id, version = (_int(row, n) for n in _KEY_FIELDS)
+    if op == "d":
+        return new_tuple(SeatChange, (
+            op, event_id, seat_id, None, None, None, None, version, lsn, committed_at_ms,
+            snapshot))
+    raw_status = row.get("status")
+    status = STATUSES.get(raw_status) if isinstance(raw_status, str) else None
+    if status is None:
+        raise ChangeError("bad_status", f"status={raw_status!r} is not open, held or sold")
+    price_level_id = row.get("price_level_id")
     price = row.get("price")
     if price is not None and price.__class__ is not Decimal:  # decoded, it is one already
         price = _decimal(price, field="price")
     expires = row.get("hold_expires_at")
     if expires is not None:
         expires = parse_timestamp(expires, field="hold_expires_at")
-    snapshot = source.get("snapshot", "false")
-    # Positional: one SeatChange per change, and keywords cost a fifth more.
-    return SeatChange(
+    return new_tuple(SeatChange, (
         op, event_id, seat_id, status,
         price_level_id if isinstance(price_level_id, int) else None,
-        price, expires, version,
-        lsn if isinstance(lsn, int) else None,
-        committed_at_ms,
-        snapshot != "false" and str(snapshot).lower() in _SNAPSHOT_FLAGS,
-    )
+        price, expires, version, lsn, committed_at_ms, snapshot,
+    ))
 
 
 def rule_violation(change: SeatChange, previous: SeatState | None) -> str | None:
@@ -191,7 +201,9 @@ def enrich(change: SeatChange, reference: Reference, *,
     seat = reference.seats[change.seat_id]
     section_code = reference.sections[seat.section_id].code
     status = change.status
-    return SeatState(change.version, status, section_code, change.price_level_id, change.price), {
+    state = new_tuple(SeatState, (
+        change.version, status, section_code, change.price_level_id, change.price))
+    return state, {
         "event_id": change.event_id,
         "seat_id": change.seat_id,
         "status": status,

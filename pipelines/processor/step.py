@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pipelines.processor.aggregate import Availability, SeatKey, SectionKey
-from pipelines.processor.core import SeatChange, SeatState, enrich, rule_violation
+from pipelines.processor.core import SeatChange, SeatState, enrich, new_tuple, rule_violation
 from pipelines.processor.reference import Reference
 
 __all__ = [
@@ -91,10 +91,10 @@ def apply_change(change: SeatChange, availability: Availability, reference: Refe
         return Violation(reason, message)
     if change.op == "d":
         availability.put(key, None)
-        return Applied(key, previous, None, None)
+        return new_tuple(Applied, (key, previous, None, None))
     missing = reference.missing(change.event_id, change.seat_id, change.price_level_id)
     if missing is not None:
         return Unresolved(missing)
     new, record_value = enrich(change, reference, published_at_ms=published_at_ms)
     availability.put(key, new)
-    return Applied(key, previous, new, record_value)
+    return new_tuple(Applied, (key, previous, new, record_value))

@@ -93,10 +93,17 @@ def test_the_projected_envelope_is_all_decode_seat_change_reads() -> None:
                            "sequence": None, "ts_us": None, "ts_ns": None,
                            "schema": "ticketing", "table": "seat_inventory", "txId": 5,
                            "lsn": 123, "xmin": None, "origin": None, "origin_lsn": None}}
+    decoder = ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS)
     body, whole = fastavro_round_trip(ENVELOPE, envelope)
-    projected = ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS).decode(body)
+    projected = decoder.decode(body)
     assert decode_seat_change(projected) == decode_seat_change(whole)
     assert "updated_at" not in projected["after"] and "db" not in projected["source"]
+    # A delete: its before image, of which the key and the version are read.
+    body, whole = fastavro_round_trip(ENVELOPE, {**envelope, "op": "d", "before": after,
+                                                 "after": None})
+    projected = decoder.decode(body)
+    assert decode_seat_change(projected) == decode_seat_change(whole)
+    assert projected["before"] == {"event_id": 7, "seat_id": 1001, "version": 4}
 
 
 def test_bytes_that_do_not_match_are_refused() -> None:
