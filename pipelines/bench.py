@@ -310,6 +310,9 @@ def report_dict(report: BenchReport) -> dict[str, Any]:
 class LatencyReport:
     rate_target: float
     duration_s: float
+    # An on-sale at the same rate just before, not measured: JVMs compile their hot code and
+    # size their heaps under load (the first on-sale after a stack start is slower).
+    warmup_s: float
     changes_published: int
     p50_ms: float
     p95_ms: float
@@ -401,7 +404,7 @@ def _seatflow(*args: str) -> subprocess.Popen[bytes]:
 
 
 def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 30,
-                  start_processor: bool = True,
+                  warmup: float = 30, start_processor: bool = True,
                   say: Callable[[str], None] = lambda _: None) -> LatencyReport:
     """Commit-to-availability latency under an on-sale: Debezium's commit time (source.ts_ms)
     to receipt by a read_committed consumer of seat-availability, each in its own process."""
@@ -423,6 +426,10 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
     try:
         say("waiting for Debezium to capture every change so far, and the processor to publish it")
         wait_caught_up(settings, timeout_s=300)
+        if warmup > 0:
+            say(f"warm-up: on-sale at {rate:.0f} changes/s for {warmup:.0f} s, not measured")
+            _seatflow("simulate", "--rate", str(rate), "--duration", str(warmup)).wait(warmup + 120)
+            wait_caught_up(settings, timeout_s=300)
         # From here on, only the on-sale's changes: not a backlog that was still flowing.
         consumer.assign([TopicPartition(topic, p, off) for topic in (SEAT_AVAILABILITY, cdc)
                          for p, off in end_offsets(settings.kafka_bootstrap, topic).items()])
@@ -471,7 +478,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
     def pct(values: list[float], p: float) -> float:
         return round(values[min(int(len(values) * p), len(values) - 1)], 1) if values else 0.0
 
-    return LatencyReport(rate, duration, len(latencies), pct(latencies, 0.50),
+    return LatencyReport(rate, duration, warmup, len(latencies), pct(latencies, 0.50),
                          pct(latencies, 0.95), pct(latencies, 0.99), round(latencies[-1], 1),
                          pct(captured, 0.50), pct(captured, 0.99),
                          pct(in_debezium, 0.50), pct(in_debezium, 0.99),

@@ -50,15 +50,20 @@ def processor(
 @app.command()
 def latency(
     rate: Annotated[float, typer.Option(min=1, help="Seat changes per second.")] = 2000,
-    duration: Annotated[float, typer.Option(min=1, help="Seconds of on-sale.")] = 30,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of on-sale, measured.")] = 30,
+    warmup: Annotated[float, typer.Option(
+        min=0, help="Seconds of on-sale before, not measured (0: none).")] = 30,
     start_processor: Annotated[bool, typer.Option(
         help="Start a processor for the run (--no-start-processor when one runs already).")] = True,
 ) -> None:
     """Commit-to-availability latency during an on-sale (p50, p95, p99, max)."""
-    report = bench_latency(get_settings(), rate=rate, duration=duration,
+    report = bench_latency(get_settings(), rate=rate, duration=duration, warmup=warmup,
                            start_processor=start_processor,
                            say=lambda m: console.print(f"[dim]{m}…[/]"))
-    table = Table("figure", "value", title="seatflow bench latency")
+    targets = {"p50_ms": ("< 100", report.p50_ms < 100), "p99_ms": ("< 300", report.p99_ms < 300)}
+    table = Table("figure", "value", "target", title="seatflow bench latency")
     for name, value in asdict(report).items():
-        table.add_row(name, str(value))
+        target, ok = targets.get(name, ("", True))
+        mark = "" if not target else ("[green]met[/]" if ok else "[red]missed[/]")
+        table.add_row(name, str(value), f"{target} {mark}".strip())
     console.print(table)

@@ -75,12 +75,18 @@ def seed_host(
                 {"v": venue_id},
             ).fetchone() or (0, 0)
             created, existing, added = _ensure_events(conn, venue_id, events, now)
-            if created or venue_created:
-                # Fresh statistics so the simulator's first queries get index plans.
-                conn.execute("ANALYZE ticketing.seats")
-                conn.execute("ANALYZE ticketing.seat_inventory")
     except psycopg.Error as e:
         raise HostError(f"seeding the ticketing host failed (rolled back): {e}") from e
+    if reset or created or venue_created:
+        # Vacuumed and analysed now, not by autovacuum in the middle of the on-sale that follows:
+        # a reset leaves a dead row per seat, and the simulator's first queries need statistics
+        # for index plans. (VACUUM runs outside a transaction.)
+        try:
+            with psycopg.connect(settings.pg_dsn(), connect_timeout=10, autocommit=True) as conn:
+                for table in ("seats", "seat_inventory", "holds", "orders"):
+                    conn.execute(f"VACUUM (ANALYZE) ticketing.{table}")
+        except psycopg.Error as e:
+            raise HostError(f"the ticketing host is seeded, but vacuuming it failed: {e}") from e
     return SeedResult(
         venue_id=venue_id,
         venue_created=venue_created,

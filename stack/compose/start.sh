@@ -4,7 +4,7 @@
 # the heap and JVM flags of the local stack (HEAPS and JVM_FLAGS in pipelines/stack/configs.py).
 set -eu
 CONF=/opt/seatflow/conf
-JVM_FLAGS="-XX:+UseG1GC -XX:MaxGCPauseMillis=50 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
+JVM_FLAGS="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
 
 run() {
     export KAFKA_HEAP_OPTS="-Xms256m -Xmx768m" KAFKA_JVM_PERFORMANCE_OPTS="$JVM_FLAGS"
