@@ -84,7 +84,8 @@ class AvroDecoder:
             try:
                 return self._wire.decode(data)
             except UnknownSchemaError:  # no header, or the first record of its schema id
-                self._wire.add(self._schema_id(data), self._reader(self._schema_id(data)))
+                schema_id = self._schema_id(data)
+                self._wire.add(schema_id, self._reader(schema_id))
                 return self._wire.decode(data)
         except WireFormatError:
             raise

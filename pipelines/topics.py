@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -141,14 +141,19 @@ def next_records(consumer: Consumer, max_records: int, timeout: float) -> list[M
     return [first, *consumer.consume(max_records - 1, timeout=0)]
 
 
-def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None]) -> int:
-    """Feed every committed record of topic to handle, from its start to its current end."""
+def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None], *,
+                start: Mapping[int, int] | None = None) -> int:
+    """Feed every committed record of topic to handle, from its start (or the offsets in
+    `start`, partition -> offset; the start where it names none) to its current end."""
     meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
     if meta is None or meta.error is not None:
         return 0
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    start = start or {}
+    consumer.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING))
+                     for p in meta.partitions])
     remaining = {p for p in meta.partitions
-                 if consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] > 0}
+                 if consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                 > start.get(p, 0)}
     count = 0
     while remaining:
         for msg in next_records(consumer, 10_000, timeout=1.0):
@@ -173,8 +178,9 @@ def group_members(bootstrap: str, group_id: str, *, timeout: float = 10.0) -> in
 
 
 def read_topic(bootstrap: str, topic: str, handle: Callable[[Message], None], *,
-               purpose: str) -> int:
-    """Feed every committed record of topic, start to current end, to handle; the count read.
+               purpose: str, start: Mapping[int, int] | None = None) -> int:
+    """Feed every committed record of topic, start (or `start`, as read_to_end) to current end,
+    to handle; the count read.
 
     A consumer group of its own (named after `purpose`) that commits nothing.
     """
@@ -188,6 +194,6 @@ def read_topic(bootstrap: str, topic: str, handle: Callable[[Message], None], *,
         "fetch.queue.backoff.ms": 10,
     })
     try:
-        return read_to_end(consumer, topic, handle)
+        return read_to_end(consumer, topic, handle, start=start)
     finally:
         consumer.close()

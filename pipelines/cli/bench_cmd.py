@@ -16,6 +16,12 @@ from pipelines.settings import get_settings
 app = typer.Typer(no_args_is_help=True)
 
 
+def _target_cell(targets: dict[str, tuple[str, bool]], name: str) -> str:
+    """A figure's target and whether it was met; empty for a figure without one."""
+    target, ok = targets.get(name, ("", True))
+    return f"{target} {'[green]met[/]' if ok else '[red]missed[/]'}" if target else ""
+
+
 @app.command()
 def processor(
     changes: Annotated[int, typer.Option(min=1000, help="Changes to preload.")] = 200_000,
@@ -38,12 +44,9 @@ def processor(
                "state_memory_mb": ("< 500", report.state_memory_mb < 500)}
     table = Table("figure", "value", "target", title="seatflow bench processor")
     for name, value in data.items():
-        target, ok = targets.get(name, ("", True))
-        mark = "" if not target else ("[green]met[/]" if ok else "[red]missed[/]")
         shown = (", ".join(map(str, value)) if isinstance(value, list)
                  else f"{value:,}" if isinstance(value, int) else str(value))
-        table.add_row(name, shown,
-                      f"{target} {mark}".strip())
+        table.add_row(name, shown, _target_cell(targets, name))
     console.print(table)
 
 
@@ -63,7 +66,5 @@ def latency(
     targets = {"p50_ms": ("< 100", report.p50_ms < 100), "p99_ms": ("< 300", report.p99_ms < 300)}
     table = Table("figure", "value", "target", title="seatflow bench latency")
     for name, value in asdict(report).items():
-        target, ok = targets.get(name, ("", True))
-        mark = "" if not target else ("[green]met[/]" if ok else "[red]missed[/]")
-        table.add_row(name, str(value), f"{target} {mark}".strip())
+        table.add_row(name, str(value), _target_cell(targets, name))
     console.print(table)

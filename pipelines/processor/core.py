@@ -49,6 +49,8 @@ class ChangeError(ValueError):
 # tuple's constructor is a Python function, and skipping its frame halves the cost (420 -> 240
 # ns for a SeatState).
 new_tuple = tuple.__new__
+
+
 class SeatChange(NamedTuple):
     """One committed change of a seat_inventory row."""
 

@@ -109,21 +109,9 @@ def processor(pipeline: Settings) -> Iterator[ProcessorThread]:
 
 def records_since(settings: Settings, topic: str, start: dict[int, int]) -> list[Message]:
     """Every committed record of topic from the given offsets (0 where none) to its end now."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "group.id": f"seatflow-test-{uuid.uuid4()}", "enable.auto.commit": False,
-                         "isolation.level": "read_committed", "enable.partition.eof": True})
-    ends = end_offsets(settings, topic)
-    consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in ends])
-    records, done = [], {p for p, end in ends.items() if start.get(p, 0) >= end}
-    try:
-        while len(done) < len(ends):
-            for msg in consumer.consume(5000, timeout=1):
-                if msg.error() is not None:
-                    done.add(msg.partition() or 0)
-                else:
-                    records.append(msg)
-    finally:
-        consumer.close()
+    records: list[Message] = []
+    topics.read_topic(settings.kafka_bootstrap, topic, records.append, purpose="test",
+                      start=start)
     return records
 
 
