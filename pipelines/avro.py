@@ -9,24 +9,64 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+# httpx or httpx2, whichever the registry client itself uses (it raises that one's errors).
+from confluent_kafka.schema_registry.common._httpx_compat import httpx
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.logical_writers import LOGICAL_WRITERS
 from seatflow_native import ProjectingDecoder, RecordEncoder, UnknownSchemaError, WireDecoder
+from tenacity import before_sleep_log, retry, retry_if_exception, wait_exponential
 
-__all__ = ["AvroDecoder", "AvroEncoder", "RecordWriter", "WireFormatError"]
+__all__ = [
+    "AvroDecoder", "AvroEncoder", "RecordWriter", "UnknownSchemaIdError", "WireFormatError",
+    "is_transient", "registry_call",
+]
 
+log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">bI")
 MAGIC = 0
+T = TypeVar("T")
 
 
 class WireFormatError(ValueError):
     """Bytes that are not a Confluent wire-format Avro record, or an unknown schema id."""
+
+    reason = "undecodable"
+
+
+class UnknownSchemaIdError(WireFormatError):
+    """The registry answered that a schema id does not exist: a definite answer."""
+
+    reason = "unknown_schema"
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a registry error can pass: anything but a definite 404 (the registry is
+    restarting, its database is, a timeout, a 5xx). A 4xx other than 404 is also held on,
+    not skipped: it is a misconfiguration that an operator fixes, and no change may be lost
+    meanwhile."""
+    if isinstance(error, SchemaRegistryError):
+        return error.http_status_code != 404
+    return isinstance(error, httpx.HTTPError | OSError)
+
+
+# Bounded backoff, no limit on attempts: the stream holds (nothing is skipped) until the
+# registry answers; each wait is logged.
+_registry_retry = retry(retry=retry_if_exception(is_transient),
+                        wait=wait_exponential(multiplier=0.2, max=5),
+                        before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
+
+
+def registry_call(call: Callable[[], T]) -> T:
+    """`call()` (a registry request), retried while its errors are transient."""
+    return _registry_retry(call)()
 
 
 class AvroDecoder:
@@ -53,9 +93,10 @@ class AvroDecoder:
         text = self._texts.get(schema_id)
         if text is None:
             try:
-                schema = self.registry.get_schema(schema_id)
-            except SchemaRegistryError as e:
-                raise WireFormatError(f"schema id {schema_id} unknown to the registry: {e}") from e
+                schema = registry_call(lambda: self.registry.get_schema(schema_id))
+            except SchemaRegistryError as e:  # a 404: is_transient retries the rest
+                raise UnknownSchemaIdError(
+                    f"schema id {schema_id} unknown to the registry: {e}") from e
             text = self._texts[schema_id] = schema.schema_str or "null"
         return text
 
@@ -136,7 +177,8 @@ class AvroEncoder(RecordWriter):
 
     def __init__(self, registry: SchemaRegistryClient, subject: str, schema_str: str) -> None:
         try:
-            registered = registry.lookup_schema(subject, Schema(schema_str, "AVRO"))
+            registered = registry_call(
+                lambda: registry.lookup_schema(subject, Schema(schema_str, "AVRO")))
         except SchemaRegistryError as e:
             raise WireFormatError(
                 f"schema of subject {subject!r} is not registered or differs from schemas/"

@@ -34,6 +34,7 @@ SEAT_AVAILABILITY = "seat-availability"
 SECTION_AVAILABILITY = "section-availability"
 EVENT_AVAILABILITY = "event-availability"
 DEAD_LETTER = "seatflow.dead-letter"
+ANOMALIES = "seatflow.anomalies"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def output_topics() -> list[TopicSpec]:
         TopicSpec(SECTION_AVAILABILITY, partitions=1, config=compacted),
         TopicSpec(EVENT_AVAILABILITY, partitions=1, config=compacted),
         TopicSpec(DEAD_LETTER, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        TopicSpec(ANOMALIES, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
     ]
 
 

@@ -18,6 +18,7 @@ from pipelines.orchestration.resources import (
     settings_of,
 )
 from pipelines.processor.runner import BatchStats, run_processor
+from pipelines.processor.supervise import EXIT_OFFSETS_LOST, supervise_worker
 from pipelines.reconcile import event_ids, reconcile_events
 from pipelines.topics import DEAD_LETTER, EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
 
@@ -59,6 +60,18 @@ assets = [
 def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: RegistryResource,
              postgres: PostgresResource, *, until_end: bool) -> None:
     settings = settings_of(kafka, registry, postgres)
+    if not until_end:
+        # The stream runs as a supervised worker process: a crash is restarted within a
+        # second or two, by this run, instead of failing it and waiting for the keeper.
+        code = supervise_worker(settings, [], should_stop=lambda: False,
+                                say=context.log.warning)
+        if code == EXIT_OFFSETS_LOST:
+            raise dg.Failure(
+                description="Committed offsets of the CDC topics were trimmed by retention before "
+                            "the processor read them: changes are lost for the availability. "
+                            "Backfill the events (backfill_event job) and reset the group's "
+                            "offsets; the worker's log names the partitions.")
+        return
     last_log = [0.0]
 
     def report(batch: BatchStats) -> None:
@@ -101,7 +114,12 @@ def availability_catchup() -> None:
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
           dg.DagsterRunStatus.CANCELING]
-BACKOFF_S = [0, 30, 60, 120, 300, 600]  # bounded: never more than 10 minutes between tries
+# Bounded: never more than 10 minutes between tries. The first failure in a row restarts at
+# once (the run's own worker supervision already absorbed plain crashes).
+BACKOFF_S = [0, 0, 10, 30, 60, 120, 300, 600]
+# A stream run never succeeds (it runs until it fails or is terminated): one that ran this long
+# before failing was healthy, and its failure starts the count afresh.
+HEALTHY_RUN_S = 120.0
 
 
 def restart_delay(failures: int) -> int:
@@ -109,15 +127,18 @@ def restart_delay(failures: int) -> int:
     return BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
 
 
-def next_start_in(recent: list[tuple[bool, float | None]], now: float) -> tuple[int, float]:
-    """From the newest runs first, (failed, end time): the failures in a row and the seconds
-    to wait before starting the stream again (0: now)."""
+def next_start_in(recent: list[tuple[bool, float | None, float | None]],
+                  now: float) -> tuple[int, float]:
+    """From the newest runs first, (failed, start time, end time): the failures in a row since
+    the last healthy run, and the seconds to wait before starting the stream again (0: now)."""
     failures = 0
-    for failed, _ in recent:
+    for failed, started, ended in recent:
         if not failed:
             break
         failures += 1
-    ended = recent[0][1] if recent else None
+        if started is not None and ended is not None and ended - started >= HEALTHY_RUN_S:
+            break  # it ran healthily before it failed: older failures do not count
+    ended = recent[0][2] if recent else None
     if failures == 0 or ended is None:
         return failures, 0.0
     return failures, max(restart_delay(failures) - (now - ended), 0.0)
@@ -135,7 +156,8 @@ def availability_stream_keeper(context: dg.SensorEvaluationContext) -> dg.Sensor
         return dg.SensorResult(skip_reason=f"run {running[0].run_id[:8]} is alive")
     records = instance.get_run_records(
         dg.RunsFilter(job_name=availability_stream.name), limit=len(BACKOFF_S))
-    recent = [(r.dagster_run.status == dg.DagsterRunStatus.FAILURE, r.end_time) for r in records]
+    recent = [(r.dagster_run.status == dg.DagsterRunStatus.FAILURE, r.start_time, r.end_time)
+              for r in records]
     failures, wait = next_start_in(recent, time.time())
     if wait > 0:
         return dg.SensorResult(

@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipelines.processor.core import SeatState
 
-__all__ = ["Availability", "SeatKey", "SectionCounts", "SectionKey"]
+__all__ = ["DELETED_LIMIT", "Availability", "Deleted", "SeatKey", "SectionCounts", "SectionKey"]
 
 SeatKey = tuple[int, int]  # (event_id, seat_id)
 SectionKey = tuple[int, str, int]  # (event_id, section_code, price_level_id)
+# Deleted seats remembered at most: a seat deleted before the newest million deletes could be
+# brought back by a redelivery older than it (Debezium redelivers only what its last offset
+# commit left, seconds of changes, so this is far more than needed).
+DELETED_LIMIT = 1_000_000
+
+
+class Deleted(NamedTuple):
+    """A deleted seat's last version and the delete's LSN: older changes cannot bring it back."""
+
+    version: int
+    lsn: int | None
 
 
 @dataclass
@@ -55,6 +66,27 @@ class Availability:
     seats: dict[SeatKey, SeatState] = field(default_factory=dict)
     sections: dict[SectionKey, SectionCounts] = field(default_factory=dict)
     events: dict[int, SectionCounts] = field(default_factory=dict)
+    # Deleted seats, oldest delete first (a dict keeps insertion order), at most deleted_limit.
+    deleted: dict[SeatKey, Deleted] = field(default_factory=dict)
+    deleted_limit: int = DELETED_LIMIT
+
+    def forget_delete(self, key: SeatKey) -> Deleted | None:
+        return self.deleted.pop(key, None) if self.deleted else None
+
+    def remember_delete(self, key: SeatKey, gone: Deleted | None) -> None:
+        """Remember (or, with None, forget) a seat's delete; the oldest are dropped past the
+        limit."""
+        if gone is None:
+            self.deleted.pop(key, None)
+            return
+        self.deleted.pop(key, None)  # re-inserted at the end: the newest delete
+        self.deleted[key] = gone
+        while len(self.deleted) > self.deleted_limit:
+            del self.deleted[next(iter(self.deleted))]
+
+    def seats_of(self, event_ids: set[int] | None = None) -> list[SeatKey]:
+        """The keys of the seats known, of the given events (all when None)."""
+        return [k for k in self.seats if event_ids is None or k[0] in event_ids]
 
     def put(self, key: SeatKey, new: SeatState | None) -> SeatState | None:
         """Replace a seat's state (None removes it); returns the previous state, for undo."""

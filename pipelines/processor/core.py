@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal, NamedTuple
 
 from pipelines.processor.reference import Reference
@@ -15,20 +15,27 @@ from pipelines.processor.reference import Reference
 __all__ = [
     "ENVELOPE_FIELDS",
     "LEGAL_TRANSITIONS",
+    "PRICE_SCALE",
+    "Anomaly",
     "ChangeError",
     "SeatChange",
     "SeatState",
+    "anomalies_of",
     "decode_seat_change",
     "enrich",
     "new_tuple",
     "parse_timestamp",
-    "rule_violation",
+    "too_fine",
 ]
 
 Op = Literal["c", "u", "d", "r"]
+# The published price's decimal places (seat-availability-value.avsc): a price the ticketing host
+# stores with more (after an upstream ALTER TABLE) is published rounded, as an anomaly.
+PRICE_SCALE = 2
 STATUSES = {"open": "OPEN", "held": "HELD", "sold": "SOLD"}
 # open -> held (a buyer holds), held -> open (released or expired), held -> sold (bought),
-# sold -> open (refunded). A seat is never sold without a hold.
+# sold -> open (refunded). A seat is never sold without a hold. Breaking this does not stop a
+# change: the database decides, and the change is published with an anomaly beside it.
 LEGAL_TRANSITIONS = frozenset({("OPEN", "HELD"), ("HELD", "OPEN"), ("HELD", "SOLD"),
                                ("SOLD", "OPEN")})
 _SNAPSHOT_FLAGS = {"true", "first", "first_in_data_collection", "last", "last_in_data_collection",
@@ -36,7 +43,8 @@ _SNAPSHOT_FLAGS = {"true", "first", "first_in_data_collection", "last", "last_in
 
 
 class ChangeError(ValueError):
-    """A change event that cannot become an availability record; `reason` names what is wrong."""
+    """A change event that cannot be read as a seat change at all (it is dead-lettered);
+    `reason` names what is wrong."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
@@ -72,13 +80,25 @@ class SeatChange(NamedTuple):
 
 
 class SeatState(NamedTuple):
-    """What the processor knows of one seat of one event: its newest version, enriched."""
+    """What the processor knows of one seat of one event: its newest version, enriched.
+
+    `lsn` orders the seat's streamed changes where versions cannot: a seat deleted and inserted
+    again starts at version 1. None when the state came from a snapshot row or is unknown.
+    """
 
     version: int
     status: str
     section_code: str
     price_level_id: int
     price: Decimal
+    lsn: int | None = None
+
+
+class Anomaly(NamedTuple):
+    """A business rule a committed change breaks. The change is published all the same."""
+
+    rule: str  # negative_price, hold_expiry, illegal_transition, missing_field, price_scale, ...
+    message: str
 
 
 def parse_timestamp(value: Any, *, field: str) -> datetime | None:
@@ -112,6 +132,9 @@ def _int(row: Mapping[str, Any], name: str) -> int:
                           f"seat_inventory.{name} is {value!r}, expected an integer")
     return value
 
+
+_PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_SCALE)
+_ZERO = Decimal(0)
 
 _KEY_FIELDS = ["event_id", "seat_id", "version"]
 # The fields of a Debezium envelope decode_seat_change reads: a projection for AvroDecoder. Of
@@ -169,52 +192,70 @@ def decode_seat_change(envelope: Mapping[str, Any]) -> SeatChange:
     ))
 
 
-def rule_violation(change: SeatChange, previous: SeatState | None) -> str | None:
-    """The business rule a (non-duplicate) change breaks, or None."""
-    if change.op == "d":
-        return None
-    if change.price is not None and change.price < 0:
-        return f"negative_price: price {change.price} of seat {change.seat_id} is below zero"
-    if change.price_level_id is None or change.price is None:
-        return f"missing_field: seat {change.seat_id} has no price level or price"
+def too_fine(price: Decimal) -> bool:
+    """Whether a price has more decimals than the published price can carry."""
+    exponent = price.as_tuple().exponent
+    return isinstance(exponent, int) and exponent < -PRICE_SCALE
+
+
+def anomalies_of(change: SeatChange, previous: SeatState | None) -> list[Anomaly]:
+    """The business rules a (non-duplicate, non-delete) change breaks; empty when none."""
+    found: list[Anomaly] = []
+    seat, price = change.seat_id, change.price
+    if price is not None and price < 0:
+        found.append(Anomaly("negative_price", f"price {price} of seat {seat} is below zero"))
+    if change.price_level_id is None or price is None:
+        found.append(Anomaly("missing_field", f"seat {seat} has no price level or price"))
+    elif too_fine(price):
+        found.append(Anomaly("price_scale", f"price {price} of seat {seat} has more than "
+                             f"{PRICE_SCALE} decimals; published rounded to {PRICE_SCALE}"))
     if change.snapshot:
         # A snapshot row restates the row as it is (a backfill, maybe after lost versions):
         # not a transition, and its time is when it was read, not when the hold was written.
-        return None
+        return found
     if change.status == "HELD":
         expires = change.hold_expires_at
         if expires is None or expires.timestamp() * 1000 <= change.committed_at_ms:
-            return (f"hold_expiry: hold of seat {change.seat_id} expires at {expires}, "
-                    f"not after its commit time")
+            found.append(Anomaly("hold_expiry", f"hold of seat {seat} expires at {expires}, "
+                                 "not after its commit time"))
     if (previous is not None and previous.status != change.status
             and (previous.status, change.status) not in LEGAL_TRANSITIONS):
-        return (f"illegal_transition: seat {change.seat_id} of event {change.event_id} went "
-                f"{previous.status} -> {change.status} (version {previous.version} -> "
-                f"{change.version})")
-    return None
+        found.append(Anomaly("illegal_transition", (
+            f"seat {seat} of event {change.event_id} went {previous.status} -> {change.status} "
+            f"(version {previous.version} -> {change.version})")))
+    return found
 
 
 def enrich(change: SeatChange, reference: Reference, *,
            published_at_ms: int) -> tuple[SeatState, dict[str, Any]]:
-    """The seat's new state and its seat-availability record, for a valid change that is not a
-    delete and whose references are resolved (Reference.missing found none)."""
-    assert change.status is not None and change.price_level_id is not None
-    assert change.price is not None
-    seat = reference.seats[change.seat_id]
-    section_code = reference.sections[seat.section_id].code
+    """The seat's new state and its seat-availability record, for a change that is not a delete.
+
+    What the reference data does not know (a reference that never arrived) is published as
+    null, and counted under section "?".
+    """
+    assert change.status is not None
+    seat = reference.seats.get(change.seat_id)
+    section = reference.sections.get(seat.section_id) if seat is not None else None
+    section_code = section.code if section is not None else None
+    level_id = change.price_level_id
+    level = reference.price_levels.get(level_id) if level_id is not None else None
+    price = change.price
+    if price is not None and too_fine(price):
+        price = price.quantize(_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
     status = change.status
     state = new_tuple(SeatState, (
-        change.version, status, section_code, change.price_level_id, change.price))
+        change.version, status, section_code or "?", level_id or 0,
+        price if price is not None else _ZERO, None if change.snapshot else change.lsn))
     return state, {
         "event_id": change.event_id,
         "seat_id": change.seat_id,
         "status": status,
         "section_code": section_code,
-        "row_label": seat.row_label,
-        "seat_number": seat.seat_number,
-        "price_level_id": change.price_level_id,
-        "price_level_code": reference.price_levels[change.price_level_id].code,
-        "price": change.price,
+        "row_label": seat.row_label if seat is not None else None,
+        "seat_number": seat.seat_number if seat is not None else None,
+        "price_level_id": level_id,
+        "price_level_code": level.code if level is not None else None,
+        "price": price,
         "hold_expires_at": change.hold_expires_at if status == "HELD" else None,
         "source_version": change.version,
         "source_lsn": change.lsn,

@@ -6,9 +6,9 @@ import gc
 import logging
 import statistics
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -22,15 +22,30 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from tenacity import (
+    before_sleep_log,
+    retry,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
-from pipelines.processor.aggregate import Availability, SeatKey, SectionKey
+from pipelines.processor.aggregate import Availability, Deleted, SectionKey
 from pipelines.processor.core import (
     ENVELOPE_FIELDS,
     ChangeError,
     SeatChange,
     SeatState,
     decode_seat_change,
+)
+from pipelines.processor.records import (
+    Coordinates,
+    anomaly_value,
+    dead_letter_value,
+    deleted_header,
+    parse_deleted_header,
 )
 from pipelines.processor.reference import (
     REFERENCE_TABLES,
@@ -40,10 +55,18 @@ from pipelines.processor.reference import (
     SeatRef,
     SectionRef,
 )
-from pipelines.processor.step import Applied, Duplicate, Unresolved, Violation, apply_change
+from pipelines.processor.step import (
+    Applied,
+    Duplicate,
+    Unresolved,
+    apply_change,
+    apply_truncate,
+    undo,
+)
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import (
+    ANOMALIES,
     DEAD_LETTER,
     EVENT_AVAILABILITY,
     SEAT_AVAILABILITY,
@@ -56,6 +79,7 @@ from pipelines.topics import (
 __all__ = [
     "GROUP_ID",
     "BatchStats",
+    "OffsetsLostError",
     "ProcessorConfig",
     "ProcessorError",
     "RunStats",
@@ -73,6 +97,19 @@ class ProcessorError(RuntimeError):
     """The processor cannot go on (a fatal Kafka error, a missing schema)."""
 
 
+class OffsetsLostError(ProcessorError):
+    """The group's committed position in a CDC partition is older than the partition's log start:
+    changes were trimmed (retention) before the processor read them. Never skipped silently:
+    the affected events must be backfilled from the database."""
+
+    def __init__(self, lost: list[tuple[str, int, int, int]]) -> None:
+        self.lost = lost  # (topic, partition, committed offset, log start offset)
+        where = ", ".join(f"{t}[{p}] committed {c} < log start {s}" for t, p, c, s in lost)
+        super().__init__(f"changes were trimmed before they were processed: {where}; "
+                         "backfill the events of these partitions (backfill_event job, or "
+                         "`seatflow backfill`), then reset the group's offsets")
+
+
 @dataclass(frozen=True)
 class ProcessorConfig:
     """Topics and tuning of one processor; the defaults are the pipeline's own."""
@@ -83,6 +120,7 @@ class ProcessorConfig:
     section_topic: str = SECTION_AVAILABILITY
     event_topic: str = EVENT_AVAILABILITY
     dead_letter_topic: str = DEAD_LETTER
+    anomaly_topic: str = ANOMALIES
     group_id: str = GROUP_ID
     transactional_id: str = f"{GROUP_ID}-0"
     batch_size: int = 5000
@@ -109,6 +147,7 @@ class BatchStats:
     records_out: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    anomalies: int = 0
     pending: int = 0
     lag: int = 0
     latency_p50_ms: float = 0.0
@@ -124,6 +163,7 @@ class RunStats:
     records_out: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    anomalies: int = 0
     aborted: int = 0
     last_batch: BatchStats = field(default_factory=BatchStats)
     # Wall time from subscribing to the input to the last batch committed (start-up, the
@@ -137,11 +177,16 @@ class RunStats:
         self.records_out += batch.records_out
         self.duplicates += batch.duplicates
         self.dead_lettered += batch.dead_lettered
+        self.anomalies += batch.anomalies
         self.last_batch = batch
 
 
+@retry(retry=retry_if_exception_type(psycopg.OperationalError),
+       wait=wait_exponential(multiplier=0.5, max=5), stop=stop_after_delay(300),
+       before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
 def load_reference(settings: Settings) -> Reference:
-    """Events, sections, seats and price levels from the ticketing host, for enrichment."""
+    """Events, sections, seats and price levels from the ticketing host, for enrichment (the
+    database restarting is waited for)."""
     ref = Reference()
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn, conn.cursor() as cur:
         # fetchall: iterating a cursor costs a call per row, and there is a row per seat.
@@ -185,37 +230,66 @@ def _now_ms() -> int:
 
 # What the state keeps of a seat-availability record (the rest is skipped, not decoded).
 SEAT_STATE_FIELDS = dict.fromkeys(
-    ["source_version", "status", "section_code", "price_level_id", "price"])
+    ["source_version", "status", "section_code", "price_level_id", "price", "source_lsn",
+     "snapshot"])
 
 
-def rebuild_availability(settings: Settings, topic: str,
-                         registry: SchemaRegistryClient) -> Availability:
-    """The state as published: every seat's newest record in the compacted topic (read committed).
+@dataclass
+class Unreadable:
+    """A record of the seat topic that the rebuild could not read: dead-lettered, skipped."""
+
+    key: bytes | None
+    value: bytes | None
+    where: Coordinates
+    error: BaseException
+
+
+def rebuild_availability(settings: Settings, topic: str, registry: SchemaRegistryClient,
+                         ) -> tuple[Availability, list[Unreadable]]:
+    """The state as published: every seat's newest record in the compacted topic (read
+    committed), and the deleted seats its tombstones remember; with the records it could not
+    read (skipped: one bad record must not stop every start).
 
     A seat's records share a key, so a partition, so their offsets are in publishing order: the
     last one is the seat's state, as compaction would keep it. Only those are decoded.
     """
-    newest: dict[bytes | None, bytes | None] = {}
+    newest: dict[bytes | None, tuple[bytes | Deleted | None, int, int]] = {}
 
     def keep(msg: Message) -> None:
-        newest[msg.key()] = msg.value()
+        value = msg.value()
+        newest[msg.key()] = (value if value is not None else parse_deleted_header(
+                                 msg.headers()),  # type: ignore[arg-type]
+                             msg.partition() or 0, msg.offset() or 0)
 
     count = read_topic(settings.kafka_bootstrap, topic, keep, purpose="rebuild")
     keys, values = AvroDecoder(registry), AvroDecoder(registry, projection=SEAT_STATE_FIELDS)
     availability = Availability()
-    for raw_key, raw_value in newest.items():
-        value = values.decode(raw_value)
-        if value is None:
+    unreadable: list[Unreadable] = []
+    for raw_key, (raw_value, partition, offset) in newest.items():
+        if raw_value is None:
             continue
-        key = keys.decode(raw_key)
-        availability.put((key["event_id"], key["seat_id"]), SeatState(
-            version=value["source_version"], status=value["status"],
-            section_code=value.get("section_code") or "?",
-            price_level_id=value.get("price_level_id") or 0,
-            price=value["price"]))
-    log.info("rebuilt availability of %d seats from %d records of %s",
-             len(availability.seats), count, topic)
-    return availability
+        try:
+            key = keys.decode(raw_key)
+            seat = (key["event_id"], key["seat_id"])
+            if isinstance(raw_value, Deleted):
+                availability.remember_delete(seat, raw_value)
+                continue
+            value = values.decode(raw_value)
+            availability.put(seat, SeatState(
+                version=value["source_version"], status=value["status"],
+                section_code=value.get("section_code") or "?",
+                price_level_id=value.get("price_level_id") or 0,
+                price=value["price"] if value["price"] is not None else Decimal(0),
+                lsn=None if value.get("snapshot") else value.get("source_lsn")))
+        except (WireFormatError, KeyError, TypeError, ValueError) as e:
+            log.error("skipping unreadable record %s[%d]@%d of the state: %s",
+                      topic, partition, offset, e)
+            unreadable.append(Unreadable(
+                raw_key, raw_value if isinstance(raw_value, bytes) else None,
+                (topic, partition, offset), e))
+    log.info("rebuilt availability of %d seats (%d deleted) from %d records of %s",
+             len(availability.seats), len(availability.deleted), count, topic)
+    return availability, unreadable
 
 
 @dataclass
@@ -231,10 +305,11 @@ class _Batch:
 
     now: int
     stats: BatchStats
-    undo: list[tuple[SeatKey, SeatState | None]] = field(default_factory=list)
+    undo: list[Applied] = field(default_factory=list)
     sections: dict[SectionKey, int] = field(default_factory=dict)  # -> newest commit time
     events: dict[int, int] = field(default_factory=dict)  # -> newest commit time
     committed: list[int] = field(default_factory=list)  # commit times of the published changes
+    waiting: set[tuple[int, int]] = field(default_factory=set)  # seats with a pending change
 
 
 @dataclass
@@ -248,6 +323,8 @@ class _Codecs:
     event_key: AvroEncoder
     event_value: AvroEncoder
     dead_letter: AvroEncoder
+    anomaly_key: AvroEncoder
+    anomaly_value: AvroEncoder
 
     @classmethod
     def lookup(cls, registry: SchemaRegistryClient, config: ProcessorConfig) -> _Codecs:
@@ -265,9 +342,28 @@ class _Codecs:
                 enc(config.event_topic, EVENT_AVAILABILITY, "key"),
                 enc(config.event_topic, EVENT_AVAILABILITY, "value"),
                 enc(config.dead_letter_topic, DEAD_LETTER, "value"),
+                enc(config.anomaly_topic, ANOMALIES, "key"),
+                enc(config.anomaly_topic, ANOMALIES, "value"),
             )
         except WireFormatError as e:
             raise ProcessorError(str(e)) from e
+
+
+def _kafka_transient(error: BaseException) -> bool:
+    """A transaction call that can simply be made again (a timeout while the broker restarts)."""
+    if not isinstance(error, KafkaException):
+        return False
+    e = error.args[0]
+    return bool(e.retriable()) and not e.fatal() and not e.txn_requires_abort()
+
+
+# Committing waits out a broker restart (bounded backoff, logged), within the transaction's
+# timeout; what cannot be retried aborts the batch, which is then read again.
+_transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
+                           wait=wait_exponential(multiplier=0.1, max=2),
+                           stop=stop_after_delay(50),
+                           before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
+_OFFSET_LOST = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
 
 
 class AvailabilityRunner:
@@ -294,10 +390,13 @@ class AvailabilityRunner:
         # Fences a zombie with the same transactional id and aborts its open transaction,
         # before the state is read back from the output topic.
         try:
-            self.producer.init_transactions(60)
+            _transaction_retry(self.producer.init_transactions)(60)
         except KafkaException as e:
             raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
-        self.availability = rebuild_availability(settings, config.seat_topic, registry)
+        self.availability, unreadable = rebuild_availability(settings, config.seat_topic,
+                                                             registry)
+        if unreadable:
+            self._dead_letter_unreadable(unreadable)
         self.reference = load_reference(settings) if config.load_reference_from_db else Reference()
         _tune_garbage_collector()
         self.consumer = Consumer({
@@ -307,7 +406,10 @@ class AvailabilityRunner:
             # once (and fences it), instead of waiting out the dead member's session timeout.
             "group.instance.id": config.transactional_id,
             "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+            # Never skip silently: a committed offset that retention trimmed away is an error
+            # (OffsetsLostError); a partition the group never committed starts at its beginning
+            # (set in _on_assign).
+            "auto.offset.reset": "error",
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "fetch.max.bytes": 52_428_800,
@@ -316,10 +418,30 @@ class AvailabilityRunner:
         self.pending: list[_Pending] = []
         self.seat_keys: dict[tuple[int, int], bytes] = {}
         self.stats = RunStats()
+        self._assign_error: BaseException | None = None
 
     def close(self) -> None:
         self.consumer.close()
         self.producer.flush(10)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each partition at the group's committed offset; at the beginning where the group
+        committed none; and fail loudly where the committed offset was trimmed away."""
+        try:
+            committed = consumer.committed(partitions, timeout=30)
+            lost = []
+            for tp in committed:
+                low, _ = consumer.get_watermark_offsets(tp, timeout=10)
+                if tp.offset < 0:
+                    tp.offset = OFFSET_BEGINNING
+                elif tp.offset < low:
+                    lost.append((tp.topic, tp.partition, tp.offset, low))
+            if lost:
+                raise OffsetsLostError(lost)
+            consumer.assign(committed)
+        except BaseException as e:  # raised from poll() by run(): a callback cannot raise
+            self._assign_error = e
+            consumer.assign(partitions)
 
     def run(self, *, should_stop: Callable[[], bool], until_end: bool = False,
             on_batch: Callable[[BatchStats], None] | None = None,
@@ -327,13 +449,15 @@ class AvailabilityRunner:
         """Process until should_stop(); on_ready is called once, when the state is rebuilt and
         the input partitions are assigned."""
         subscribed_at = time.monotonic()
-        self.consumer.subscribe(self.config.input_topics)
+        self.consumer.subscribe(self.config.input_topics, on_assign=self._on_assign)
         at_end: set[tuple[str, int]] = set()
         first_record_at: float | None = None
         while not should_stop():
             # A batch is as large as the backlog: no record waits for a timer.
             messages = next_records(self.consumer, self.config.batch_size,
                                     self.config.batch_timeout_s)
+            if self._assign_error is not None:
+                raise self._assign_error
             records = []
             for msg in messages:
                 err = msg.error()
@@ -345,6 +469,9 @@ class AvailabilityRunner:
                 where = (str(msg.topic()), msg.partition() or 0)
                 if err.code() == KafkaError._PARTITION_EOF:
                     at_end.add(where)
+                elif err.code() in _OFFSET_LOST:
+                    low, _ = self.consumer.get_watermark_offsets(TopicPartition(*where), timeout=10)
+                    raise OffsetsLostError([(*where, msg.offset() or -1, low)])
                 elif err.fatal():
                     raise ProcessorError(f"consumer failed: {err}")
                 elif err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -375,23 +502,29 @@ class AvailabilityRunner:
 
     def _batch(self, records: list[Message]) -> BatchStats | None:
         """One transaction: publish the batch and commit its offsets; None when aborted."""
+        # Decoded before the transaction begins: a registry that is away is waited for
+        # (AvroDecoder retries), holding the stream, with no transaction open meanwhile.
+        decoded = [self._decode(msg) for msg in records]
         b = _Batch(_now_ms(), BatchStats(records_in=len(records)))
         self.producer.begin_transaction()
         try:
-            retry, self.pending = self.pending, []
-            for item in retry:
-                self._seat_change(item.msg, item.change, item.first_seen_ms, b)
-            for msg in records:
-                self._record(msg, b)
+            retry_, self.pending = self.pending, []
+            for waiting in retry_:
+                self._seat_change(waiting.msg, waiting.change, waiting.first_seen_ms, b)
+            for msg, item in zip(records, decoded, strict=True):
+                if isinstance(item, SeatChange):
+                    self._seat_change(msg, item, b.now, b)
+                elif item is not None:
+                    self._other(msg, item, b)
             self._publish_aggregates(b.sections, b.events, b.now)
             committing = time.monotonic()
-            self.producer.send_offsets_to_transaction(
+            _transaction_retry(self.producer.send_offsets_to_transaction)(
                 self._offsets(), self.consumer.consumer_group_metadata(), 30)
-            self.producer.commit_transaction(60)
+            _transaction_retry(self.producer.commit_transaction)(60)
             b.stats.commit_ms = round((time.monotonic() - committing) * 1000, 1)
         except KafkaException as e:
             error = e.args[0]
-            if error.fatal() or not error.txn_requires_abort():
+            if error.fatal() or not (error.txn_requires_abort() or error.retriable()):
                 raise ProcessorError(f"transaction failed and cannot be retried: {error}") from e
             log.warning("aborting a batch of %d records: %s", len(records), error)
             self._abort(b.undo)
@@ -410,13 +543,13 @@ class AvailabilityRunner:
         batch.lag = self._lag()
         return batch
 
-    def _abort(self, undo: list[tuple[SeatKey, SeatState | None]]) -> None:
+    def _abort(self, applied: list[Applied]) -> None:
         try:
-            self.producer.abort_transaction(30)
+            _transaction_retry(self.producer.abort_transaction)(30)
         except KafkaException as e:
             raise ProcessorError(f"cannot abort the transaction: {e.args[0]}") from e
-        for key, previous in reversed(undo):
-            self.availability.put(key, previous)
+        for change in reversed(applied):
+            undo(self.availability, change)
         # Pending records sit at or after the committed offset: the rewind reads them again.
         self.pending = []
         for tp in self.consumer.committed(self.consumer.assignment(), timeout=30):
@@ -442,98 +575,181 @@ class AvailabilityRunner:
                 lag += max(high - tp.offset, 0)
         return lag
 
-    def _record(self, msg: Message, b: _Batch) -> None:
+    def _decode(self, msg: Message) -> SeatChange | tuple[Any, ...] | None:
+        """A seat change; ("ref", table, envelope); ("truncate", envelope); ("dead", reason,
+        error) for bytes that cannot be read as a change at all; None for Debezium's tombstone
+        after a delete (the delete itself carries the change)."""
         raw = msg.value()
-        if raw is None:  # Debezium's tombstone after a delete; the delete itself was handled
-            return
+        if raw is None:
+            return None
         table = self.table_of.get(str(msg.topic()))  # a reference table, or None: seat_inventory
         try:
             envelope = (self.codecs.decoder if table else self.codecs.changes).decode(raw)
             if not isinstance(envelope, dict):
                 raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
             if table:
-                self.reference.apply(table, envelope.get("op", ""),
-                                     envelope.get("before"), envelope.get("after"))
-                return
-            change = decode_seat_change(envelope)
+                return ("ref", table, envelope)
+            if envelope.get("op") == "t":
+                return ("truncate", envelope)
+            return decode_seat_change(envelope)
         except ChangeError as e:
-            self._dead_letter(msg, e.reason, e, b)
-            return
-        except (WireFormatError, KeyError, TypeError) as e:
-            self._dead_letter(msg, "undecodable", e, b)
-            return
-        self._seat_change(msg, change, b.now, b)
+            return ("dead", e.reason, e)
+        except WireFormatError as e:
+            return ("dead", e.reason, e)
+        except (KeyError, TypeError, ValueError) as e:
+            return ("dead", "undecodable", e)
+
+    def _other(self, msg: Message, item: tuple[Any, ...], b: _Batch) -> None:
+        kind = item[0]
+        if kind == "ref":
+            try:
+                self.reference.apply(item[1], item[2].get("op", ""), item[2].get("before"),
+                                     item[2].get("after"))
+            except (KeyError, TypeError, ValueError) as e:
+                self._dead_letter(msg, "missing_field", e, b)
+        elif kind == "truncate":
+            self._truncate(msg, item[1], b)
+        else:
+            self._dead_letter(msg, item[1], item[2], b)
+
+    def _truncate(self, msg: Message, envelope: dict[str, Any], b: _Batch) -> None:
+        """A truncate of seat_inventory: every seat gone (a tombstone each), counts to zero.
+
+        Changes still waiting for their references were committed before the truncate: it
+        supersedes them."""
+        self.pending = [p for p in self.pending if p.msg.topic() != msg.topic()]
+        b.waiting.clear()
+        source = envelope.get("source") or {}
+        lsn = source.get("lsn") if isinstance(source.get("lsn"), int) else None
+        ts_ms = source.get("ts_ms")
+        committed = ts_ms if isinstance(ts_ms, int) else b.now
+        applied = apply_truncate(self.availability, version=0, lsn=lsn)
+        log.warning("truncate of %s at LSN %s: %d seats deleted", msg.topic(), lsn, len(applied))
+        for verdict in applied:
+            self._publish_seat(verdict, committed, b)
 
     def _seat_change(self, msg: Message, change: SeatChange, first_seen: int, b: _Batch) -> None:
-        verdict = apply_change(change, self.availability, self.reference, published_at_ms=b.now)
+        key = change.key
+        if b.waiting and key in b.waiting:  # an older change of the seat waits: keep the order
+            self.pending.append(_Pending(msg, change, first_seen))
+            return
+        verdict = apply_change(change, self.availability, self.reference, published_at_ms=b.now,
+                               give_up_waiting=b.now - first_seen >= self.config.reference_wait_ms)
         if isinstance(verdict, Applied):
-            key, previous, _, value = verdict
-            b.undo.append((key, previous))
-            seat_key = self.seat_keys.get(key)
-            if seat_key is None:  # a seat's key bytes never change: encode them once
-                seat_key = self.seat_keys[key] = self.codecs.seat_key.encode(verdict.record_key)
-            self._produce(self.config.seat_topic,
-                          None if value is None else self.codecs.seat_value.encode(value),
-                          seat_key)
-            committed = change.committed_at_ms
-            sections = b.sections
-            for section in verdict.sections:
-                if sections.get(section, -1) < committed:
-                    sections[section] = committed
-            if b.events.get(key[0], -1) < committed:
-                b.events[key[0]] = committed
-            b.committed.append(committed)
-            b.stats.records_out += 1
+            if self._publish_seat(verdict, change.committed_at_ms, b, msg=msg):
+                for anomaly in verdict.anomalies:
+                    self._anomaly(msg, change, verdict, anomaly, b)
         elif isinstance(verdict, Duplicate):
             b.stats.duplicates += 1
-        elif isinstance(verdict, Violation):
-            self._dead_letter(msg, verdict.reason, ChangeError(verdict.reason, verdict.message), b)
         elif isinstance(verdict, Unresolved):
-            if b.now - first_seen >= self.config.reference_wait_ms:
-                error = ChangeError("unresolved_reference",
-                                    f"{verdict.missing} unknown after {b.now - first_seen} ms")
-                self._dead_letter(msg, "unresolved_reference", error, b)
-            else:
-                self.pending.append(_Pending(msg, change, first_seen))
+            b.waiting.add(key)
+            self.pending.append(_Pending(msg, change, first_seen))
+
+    def _publish_seat(self, verdict: Applied, committed: int, b: _Batch, *,
+                      msg: Message | None = None) -> bool:
+        """Produce a seat's record (a tombstone for a delete) and count what it moved; a record
+        that cannot be encoded is undone and dead-lettered. Whether it was published."""
+        key, _, new, value = verdict[:4]
+        seat_key = self.seat_keys.get(key)
+        try:
+            if seat_key is None:  # a seat's key bytes never change: encode them once
+                seat_key = self.seat_keys[key] = self.codecs.seat_key.encode(verdict.record_key)
+            encoded = None if value is None else self.codecs.seat_value.encode(value)
+        except (ValueError, TypeError, OverflowError) as e:
+            undo(self.availability, verdict)
+            if msg is not None:
+                self._dead_letter(msg, "unencodable", e, b)
+            return False
+        if new is None:  # a delete: the tombstone says which version went, for later starts
+            gone = self.availability.deleted.get(key)
+            self._send(self.config.seat_topic, encoded, seat_key,
+                       deleted_header(gone) if gone is not None else None)
+        else:
+            try:
+                self._produce(self.config.seat_topic, encoded, seat_key)
+            except BufferError:
+                self._send(self.config.seat_topic, encoded, seat_key)
+        b.undo.append(verdict)
+        sections = b.sections
+        for section in verdict.sections:
+            if sections.get(section, -1) < committed:
+                sections[section] = committed
+        if b.events.get(key[0], -1) < committed:
+            b.events[key[0]] = committed
+        b.committed.append(committed)
+        b.stats.records_out += 1
+        return True
+
+    def _send(self, topic: str, value: bytes | None, key: bytes | None,
+              headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Produce, waiting for room when the producer's queue is full (a truncate of a whole
+        stadium is one transaction of tombstones)."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers)  # type: ignore[arg-type]
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def _anomaly(self, msg: Message, change: SeatChange, verdict: Applied, anomaly: Any,
+                 b: _Batch) -> None:
+        c = self.codecs
+        record = anomaly_value(anomaly, change, verdict.previous, where=_where(msg),
+                               detected_at_ms=b.now)
+        self._send(self.config.anomaly_topic, c.anomaly_value.encode(record),
+                   c.anomaly_key.encode(verdict.record_key))
+        b.stats.anomalies += 1
 
     def _publish_aggregates(self, sections: dict[SectionKey, int], events: dict[int, int],
                             now: int) -> None:
         c, cfg = self.codecs, self.config
         for key, committed in sections.items():
-            self.producer.produce(
+            self._send(
                 cfg.section_topic,
-                key=c.section_key.encode(
-                    {"event_id": key[0], "section_code": key[1], "price_level_id": key[2]}),
-                value=c.section_value.encode(self.availability.section_value(
-                    key, as_of_ms=now, committed_at_ms=committed)))
+                c.section_value.encode(self.availability.section_value(
+                    key, as_of_ms=now, committed_at_ms=committed)),
+                c.section_key.encode(
+                    {"event_id": key[0], "section_code": key[1], "price_level_id": key[2]}))
         for event_id, committed in events.items():
-            self.producer.produce(
-                cfg.event_topic, key=c.event_key.encode({"event_id": event_id}),
-                value=c.event_value.encode(self.availability.event_value(
-                    event_id, as_of_ms=now, committed_at_ms=committed)))
+            self._send(
+                cfg.event_topic,
+                c.event_value.encode(self.availability.event_value(
+                    event_id, as_of_ms=now, committed_at_ms=committed)),
+                c.event_key.encode({"event_id": event_id}))
         self.producer.poll(0)
 
     def _dead_letter(self, msg: Message, reason: str, error: BaseException, b: _Batch) -> None:
         _, ts = msg.timestamp()
         headers = msg.headers() or []
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
-        record = {
-            "original_key": msg.key(),
-            "original_value": msg.value(),
-            "original_headers": [{"name": k, "value": v if isinstance(v, bytes) else None}
-                                 for k, v in pairs],
-            "source_topic": str(msg.topic()),
-            "source_partition": msg.partition() or 0,
-            "source_offset": msg.offset() or 0,
-            "source_timestamp": ts if ts > 0 else None,
-            "reason": reason,
-            "error_class": type(error).__name__,
-            "error_message": "".join(traceback.format_exception_only(error)).strip()[:2000],
-            "failed_at": b.now,
-        }
-        self.producer.produce(self.config.dead_letter_topic, key=None,
-                              value=self.codecs.dead_letter.encode(record))
+        self._produce_dead_letter(dict(
+            key=msg.key(), value=msg.value(), headers=pairs, where=_where(msg), timestamp_ms=ts,
+            reason=reason, error=error, failed_at_ms=b.now))
         b.stats.dead_lettered += 1
+
+    def _produce_dead_letter(self, fields: dict[str, Any]) -> None:
+        """Never fails the run: a dead letter that cannot be encoded as it is goes without the
+        original bytes (its coordinates, length and hash still name them)."""
+        try:
+            encoded = self.codecs.dead_letter.encode(dead_letter_value(**fields))
+        except (ValueError, TypeError, OverflowError) as e:
+            log.error("dead letter of %s not encodable with its bytes: %s", fields["where"], e)
+            encoded = self.codecs.dead_letter.encode(dead_letter_value(**{
+                **fields, "headers": [], "limit": -1}))
+        self._send(self.config.dead_letter_topic, encoded, None)
+
+    def _dead_letter_unreadable(self, unreadable: list[Unreadable]) -> None:
+        now = _now_ms()
+        self.producer.begin_transaction()
+        for bad in unreadable:
+            self._produce_dead_letter(dict(
+                key=bad.key, value=bad.value, headers=[], where=bad.where, timestamp_ms=None,
+                reason="unreadable_state", error=bad.error, failed_at_ms=now))
+        _transaction_retry(self.producer.commit_transaction)(60)
+
+
+def _where(msg: Message) -> Coordinates:
+    return (str(msg.topic()), msg.partition() or 0, msg.offset() or 0)
 
 
 def run_processor(

@@ -8,9 +8,9 @@ import pytest
 from pipelines.processor.core import (
     ChangeError,
     SeatState,
+    anomalies_of,
     decode_seat_change,
     enrich,
-    rule_violation,
 )
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
 
@@ -48,7 +48,7 @@ def test_update_becomes_an_enriched_held_seat() -> None:
     change = decode_seat_change(envelope("u", before={**ROW, "status": "open"}, after=ROW))
     state, value = enrich(change, reference(), published_at_ms=COMMITTED + 50)
     assert change.key == (7, 1001)
-    assert state == SeatState(4, "HELD", "101", 3, Decimal("85.00"))
+    assert state == SeatState(4, "HELD", "101", 3, Decimal("85.00"), 123456)
     assert value == {
         "event_id": 7,
         "seat_id": 1001,
@@ -117,11 +117,13 @@ def state(status: str, version: int = 3) -> SeatState:
         (state("OPEN"), {**ROW, "status": "sold", "hold_expires_at": None}, "illegal_transition"),
         (state("SOLD"), ROW, "illegal_transition"),
         (None, {**ROW, "price_level_id": None}, "missing_field"),
+        (None, {**ROW, "price": Decimal("85.125")}, "price_scale"),
     ],
 )
-def test_rule_violations_are_named(previous: SeatState | None, row: dict, reason: str) -> None:
-    problem = rule_violation(decode_seat_change(envelope("u", after=row)), previous)
-    assert problem is not None and problem.startswith(f"{reason}:")
+def test_broken_rules_are_named_as_anomalies(previous: SeatState | None, row: dict,
+                                             reason: str) -> None:
+    found = anomalies_of(decode_seat_change(envelope("u", after=row)), previous)
+    assert reason in [a.rule for a in found]
 
 
 @pytest.mark.parametrize(
@@ -132,7 +134,7 @@ def test_legal_transitions_pass(previous: str | None, status: str) -> None:
     row = {**ROW, "status": status, "hold_expires_at": ROW["hold_expires_at"] if status == "held"
            else None}
     change = decode_seat_change(envelope("u", after=row))
-    assert rule_violation(change, state(previous) if previous else None) is None
+    assert anomalies_of(change, state(previous) if previous else None) == []
 
 
 @pytest.mark.parametrize(
@@ -147,7 +149,7 @@ def test_snapshot_rows_restate_the_row_and_are_not_judged_as_transitions(
         previous: SeatState | None, row: dict) -> None:
     change = decode_seat_change(envelope("r", after=row, snapshot="incremental"))
     assert change.snapshot
-    assert rule_violation(change, previous) is None
+    assert anomalies_of(change, previous) == []
     bad = decode_seat_change(envelope("r", after={**row, "price": Decimal("-1.00")},
                                       snapshot="incremental"))
-    assert rule_violation(bad, previous) is not None
+    assert [a.rule for a in anomalies_of(bad, previous)] == ["negative_price"]

@@ -47,6 +47,7 @@ def test_every_output_topic_has_key_and_value_schemas() -> None:
     for topic in ("seat-availability", "section-availability", "event-availability"):
         assert {f"{topic}-key", f"{topic}-value"} <= set(SUBJECTS)
     assert "seatflow.dead-letter-value" in SUBJECTS
+    assert {"seatflow.anomalies-key", "seatflow.anomalies-value"} <= set(SUBJECTS)
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=SUBJECTS)
@@ -118,7 +119,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         [{"name": "h", "value": b"v"}], "source_topic": "cdc.ticketing.seat_inventory",
         "source_partition": 0, "source_offset": 42, "source_timestamp": NOW,
         "reason": "undecodable", "error_class": "WireFormatError", "error_message": "bad",
-        "failed_at": NOW},
+        "failed_at": NOW, "original_value_length": 1, "original_value_sha256": "a8" * 32,
+        "original_truncated": False},
+    "seatflow.anomalies-key": {"event_id": 1, "seat_id": 2},
+    "seatflow.anomalies-value": {
+        "event_id": 1, "seat_id": 2, "rule": "illegal_transition", "message": "OPEN -> SOLD",
+        "before_status": "OPEN", "before_version": 3, "after_status": "SOLD", "after_version": 4,
+        "after_price_exact": "85.00", "after_hold_expires_at": None,
+        "source_topic": "cdc.ticketing.seat_inventory", "source_partition": 0,
+        "source_offset": 42, "source_lsn": 99, "source_committed_at": NOW, "detected_at": NOW},
 }
 
 

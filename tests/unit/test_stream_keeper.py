@@ -32,37 +32,39 @@ def test_starts_a_run_when_none_is_alive_and_never_a_second() -> None:
         assert not result.run_requests and "is alive" in str(result.skip_reason)
 
 
-def test_a_run_that_just_failed_waits_for_its_backoff() -> None:
+def test_a_failed_run_restarts_at_once_and_failures_in_a_row_back_off() -> None:
     with dg.instance_for_test() as instance:
-        run = DagsterRun(job_name=availability_stream.name, run_id=str(uuid.uuid4()),
-                         status=dg.DagsterRunStatus.STARTED)
-        instance.add_run(run)
-        instance.report_run_failed(run, "boom")
-        result = evaluate(instance)
-        assert not result.run_requests
-        assert "1 failed run(s) in a row; next try in" in str(result.skip_reason)
-        run2 = DagsterRun(job_name=availability_stream.name, run_id=str(uuid.uuid4()),
-                          status=dg.DagsterRunStatus.STARTED)
-        instance.add_run(run2)
-        instance.report_run_failed(run2, "boom again")
-        result = evaluate(instance)
-        assert not result.run_requests
-        assert "2 failed run(s) in a row; next try in" in str(result.skip_reason)
+        for attempt in range(1, 3):
+            run = DagsterRun(job_name=availability_stream.name, run_id=str(uuid.uuid4()),
+                             status=dg.DagsterRunStatus.STARTED)
+            instance.add_run(run)
+            instance.report_run_failed(run, f"boom {attempt}")
+            result = evaluate(instance)
+            if attempt == 1:
+                assert len(result.run_requests or []) == 1, result.skip_reason
+            else:
+                assert not result.run_requests
+                assert "2 failed run(s) in a row; next try in" in str(result.skip_reason)
 
 
 @pytest.mark.parametrize(
     ("recent", "now", "expected"),
     [
         ([], 100.0, (0, 0.0)),
-        ([(False, 90.0), (True, 50.0)], 100.0, (0, 0.0)),  # the newest run succeeded
-        ([(True, 90.0)], 100.0, (1, 20.0)),
-        ([(True, 90.0), (True, 50.0), (False, 10.0)], 100.0, (2, 50.0)),
-        ([(True, 0.0)] * 9, 100.0, (9, 500.0)),  # capped at 600 s
-        ([(True, 0.0)] * 9, 700.0, (9, 0.0)),
-        ([(True, None)], 100.0, (1, 0.0)),  # end time unknown: try now
+        ([(False, 80.0, 90.0), (True, 40.0, 50.0)], 100.0, (0, 0.0)),  # the newest succeeded
+        ([(True, 80.0, 90.0)], 100.0, (1, 0.0)),  # the first failure restarts at once
+        ([(True, 85.0, 90.0), (True, 45.0, 50.0), (False, 0.0, 10.0)], 100.0, (2, 0.0)),
+        ([(True, 85.0, 90.0), (True, 45.0, 50.0), (True, 40.0, 42.0)], 100.0, (3, 20.0)),
+        ([(True, 0.0, 0.0)] * 12, 100.0, (12, 500.0)),  # capped at 600 s
+        ([(True, 0.0, 0.0)] * 12, 700.0, (12, 0.0)),
+        ([(True, 0.0, None)], 100.0, (1, 0.0)),  # end time unknown: try now
+        # A run that was healthy for hours before it failed: the failures before it are old news.
+        ([(True, 85.0, 90.0), (True, -9000.0, 80.0), (True, 0.0, 0.0), (True, 0.0, 0.0)], 100.0,
+         (2, 0.0)),
     ],
 )
-def test_backoff_counts_failures_in_a_row_and_is_bounded(
-    recent: list[tuple[bool, float | None]], now: float, expected: tuple[int, float]
+def test_backoff_counts_failures_in_a_row_since_the_last_healthy_run(
+    recent: list[tuple[bool, float | None, float | None]], now: float,
+    expected: tuple[int, float],
 ) -> None:
     assert next_start_in(recent, now) == expected

@@ -1,0 +1,59 @@
+"""`python -m pipelines.processor.worker`: one processor, until SIGTERM; run by supervise_worker.
+
+Exit codes: 0 stopped, 1 a fatal processor error (restarted by the parent), EXIT_OFFSETS_LOST
+when committed offsets were trimmed away (restarting cannot help: the events need a backfill).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from pipelines.processor.runner import (
+    OffsetsLostError,
+    ProcessorConfig,
+    ProcessorError,
+    run_processor,
+)
+from pipelines.processor.supervise import EXIT_OFFSETS_LOST
+from pipelines.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name if __spec__ else 'worker'}")
+    parser.add_argument("--batch-size", type=int, default=5000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    settings = Settings()
+    log = logging.getLogger("seatflow.worker")
+    last = [0.0]
+
+    def report(batch: object) -> None:
+        if time.monotonic() - last[0] >= 10:  # a line every 10 s, not every batch
+            last[0] = time.monotonic()
+            log.info("batch %s", batch)
+
+    try:
+        stats = run_processor(settings, should_stop=stop.is_set,
+                              config=ProcessorConfig.of(settings, batch_size=args.batch_size),
+                              on_batch=report)
+    except OffsetsLostError as e:
+        log.error("%s", e)
+        return EXIT_OFFSETS_LOST
+    except ProcessorError as e:
+        log.error("processor failed: %s", e)
+        return 1
+    log.info("stopped: %s", stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
