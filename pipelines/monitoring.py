@@ -10,6 +10,7 @@ from pipelines.processor.runner import GROUP_ID
 from pipelines.reconcile import latest_values
 from pipelines.settings import Settings
 from pipelines.topics import (
+    ANOMALIES,
     DEAD_LETTER,
     EVENT_AVAILABILITY,
     SEAT_AVAILABILITY,
@@ -18,7 +19,7 @@ from pipelines.topics import (
     group_lag,
 )
 
-__all__ = ["Freshness", "dead_letter_counts", "freshness", "topic_latest"]
+__all__ = ["Freshness", "anomaly_counts", "dead_letter_counts", "freshness", "topic_latest"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,14 @@ def freshness(settings: Settings) -> Freshness:
     published = [int(v["source_committed_at"].timestamp() * 1000)
                  for v in topic_latest(settings, EVENT_AVAILABILITY).values()]
     return Freshness(lag, row[0] if row else None, max(published, default=None))
+
+
+def anomaly_counts(settings: Settings) -> tuple[int, int]:
+    """(anomalies, seat records published), from the topics' end offsets (upper bounds, as in
+    dead_letter_counts)."""
+    anomalies = sum(end_offsets(settings.kafka_bootstrap, ANOMALIES).values())
+    published = sum(end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY).values())
+    return anomalies, published
 
 
 def dead_letter_counts(settings: Settings) -> tuple[int, int]:

@@ -8,6 +8,7 @@ import dagster as dg
 
 from pipelines.host import CAPTURED_TABLES
 from pipelines.monitoring import (
+    anomaly_counts,
     dead_letter_counts,
     freshness,
 )
@@ -20,7 +21,13 @@ from pipelines.orchestration.resources import (
 from pipelines.processor.runner import BatchStats, run_processor
 from pipelines.processor.supervise import EXIT_OFFSETS_LOST, supervise_worker
 from pipelines.reconcile import event_ids, reconcile_events
-from pipelines.topics import DEAD_LETTER, EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
+from pipelines.topics import (
+    ANOMALIES,
+    DEAD_LETTER,
+    EVENT_AVAILABILITY,
+    SEAT_AVAILABILITY,
+    SECTION_AVAILABILITY,
+)
 
 TABLES = [t for t in CAPTURED_TABLES if t not in ("heartbeat", "debezium_signal")]
 REFERENCE = ["events", "sections", "seats", "price_levels"]
@@ -38,6 +45,7 @@ SEAT = dg.AssetKey(["availability", "seat"])
 SECTION = dg.AssetKey(["availability", "section"])
 EVENT = dg.AssetKey(["availability", "event"])
 DEAD = dg.AssetKey(["availability", "dead_letter"])
+ANOMALY = dg.AssetKey(["availability", "anomalies"])
 
 assets = [
     *[dg.AssetSpec(_table(t), group_name="ticketing_host", kinds={"postgres"},
@@ -53,7 +61,13 @@ assets = [
     dg.AssetSpec(EVENT, deps=[SEAT], group_name="availability", kinds={"kafka"},
                  description=f"Compacted topic {EVENT_AVAILABILITY}: totals per event"),
     dg.AssetSpec(DEAD, deps=[_cdc("seat_inventory")], group_name="availability", kinds={"kafka"},
-                 description=f"Topic {DEAD_LETTER}: records that could not be published, and why"),
+                 description=f"Topic {DEAD_LETTER}: records that could not be read or written "
+                             "at all, and why"),
+    dg.AssetSpec(ANOMALY, deps=[_cdc("seat_inventory")], group_name="availability",
+                 kinds={"kafka"},
+                 description=f"Topic {ANOMALIES}: committed changes that broke a business rule "
+                             "(published all the same), with the rule and the seat before and "
+                             "after"),
 ]
 
 
@@ -199,6 +213,17 @@ def dead_letter_rate(kafka: KafkaResource, registry: RegistryResource,
                                          "rate": round(rate, 6)})
 
 
+@dg.asset_check(asset=ANOMALY, description="Share of published changes that broke a business "
+                "rule (warns above 1%): the ticketing host commits what its own rules forbid.")
+def anomaly_rate(kafka: KafkaResource, registry: RegistryResource,
+                 postgres: PostgresResource) -> dg.AssetCheckResult:
+    anomalies, published = anomaly_counts(settings_of(kafka, registry, postgres))
+    rate = anomalies / max(published, 1)
+    return dg.AssetCheckResult(passed=rate <= 0.01, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"anomalies": anomalies, "published": published,
+                                         "rate": round(rate, 6)})
+
+
 @dg.asset_check(asset=SECTION, description="Every event's availability equals the database's: "
                 "seat by seat, then section and event counts (differences must persist).")
 def availability_reconciliation(kafka: KafkaResource, registry: RegistryResource,
@@ -211,10 +236,11 @@ def availability_reconciliation(kafka: KafkaResource, registry: RegistryResource
         "report": dg.MetadataValue.md("\n\n".join(r.report() for r in results) or "no events")})
 
 
-checks = [availability_freshness, dead_letter_rate, availability_reconciliation]
+checks = [availability_freshness, dead_letter_rate, anomaly_rate, availability_reconciliation]
 availability_checks_job = dg.define_asset_job(
     "availability_checks", selection=dg.AssetSelection.checks(*checks),
-    description="Freshness, dead-letter rate and reconciliation of the availability topics.")
+    description="Freshness, dead-letter and anomaly rates and reconciliation of the "
+                "availability topics.")
 availability_checks_schedule = dg.ScheduleDefinition(
     job=availability_checks_job, cron_schedule="*/5 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING)

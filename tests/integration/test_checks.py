@@ -21,7 +21,7 @@ def test_checks_pass_once_the_processor_has_caught_up(
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert set(evaluations) == {"availability_freshness", "dead_letter_rate",
+    assert set(evaluations) == {"availability_freshness", "dead_letter_rate", "anomaly_rate",
                                 "availability_reconciliation"}
     failed = {name: e.metadata for name, e in evaluations.items() if not e.passed}
     assert not failed, failed
