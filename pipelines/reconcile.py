@@ -1,7 +1,8 @@
 """Reconciliation: the availability topics' state of an event against the ticketing host's.
 
 Seat by seat first (status and version of every seat), then the section and event counts. The
-comparisons are pure; `reconcile_events` does the reading, with retries for changes in flight.
+comparisons are pure; `reconcile_events` does the reading, with retries for changes in flight,
+and `steady_differences` tells drift from changes in flight, one difference at a time.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,7 @@ from pipelines.settings import Settings
 from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY, read_topic
 
 __all__ = [
+    "Attempt",
     "CountDifference",
     "Counts",
     "EventState",
@@ -36,6 +38,7 @@ __all__ = [
     "reconcile_event",
     "reconcile_events",
     "seat_differences",
+    "steady_differences",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,9 @@ class EventState:
     seats: dict[int, SeatTruth] = field(default_factory=dict)
     sections: dict[SectionKey, Counts] = field(default_factory=dict)
     totals: Counts = field(default_factory=dict)
+    # The database's side only: it lets a section's count gap be weighed against the seats that
+    # moved, which is how a gap in flight is told from drift while a sale goes on.
+    seat_sections: dict[int, SectionKey] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,16 +150,20 @@ def seat_differences(database: Mapping[int, SeatTruth],
 
 def count_differences(database: EventState, published: EventState) -> list[CountDifference]:
     """Sections (and the event's totals) whose open / held / sold counts differ (pure)."""
-    out = []
+    return [d for _, d in _keyed_count_differences(database, published)]
+
+
+def _keyed_count_differences(database: EventState, published: EventState
+                             ) -> Iterator[tuple[SectionKey | None, CountDifference]]:
+    """count_differences with each one's section key (None for the event's totals)."""
     for key in sorted(database.sections.keys() | published.sections.keys()):
         want = _counts(database.sections.get(key, {}))
         got = _counts(published.sections.get(key, {}))
         if want != got:
-            out.append(CountDifference(f"section {key[0]} level {key[1]}", want, got))
+            yield key, CountDifference(f"section {key[0]} level {key[1]}", want, got)
     want, got = _counts(database.totals), _counts(published.totals)
     if want != got:
-        out.append(CountDifference("event", want, got))
-    return out
+        yield None, CountDifference("event", want, got)
 
 
 def reconcile_event(event_id: int, database: EventState, published: EventState) -> Reconciliation:
@@ -176,6 +186,7 @@ def db_state(settings: Settings, event_ids: Iterable[int]) -> dict[int, EventSta
         for event_id, seat_id, status, version, section, level in cur:
             state = states[event_id]
             state.seats[seat_id] = SeatTruth(status, version)
+            state.seat_sections[seat_id] = (section, level)
             counts = state.sections.setdefault((section, level), {})
             counts[status] = counts.get(status, 0) + 1
             state.totals[status] = state.totals.get(status, 0) + 1
@@ -244,35 +255,149 @@ def on_sale_events(settings: Settings) -> list[int]:
     return event_ids(settings, status="on_sale")
 
 
-def _persisting(now: Reconciliation, before: Reconciliation | None) -> Reconciliation:
-    """Keep only the differences that were there, the same, at the previous attempt too."""
-    if before is None:
-        return now
-    earlier = set(before.seat_differences)
-    earlier_counts = {_count_key(d) for d in before.count_differences}
-    return Reconciliation(
-        now.event_id, now.seats,
-        [d for d in now.seat_differences if d in earlier],
-        [d for d in now.count_differences if _count_key(d) in earlier_counts])
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt's reads of an event: the database, then the topics, then the database again."""
+
+    before: EventState
+    published: EventState
+    after: EventState
 
 
-def _count_key(d: CountDifference) -> tuple:
-    return d.what, tuple(d.database.items()), tuple(d.published.items())
+# Why two database reads an attempt, and what "steady" means.
+#
+# The topics are read after the database and over seconds, so at attempt k they show the
+# database as it was at some moment (one per topic, since they are read one after another)
+# that is not after attempt k's second database read (`after`): nothing can be published
+# before it is committed. And, since the wait between attempts is longer than the processor's
+# lag, that moment is not before attempt k-1's second read: whatever was committed by then
+# has been published by now. So the topics' state at attempt k is one the database had within
+# [k-1's after, k's after], a window of which three states are known: k-1's after, k's before,
+# k's after. A difference that no state of that window can produce is not in flight: the
+# same seat still wrong, the same count still off, a whole wait later.
+#
+# Versions make this work seat by seat: seat_inventory.version grows by one on every update,
+# so a version names one state of the seat. What three reads cannot see is assumed not to
+# happen within one wait: a row both inserted and deleted, in either order (seed --reset does
+# it: a re-insert whose versions fall below the old is seen and let be, one whose versions
+# climb back past them is not), and a seat leaving its price level and coming back (no writer
+# changes a seat's price level). Counts follow from the seats: those that did not move must be
+# counted as they are, those that moved in any status, and no more of them than moved.
+
+
+def steady_differences(event_id: int, earlier: Attempt, now: Attempt) -> Reconciliation:
+    """The differences of `now` that are drift, not changes in flight (pure).
+
+    A difference is kept when it was there at the `earlier` attempt too (the seat, or the
+    section's or event's counts, differed then, whatever the values) and the topics at `now`
+    show something the database did not have at any moment since `earlier.after` was read.
+    Differences that change or vanish between attempts are kept as long as that holds: a seat
+    that moves but stays wrong, or a count gap in a section whose other seats are busy.
+    """
+    reads = (earlier.after, now.before, now.after)
+    seen_seats = {d.seat_id for d in seat_differences(earlier.before.seats, earlier.published.seats)}
+    seats = [d for d in seat_differences(now.before.seats, now.published.seats)
+             if d.seat_id in seen_seats
+             and _seat_drifted([r.seats.get(d.seat_id) for r in reads], d.published)]
+
+    seen_counts = {key for key, _ in _keyed_count_differences(earlier.before, earlier.published)}
+    keyed = list(_keyed_count_differences(now.before, now.published))
+    sections, totals = _window_bounds(reads)
+    # Counts read without their seats (states built from counts alone) leave only the values
+    # as evidence: such a gap is steady when neither side of it moved between the attempts.
+    seated = all(r.seats or not (r.sections or r.totals) for r in reads)
+    mapped = seated and all(r.seats.keys() <= r.seat_sections.keys() for r in reads)
+    earlier_counts = dict(_keyed_count_differences(earlier.before, earlier.published))
+    counts = []
+    for key, d in keyed:
+        if key not in seen_counts:
+            continue
+        if key is None and seated:
+            drifted = not totals.explains(d.published)
+        elif key is not None and mapped:
+            drifted = not sections.get(key, _Bounds()).explains(d.published)
+        else:
+            drifted = earlier_counts[key] == d
+        if drifted:
+            counts.append(d)
+    return Reconciliation(event_id, len(now.before.seats), seats, counts)
+
+
+def _seat_drifted(known: Sequence[SeatTruth | None], published: SeatTruth | None) -> bool:
+    """Whether `published` is a state the seat cannot have had in the window of which `known`
+    are the three states read."""
+    first = known[0]
+    if all(k == first for k in known):
+        return published != first
+    if first is None or any(k is None for k in known):
+        return False  # inserted or deleted within the window: its states there are unknown
+    versions = [k.version for k in known if k is not None]
+    if versions != sorted(versions):
+        return False  # inserted again, versions restarted: they no longer order its states
+    if published is None:
+        return True  # the seat existed all through the window
+    if published.version < first.version:
+        return True  # older than a state the topics must have reached
+    return any(k is not None and k.version == published.version and k.status != published.status
+               for k in known)
+
+
+@dataclass
+class _Bounds:
+    """What the seats of a section (or event) allow its counts to be within the window."""
+
+    fixed: Counter[str] = field(default_factory=Counter)  # seats that did not move, by status
+    must: int = 0  # seats that moved but were there all along, in some status
+    may: int = 0  # seats that moved and may be there, in any status
+
+    def explains(self, published: Mapping[str, int]) -> bool:
+        extra = [published.get(s, 0) - self.fixed[s] for s in published.keys() | self.fixed.keys()]
+        return all(n >= 0 for n in extra) and self.must <= sum(extra) <= self.may
+
+
+def _window_bounds(reads: Sequence[EventState]) -> tuple[dict[SectionKey, _Bounds], _Bounds]:
+    """The counts each section, and the event, can have had within the window read as `reads`."""
+    sections: dict[SectionKey, _Bounds] = {}
+    totals = _Bounds()
+    for seat_id in set().union(*(r.seats.keys() for r in reads)):
+        states = [r.seats.get(seat_id) for r in reads]
+        keys = {r.seat_sections.get(seat_id) for r in reads if seat_id in r.seats}
+        known_keys = [k for k in keys if k is not None]
+        first = states[0]
+        if first is not None and all(s == first for s in states) and len(keys) == 1:
+            totals.fixed[first.status] += 1
+            for key in known_keys:
+                sections.setdefault(key, _Bounds()).fixed[first.status] += 1
+            continue
+        versions = [s.version for s in states if s is not None]
+        throughout = len(versions) == len(states) and versions == sorted(versions)
+        totals.may += 1
+        totals.must += throughout
+        for key in known_keys:
+            bounds = sections.setdefault(key, _Bounds())
+            bounds.may += 1
+            bounds.must += throughout and len(keys) == 1
+    return sections, totals
 
 
 def reconcile_events(settings: Settings, event_ids: Iterable[int], *, attempts: int = 3,
                      wait_s: float = 2.0) -> dict[int, Reconciliation]:
-    """Reconcile events; while changes stream in, a difference counts only when it persists
-    from one attempt to the next (a change in flight is gone by then)."""
+    """Reconcile events; while changes stream in, a difference counts only when it is steady
+    from one attempt to the next (see `steady_differences`): a change in flight is published
+    by then, a steady drift is not, however busy the seats around it are."""
     pending = sorted(set(event_ids))
     results: dict[int, Reconciliation] = {}
-    previous: dict[int, Reconciliation] = {}
+    previous: dict[int, Attempt] = {}
     for attempt in range(1, attempts + 1):
-        database = db_state(settings, pending)  # first: a newer published version is fine
+        before = db_state(settings, pending)  # first: a newer published version is fine
         published = published_state(settings, pending)
+        # Last: bounds what the topics just read can hold. One attempt alone has no use for it.
+        after = db_state(settings, pending) if attempts > 1 else before
         for event_id in pending:
-            now = reconcile_event(event_id, database[event_id], published[event_id])
-            results[event_id] = _persisting(now, previous.get(event_id)) if attempt > 1 else now
+            now = Attempt(before[event_id], published[event_id], after[event_id])
+            earlier = previous.get(event_id)
+            results[event_id] = (reconcile_event(event_id, now.before, now.published)
+                                 if earlier is None else steady_differences(event_id, earlier, now))
             previous[event_id] = now
         pending = [e for e in pending if not results[e].passed]
         if not pending:
