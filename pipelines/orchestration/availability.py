@@ -80,11 +80,14 @@ def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: Reg
         code = supervise_worker(settings, [], should_stop=lambda: False,
                                 say=context.log.warning)
         if code == EXIT_OFFSETS_LOST:
+            # The tag is how offsets_lost_backfill_sensor finds the events to backfill.
+            context.instance.add_run_tags(context.run_id, {OFFSETS_LOST_TAG: "all"})
             raise dg.Failure(
                 description="Committed offsets of the CDC topics were trimmed by retention before "
                             "the processor read them: changes are lost for the availability. "
-                            "Backfill the events (backfill_event job) and reset the group's "
-                            "offsets; the worker's log names the partitions.")
+                            "The worker moved the group to the log start (the next run streams "
+                            "again) and offsets_lost_backfill_sensor backfills every event; the "
+                            "worker's log names the partitions.")
         return
     last_log = [0.0]
 
@@ -125,6 +128,8 @@ def availability_catchup() -> None:
     catch_up_availability()
 
 
+# On a stream run that failed because changes were trimmed before they were processed.
+OFFSETS_LOST_TAG = "seatflow/offsets-lost"
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
           dg.DagsterRunStatus.CANCELING]

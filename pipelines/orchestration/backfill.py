@@ -12,6 +12,7 @@ import psycopg
 from pydantic import SecretStr
 
 from pipelines.backfill import BackfillError, Progress, backfill_event
+from pipelines.orchestration.availability import OFFSETS_LOST_TAG, availability_stream
 from pipelines.orchestration.resources import (
     ConnectResource,
     KafkaResource,
@@ -200,8 +201,26 @@ def drift_backfill_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     return dg.SensorResult(run_requests=requests, cursor=run.run_id)
 
 
+@dg.sensor(job=backfill_event_job, minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="After a stream run failed because changes were trimmed before they were "
+                       "processed (retention), backfills every event from the database.")
+def offsets_lost_backfill_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    instance = context.instance
+    failed = instance.get_runs(dg.RunsFilter(
+        job_name=availability_stream.name, statuses=[dg.DagsterRunStatus.FAILURE],
+        tags={OFFSETS_LOST_TAG: "all"}), limit=1)
+    if not failed or failed[0].run_id == context.cursor:
+        return dg.SensorResult(skip_reason="no stream run lost offsets since the last look")
+    run = failed[0]
+    requests = [dg.RunRequest(run_key=f"{run.run_id}:{key}", partition_key=key,
+                              tags={"seatflow/offsets-lost-run": run.run_id})
+                for key in sorted(instance.get_dynamic_partitions(events_partitions.name or ""))]
+    return dg.SensorResult(run_requests=requests, cursor=run.run_id)
+
+
 defs = dg.Definitions(
     jobs=[backfill_event_job, reconcile_on_sale_job],
     schedules=[reconcile_on_sale_schedule],
-    sensors=[events_partitions_sensor, drift_backfill_sensor],
+    sensors=[events_partitions_sensor, drift_backfill_sensor, offsets_lost_backfill_sensor],
 )

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from confluent_kafka import (
@@ -457,7 +457,7 @@ class AvailabilityRunner:
             messages = next_records(self.consumer, self.config.batch_size,
                                     self.config.batch_timeout_s)
             if self._assign_error is not None:
-                raise self._assign_error
+                self._fail(self._assign_error)
             records = []
             for msg in messages:
                 err = msg.error()
@@ -471,7 +471,7 @@ class AvailabilityRunner:
                     at_end.add(where)
                 elif err.code() in _OFFSET_LOST:
                     low, _ = self.consumer.get_watermark_offsets(TopicPartition(*where), timeout=10)
-                    raise OffsetsLostError([(*where, msg.offset() or -1, low)])
+                    self._fail(OffsetsLostError([(*where, msg.offset() or -1, low)]))
                 elif err.fatal():
                     raise ProcessorError(f"consumer failed: {err}")
                 elif err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -499,6 +499,21 @@ class AvailabilityRunner:
                     and len(at_end) >= len(assignment)):
                 break
         return self.stats
+
+    def _fail(self, error: BaseException) -> NoReturn:
+        """Raise `error`; when changes were trimmed away, first move the group past the gap
+        (to each partition's log start), so that the next start streams again while the
+        affected events are backfilled: loudly, never silently."""
+        if isinstance(error, OffsetsLostError):
+            log.error("%s", error)
+            self.producer.begin_transaction()
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, low) for t, p, _, low in error.lost],
+                self.consumer.consumer_group_metadata(), 30)
+            _transaction_retry(self.producer.commit_transaction)(60)
+            log.error("moved the group to the log start of %s: those events need a backfill",
+                      ", ".join(f"{t}[{p}]" for t, p, _, _ in error.lost))
+        raise error
 
     def _batch(self, records: list[Message]) -> BatchStats | None:
         """One transaction: publish the batch and commit its offsets; None when aborted."""

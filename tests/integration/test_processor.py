@@ -28,7 +28,7 @@ from pipelines.host.simulate import run_onsale
 from pipelines.processor.runner import GROUP_ID, ProcessorConfig
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.topics import DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic, group_committed
+from pipelines.topics import ANOMALIES, DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic, group_committed
 from tests.integration.conftest import (
     ProcessorThread,
     end_offsets,
@@ -69,54 +69,72 @@ def encode_like(raw: bytes, settings: Settings, envelope: dict[str, Any]) -> byt
     return buf.getvalue()
 
 
-def test_each_kind_of_bad_record_is_dead_lettered_and_the_run_goes_on(pipeline: Settings) -> None:
+def test_unreadable_records_are_dead_lettered_rule_breakers_published_and_the_run_goes_on(
+        pipeline: Settings) -> None:
     settings = pipeline
     raw, good = last_cdc_record(settings)
-    after = good["after"]
-    bad = {
-        "undecodable": b"this is not avro",
-        "unknown schema": b"\x00\x7f\xff\xff\xf0" + b"\x02\x04",
+    after, source = good["after"], good["source"]
+    key = {"event_id": after["event_id"], "seat_id": after["seat_id"]}
+    ghost = {**key, "seat_id": 987_654_321}
+    later = {**source, "lsn": (source.get("lsn") or 0) + 1}
+    dead_bytes = {"undecodable": b"this is not avro",
+                  "unknown_schema": b"\x00\x7f\xff\xff\xf0" + b"\x02\x04"}
+    # Committed as far as the processor can tell (they come from the CDC topic), but breaking
+    # rules: published all the same, each with an anomaly.
+    breakers = {
         "negative_price": encode_like(raw, settings, {
-            **good, "op": "u", "after": {**after, "price": Decimal("-5.00"),
-                                         "version": after["version"] + 1000}}),
+            **good, "op": "u", "source": later,
+            "after": {**after, "price": Decimal("-5.00"), "version": after["version"] + 1000}}),
         "unresolved_reference": encode_like(raw, settings, {
-            **good, "op": "c", "after": {**after, "seat_id": 987_654_321, "version": 1}}),
+            **good, "op": "c", "source": later, "after": {**after, **ghost, "version": 1}}),
     }
     dead = tail_consumer(settings, DEAD_LETTER)
+    anomalies = tail_consumer(settings, ANOMALIES)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-    for value in bad.values():
+    for value in [*dead_bytes.values(), *breakers.values()]:
         producer.produce(cdc_topic(settings, "seat_inventory"), value=value)
     producer.flush(10)
     config = ProcessorConfig.of(settings, reference_wait_ms=1000)
     decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+
+    def collect(consumer: Consumer, into: list[dict], n: int) -> bool:
+        into.extend(decoder.decode(m.value()) for m in consumer.consume(10, timeout=0.5)
+                    if m.error() is None)
+        return len(into) >= n
+
     with ProcessorThread(settings, config) as running:
         letters: list[dict] = []
-
-        def four_letters() -> bool:
-            letters.extend(decoder.decode(m.value()) for m in dead.consume(10, timeout=0.5)
-                           if m.error() is None)
-            return len(letters) >= 4
-
-        wait_for(four_letters, timeout=60, what="four dead letters")
+        found: list[dict] = []
+        wait_for(partial(collect, dead, letters, 2), timeout=60, what="two dead letters")
+        wait_for(partial(collect, anomalies, found, 2), timeout=60, what="two anomalies")
         dead.close()
-        reasons = sorted(d["reason"] for d in letters)
-        assert reasons == ["negative_price", "undecodable", "undecodable", "unresolved_reference"]
-        assert sorted(d["original_value"] for d in letters) == sorted(bad.values())
+        anomalies.close()
+        assert sorted(d["reason"] for d in letters) == ["undecodable", "unknown_schema"]
+        assert sorted(d["original_value"] for d in letters) == sorted(dead_bytes.values())
         assert all(d["source_topic"] == cdc_topic(settings, "seat_inventory") for d in letters)
-        unknown = next(d for d in letters if d["original_value"] == bad["unknown schema"])
+        unknown = next(d for d in letters if d["reason"] == "unknown_schema")
         assert "unknown to the registry" in unknown["error_message"]
-        # The run goes on: a real change after the bad records is published.
+        assert sorted((a["rule"], a["seat_id"]) for a in found) == [
+            ("negative_price", key["seat_id"]), ("unresolved_reference", ghost["seat_id"])]
+        # The run goes on, and the database's next change of the seat is published over the
+        # made-up one; the made-up seat is deleted again (as a delete from the CDC topic).
         seat_topic = tail_consumer(settings, SEAT_AVAILABILITY)
+        gone = encode_like(raw, settings, {**good, "op": "d", "source": later,
+                                           "before": {**after, **ghost, "version": 1},
+                                           "after": None})
+        producer.produce(cdc_topic(settings, "seat_inventory"), value=gone)
+        producer.flush(10)
         with psycopg.connect(settings.pg_dsn()) as conn:
-            seat = conn.execute(
-                "UPDATE ticketing.seat_inventory SET price = price + 1 WHERE (event_id, seat_id) ="
-                " (SELECT event_id, seat_id FROM ticketing.seat_inventory ORDER BY seat_id LIMIT 1)"
-                " RETURNING seat_id").fetchone()
-        assert seat is not None
-        wait_for(lambda: any(m.error() is None and decoder.decode(m.key())["seat_id"] == seat[0]
+            conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
+                         " WHERE event_id = %s AND seat_id = %s",
+                         (key["event_id"], key["seat_id"]))
+        wait_for(lambda: any(m.error() is None and decoder.decode(m.key()) == key
                              for m in seat_topic.consume(100, timeout=0.5)),
                  timeout=60, what="the good change after the bad ones")
         seat_topic.close()
+        wait_caught_up(settings, timeout_s=120)
+        results = reconcile_events(settings, {key["event_id"]})
+        assert all(r.passed for r in results.values()), [r.report() for r in results.values()]
     assert running.error is None
 
 
