@@ -142,13 +142,23 @@ def row_image(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
     return {n: _zoned(v) if isinstance(v, datetime) else v for n, v in zip(names, values, strict=True)}
 
 
-def snapshot_envelope(after: dict[str, Any], *, server: str, committed_at_ms: int) -> dict[str, Any]:
-    """A Debezium-like snapshot (`r`) change event of one row, marked as written by seatflow."""
+def lsn_int(text: str) -> int:
+    """PostgreSQL's text form of an LSN ('16/B374D848') as the number Debezium sends."""
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def snapshot_envelope(after: dict[str, Any], *, server: str, committed_at_ms: int,
+                      lsn: int | None = None) -> dict[str, Any]:
+    """A Debezium-like snapshot (`r`) change event of one row, marked as written by seatflow.
+
+    `lsn` is where the rows were read: a seat deleted before it and inserted again is restated
+    (the processor orders a deleted seat's changes by LSN)."""
     source = {
         "version": "seatflow-backfill", "connector": "postgresql", "name": server,
         "ts_ms": committed_at_ms, "snapshot": "incremental", "db": "ticketing",
         "sequence": None, "ts_us": None, "ts_ns": None, "schema": "ticketing",
-        "table": "seat_inventory", "txId": None, "lsn": None, "xmin": None,
+        "table": "seat_inventory", "txId": None, "lsn": lsn, "xmin": None,
         "origin": None, "origin_lsn": None,
     }
     return {"before": None, "after": after, "source": source, "transaction": None, "op": "r",
@@ -252,8 +262,13 @@ def _republish(settings: Settings, event_id: int, topic: str) -> int:
                          "linger.ms": 20, "compression.type": "lz4",
                          "queue.buffering.max.messages": 500_000})
     count = 0
-    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn, \
-            conn.cursor(name=f"backfill_{event_id}") as cur:
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        # One snapshot for the position and the rows: every change the rows show was committed
+        # at or before that position's snapshot.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        position = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        read_at = lsn_int(position[0]) if position else None
+        cur = conn.cursor(name=f"backfill_{event_id}")
         cur.itersize = 5000
         cur.execute("SELECT * FROM ticketing.seat_inventory WHERE event_id = %s ORDER BY seat_id",
                     (event_id,))
@@ -266,7 +281,7 @@ def _republish(settings: Settings, event_id: int, topic: str) -> int:
             # judged against when it was written.
             committed = int(values[names.index("updated_at")].timestamp() * 1000)
             envelope = snapshot_envelope(after, server=settings.topic_prefix,
-                                         committed_at_ms=committed)
+                                         committed_at_ms=committed, lsn=read_at)
             key = writer.key({"event_id": after["event_id"], "seat_id": after["seat_id"]})
             while True:
                 try:

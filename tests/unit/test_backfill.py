@@ -10,7 +10,7 @@ import dagster as dg
 import fastavro
 import pytest
 
-from pipelines.backfill import covered_seat, row_image, snapshot_envelope, snapshot_signal
+from pipelines.backfill import covered_seat, lsn_int, row_image, snapshot_envelope, snapshot_signal
 from pipelines.orchestration import backfill as orchestration
 from pipelines.orchestration.resources import (
     ConnectResource,
@@ -148,3 +148,11 @@ def test_drift_sensor_backfills_each_drifted_event_once() -> None:
     assert [r.partition_key for r in result.run_requests or []] == ["2"]  # 9 has no partition
     again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert isinstance(again, dg.SensorResult) and not again.run_requests
+
+
+def test_an_lsn_reads_as_the_number_debezium_sends() -> None:
+    assert lsn_int("0/0") == 0
+    assert lsn_int("16/B374D848") == (0x16 << 32) + 0xB374D848
+    envelope = snapshot_envelope({"event_id": 1, "seat_id": 2}, server="cdc", committed_at_ms=5,
+                                 lsn=lsn_int("1/10"))
+    assert envelope["source"]["lsn"] == (1 << 32) + 16
