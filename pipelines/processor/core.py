@@ -25,6 +25,7 @@ __all__ = [
     "enrich",
     "new_tuple",
     "parse_timestamp",
+    "state_of_record",
     "too_fine",
 ]
 
@@ -190,6 +191,15 @@ def decode_seat_change(envelope: Mapping[str, Any]) -> SeatChange:
         price_level_id if isinstance(price_level_id, int) else None,
         price, expires, version, lsn, committed_at_ms, snapshot,
     ))
+
+
+def state_of_record(value: Mapping[str, Any]) -> SeatState:
+    """A seat's state as its published seat-availability record gives it back (at start)."""
+    price = value.get("price")
+    return new_tuple(SeatState, (
+        value["source_version"], value["status"], value.get("section_code") or "?",
+        value.get("price_level_id") or 0, price if price is not None else _ZERO,
+        None if value.get("snapshot") else value.get("source_lsn")))
 
 
 def too_fine(price: Decimal) -> bool:

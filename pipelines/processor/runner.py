@@ -8,7 +8,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, NoReturn
 
 import psycopg
@@ -37,8 +36,8 @@ from pipelines.processor.core import (
     ENVELOPE_FIELDS,
     ChangeError,
     SeatChange,
-    SeatState,
     decode_seat_change,
+    state_of_record,
 )
 from pipelines.processor.records import (
     Coordinates,
@@ -274,13 +273,7 @@ def rebuild_availability(settings: Settings, topic: str, registry: SchemaRegistr
             if isinstance(raw_value, Deleted):
                 availability.remember_delete(seat, raw_value)
                 continue
-            value = values.decode(raw_value)
-            availability.put(seat, SeatState(
-                version=value["source_version"], status=value["status"],
-                section_code=value.get("section_code") or "?",
-                price_level_id=value.get("price_level_id") or 0,
-                price=value["price"] if value["price"] is not None else Decimal(0),
-                lsn=None if value.get("snapshot") else value.get("source_lsn")))
+            availability.put(seat, state_of_record(values.decode(raw_value)))
         except (WireFormatError, KeyError, TypeError, ValueError) as e:
             log.error("skipping unreadable record %s[%d]@%d of the state: %s",
                       topic, partition, offset, e)

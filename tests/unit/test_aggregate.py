@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.processor.aggregate import Availability, Deleted
-from pipelines.processor.core import SeatChange, SeatState
+from pipelines.processor.core import SeatChange, SeatState, state_of_record
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
 from pipelines.processor.step import (
     Applied,
@@ -244,6 +244,49 @@ def test_undo_restores_the_exact_state(history: tuple[list, dict], cut: int) -> 
     for a in reversed(applied):
         undo(availability, a)
     assert (dict(availability.seats), counts_of(availability), dict(availability.deleted)) == before
+
+
+def rebuilt(log: dict) -> Availability:
+    """The state a processor starts from: the compacted seat topic's last record per seat (a
+    tombstone's header names the delete)."""
+    availability = Availability()
+    for key, (value, gone) in log.items():
+        if value is not None:
+            availability.put(key, state_of_record(value))
+        elif gone is not None:
+            availability.remember_delete(key, gone)
+    return availability
+
+
+@settings(max_examples=300)
+@given(db_histories(), st.lists(st.integers(1, 12), max_size=30),
+       st.lists(st.one_of(st.none(), st.integers(0, 12)), max_size=30))
+def test_crashes_between_any_two_steps_end_equal_to_the_database(
+        history: tuple[list, dict], sizes: list[int], crashes: list[int | None]) -> None:
+    """Batches committed whole (records and offset in one transaction) or not at all: a crash
+    anywhere in a batch loses it, the processor rebuilds its state from the published records
+    and reads again from the committed offset. It still ends equal to the database."""
+    deliveries, db = history
+    log: dict = {}  # the compacted seat-availability topic: key -> (value, remembered delete)
+    committed = 0
+    availability = Availability()
+    size_of, crash_of = iter(sizes), iter(crashes)
+    while committed < len(deliveries):
+        batch = deliveries[committed:committed + next(size_of, 5)]
+        crash_at = next(crash_of, None)
+        published: dict = {}
+        for i, item in enumerate(batch):
+            if crash_at is not None and i == crash_at:
+                availability = rebuilt(log)  # killed: the open transaction is aborted
+                break
+            for a in deliver(item, availability):
+                published[a.key] = (a.record_value,
+                                    availability.deleted.get(a.key) if a.new is None else None)
+        else:
+            log.update(published)
+            committed += len(batch)
+    assert {k[1]: (s.status, s.version) for k, s in availability.seats.items()} == db
+    assert {k[1]: (s.status, s.version) for k, s in rebuilt(log).seats.items()} == db
 
 
 def test_a_snapshot_row_of_the_seen_version_is_published_again_but_never_an_older_one() -> None:
