@@ -90,6 +90,12 @@ def open_seat(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     return row[0], row[1]
 
 
+def bump_price(conn: psycopg.Connection[Any], event_id: int, seat_id: int) -> None:
+    """A plain change of one seat (its price), so that it has a new version to publish."""
+    conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
+                 " WHERE event_id = %s AND seat_id = %s", (event_id, seat_id))
+
+
 def new_hold(conn: psycopg.Connection[Any], event_id: int, *, expires: str,
              status: str = "active") -> int:
     row = conn.execute(
@@ -282,8 +288,7 @@ def test_a_stale_redelivery_after_a_delete_does_not_bring_the_seat_back(
     marks = Marks(settings)
     with psycopg.connect(settings.pg_dsn()) as conn:
         event_id, seat_id = open_seat(conn)
-        conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
-                     " WHERE event_id = %s AND seat_id = %s", (event_id, seat_id))
+        bump_price(conn, event_id, seat_id)
         conn.commit()
         d = decoder(settings)
 
@@ -321,8 +326,7 @@ def test_a_1mb_junk_record_is_dead_lettered_by_length_and_hash_and_the_run_goes_
             for x in letters] == [("undecodable", None, len(junk), True)]
     with psycopg.connect(settings.pg_dsn()) as conn:
         event_id, seat_id = open_seat(conn)
-        conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
-                     " WHERE event_id = %s AND seat_id = %s", (event_id, seat_id))
+        bump_price(conn, event_id, seat_id)
     settle_and_reconcile(settings, {event_id})
     assert marks.seat_records(event_id, seat_id)
 
@@ -344,8 +348,7 @@ def test_a_poison_record_in_seat_availability_is_skipped_at_start(pipeline: Sett
             assert letters[0]["source_topic"] == SEAT_AVAILABILITY
             with psycopg.connect(settings.pg_dsn()) as conn:
                 event_id, seat_id = open_seat(conn)
-                conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
-                             " WHERE event_id = %s AND seat_id = %s", (event_id, seat_id))
+                bump_price(conn, event_id, seat_id)
             wait_for(lambda: marks.seat_records(event_id, seat_id), timeout=60,
                      what="a change published after the poison")
             assert running.error is None
@@ -367,8 +370,7 @@ def test_the_registry_stopped_20s_during_a_backlog_holds_the_stream_and_loses_no
         with psycopg.connect(settings.pg_dsn()) as conn:
             for _ in range(30):
                 event_id, seat_id = open_seat(conn)
-                conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
-                             " WHERE event_id = %s AND seat_id = %s", (event_id, seat_id))
+                bump_price(conn, event_id, seat_id)
                 conn.commit()
                 changed.append((event_id, seat_id))
         time.sleep(20)
@@ -389,8 +391,7 @@ def test_trimmed_offsets_fail_loudly_move_past_the_gap_and_a_backfill_repairs(
         wait_caught_up(settings, timeout_s=300)
     with psycopg.connect(settings.pg_dsn()) as conn:
         event_id, seat_id = open_seat(conn)
-        conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
-                     " WHERE event_id = %s AND seat_id = %s", (event_id, seat_id))
+        bump_price(conn, event_id, seat_id)
     wait_captured(settings, timeout_s=60)
     ends = end_offsets(settings, topic)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
