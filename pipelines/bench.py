@@ -32,6 +32,7 @@ from pipelines.processor.runner import ProcessorConfig, RunStats, run_processor
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import (
+    ANOMALIES,
     DEAD_LETTER,
     EVENT_AVAILABILITY,
     SEAT_AVAILABILITY,
@@ -229,7 +230,7 @@ def bench_processor(settings: Settings, *, changes: int = 200_000, repeats: int 
     # Each round's processor starts from nothing: outputs of its own (its state is rebuilt
     # from its seat topic), and a consumer group of its own.
     outputs = [{base: f"{run}.{i}.{base}" for base in (
-        SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER)}
+        SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER, ANOMALIES)}
         for i in range(repeats)]
     topics = [*inputs.values(), *(t for out in outputs for t in out.values())]
     registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
@@ -260,6 +261,7 @@ def bench_processor(settings: Settings, *, changes: int = 200_000, repeats: int 
                 seat_inventory_topic=inputs["cdc"], reference_topics={},
                 seat_topic=out[SEAT_AVAILABILITY], section_topic=out[SECTION_AVAILABILITY],
                 event_topic=out[EVENT_AVAILABILITY], dead_letter_topic=out[DEAD_LETTER],
+                anomaly_topic=out[ANOMALIES],
                 group_id=f"{run}-processor-{i}", transactional_id=f"{run}-processor-{i}")
             started = time.perf_counter()
             stats = run_processor(settings, should_stop=lambda: False, until_end=True,
