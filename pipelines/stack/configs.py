@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -21,6 +22,8 @@ from pipelines.stack.layout import (
 
 __all__ = [
     "CONF_TEMPLATES",
+    "RESTART",
+    "Restart",
     "connect_environment",
     "java_command",
     "placeholders",
@@ -46,6 +49,44 @@ CONF_TEMPLATES = (
 HEAPS = {"kafka": "-Xms256m -Xmx768m", "connect": "-Xms256m -Xmx768m", "registry": "-Xmx512m"}
 JVM_FLAGS = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
 PG_OS_USER = "postgres"
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """How supervisord restarts a program that dies on its own (never one it stopped itself:
+    `stack down` and `stop_app` stop programs through supervisord, which restarts none of them).
+
+    supervisord's model, as systemd's Restart=on-failure with StartLimitBurst: a program that
+    exits unexpectedly (a signal, or an exit code other than 0) after it has run `startsecs` is
+    restarted at once. One that dies before `startsecs` has not started: it is tried again after
+    1 s, 2 s, 3 s, ... (supervisord's BACKOFF) and, after `startretries` such tries, given up
+    (FATAL), so a service that cannot start (a broken config, a port taken) stops flapping.
+    """
+
+    # A process that lives this long counts as started: long enough for a JVM to read its
+    # config, bind its ports and open its storage, where start-up failures happen.
+    startsecs: int
+    startretries: int = 5
+    # "true": any exit that supervisord did not ask for is restarted, as systemd's
+    # Restart=always. Not "unexpected" (Restart=on-failure): PostgreSQL's postmaster exits
+    # with 0 after an immediate shutdown (`pg_ctl stop -m immediate`, its crash-stop), and
+    # would stay down. A service of the stack runs until the stack stops it.
+    autorestart: str = "true"
+
+    def conf(self) -> str:
+        return (f"autorestart={self.autorestart}\nstartsecs={self.startsecs}\n"
+                f"startretries={self.startretries}\nexitcodes=0\n")
+
+
+RESTART = {
+    "postgres": Restart(startsecs=3),
+    "kafka": Restart(startsecs=10),
+    "registry": Restart(startsecs=10),
+    "connect": Restart(startsecs=10),
+    # The processor's transactions make a restart safe; it starts in a second or two. It
+    # exits 0 only when asked to stop (SIGTERM), and then stays stopped.
+    "processor": Restart(startsecs=2, autorestart="unexpected"),
+}
 
 
 def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
@@ -156,14 +197,14 @@ serverurl=unix://{_esc(str(sock))}
     sections.append(_program("postgres", postgres, layout, extra=pg_user + (
         # SIGINT is PostgreSQL's fast shutdown; only the postmaster gets it.
         "stopsignal=INT\nstopwaitsecs=60\n"
-    ), directory=layout.pg_root))
+    ), directory=layout.pg_root, restart=RESTART["postgres"]))
     for service in ("kafka", "registry", "connect"):
         env = connect_environment(settings) if service == "connect" else {}
         directory = layout.registry_work if service == "registry" else layout.home
         jvm = registry_java if service == "registry" else java
         sections.append(_program(service, java_command(jvm, layout, service), layout,
                                  extra="stopsignal=TERM\nstopwaitsecs=90\nkillasgroup=true\n",
-                                 env=env, directory=directory))
+                                 env=env, directory=directory, restart=RESTART[service]))
     sections.extend(_app_program(name, settings, layout) for name in APPS)
     return "\n".join(sections)
 
@@ -184,14 +225,15 @@ def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
         # The code location's PostgresResource reads the password through dg.EnvVar.
         env = {"DAGSTER_HOME": str(layout.home / "dagster"),
                "SEATFLOW_PG_APP_PASSWORD": settings.pg_app_password.get_secret_value()}
-    # The processor restarts after a crash; its transactions make a restart safe.
-    extra = ("autorestart=unexpected\nstartretries=5\n" if name == "processor" else "") + (
-        "stopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nstopasgroup=true\n")
-    return _program(name, command, layout, extra=extra, env=env, directory=PROJECT_ROOT)
+    extra = "stopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nstopasgroup=true\n"
+    # Dagster is not restarted: `seatflow demo` starts it, and its daemon keeps the runs.
+    return _program(name, command, layout, extra=extra, env=env, directory=PROJECT_ROOT,
+                    restart=RESTART.get(name))
 
 
 def _program(name: str, command: list[str], layout: StackLayout, *, extra: str,
-             directory: Path, env: Mapping[str, str] | None = None) -> str:
+             directory: Path, env: Mapping[str, str] | None = None,
+             restart: Restart | None = None) -> str:
     environment = ""
     if env:
         pairs = ",".join(f'{k}="{_env_value(v)}"' for k, v in env.items())
@@ -201,9 +243,7 @@ def _program(name: str, command: list[str], layout: StackLayout, *, extra: str,
         f"command={_esc(shlex.join(command))}\n"
         f"directory={_esc(str(directory))}\n"
         "autostart=false\n"
-        "autorestart=false\n"
-        "startsecs=2\n"
-        "startretries=0\n"
+        + (restart.conf() if restart else "autorestart=false\nstartsecs=2\nstartretries=0\n") +
         "redirect_stderr=true\n"
         f"stdout_logfile={_esc(str(layout.log_of(name)))}\n"
         "stdout_logfile_maxbytes=50MB\n"

@@ -20,7 +20,7 @@ from pipelines.stack.configs import APPS, render_all, supervisord_conf, write_pr
 from pipelines.stack.errors import StackError
 from pipelines.stack.java import ensure_artifacts, find_java, find_registry_java
 from pipelines.stack.layout import StackLayout
-from pipelines.stack.supervisor import Supervisor
+from pipelines.stack.supervisor import ALIVE, Supervisor
 
 __all__ = [
     "SERVICES",
@@ -119,9 +119,13 @@ def _wait_healthy(service: Service, settings: Settings, sup: Supervisor) -> None
            retry=retry_if_result(lambda problem: problem is not None))
     def probe() -> str | None:
         state = sup.info(service.name).state
-        if state not in ("RUNNING", "STARTING"):
+        # BACKOFF: it died while starting and supervisord tries again (a bounded number of
+        # times, then FATAL).
+        if state not in ALIVE:
             raise StackError(f"{service.name} stopped while starting (state {state})",
                              service=service.name)
+        if state == "BACKOFF":
+            return "restarting after a failed start"
         return health.check(service.name, settings)
 
     try:
@@ -169,7 +173,7 @@ def up(settings: Settings, reporter: Reporter | None = None) -> None:
     sup.reload_config()
     for service in SERVICES:
         port = service.port(settings)
-        already = sup.info(service.name).state == "RUNNING"
+        already = sup.info(service.name).state in ALIVE
         rep.step(f"{'Checking' if already else 'Starting'} {service.name} on port {port}")
         try:
             if not already:
@@ -180,7 +184,9 @@ def up(settings: Settings, reporter: Reporter | None = None) -> None:
                         f"did not start; stop it or choose another port "
                         f"({'SEATFLOW_PG_PORT' if service.name == 'postgres' else env})",
                         service=service.name, log_tail="-")
-                sup.start(service.name)
+                # Not waiting for supervisord's startsecs: the health probe below is the
+                # real wait, and it sees a process that dies while starting.
+                sup.start(service.name, wait=False)
             _wait_healthy(service, settings, sup)
             if service.name == "postgres":
                 postgres.bootstrap(settings)
@@ -204,7 +210,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
     for service in SERVICES:
         info = infos.get(service.name)
         state = info.state if info else "STOPPED"
-        problem = health.check(service.name, settings) if state == "RUNNING" else "not running"
+        # STARTING: running, but not yet for its startsecs (just started or restarted).
+        problem = (health.check(service.name, settings) if state in ("RUNNING", "STARTING")
+                   else "restarting" if state == "BACKOFF" else "not running")
         rows.append(ServiceStatus(service.name, service.port(settings), state, problem))
     return rows
 
@@ -225,7 +233,18 @@ def start_app(settings: Settings, name: str) -> None:
         raise StackError(f"cannot start {name}: the stack is not up (seatflow stack up)",
                          service=name)
     sup.start(name)
-    state = sup.info(name).state
+
+    # A program that was already being restarted (BACKOFF) is left to supervisord's retries:
+    # wait for their outcome.
+    @retry(stop=stop_after_delay(60), wait=wait_fixed(0.5),
+           retry=retry_if_result(lambda state: state in ("STARTING", "BACKOFF")))
+    def settled() -> str:
+        return sup.info(name).state
+
+    try:
+        state = settled()
+    except RetryError as e:
+        state = e.last_attempt.result()
     if state != "RUNNING":
         raise StackError(f"{name} is {state} after starting", service=name,
                          log_tail=log_tail(layout, name))
@@ -234,7 +253,7 @@ def start_app(settings: Settings, name: str) -> None:
 def stop_app(settings: Settings, name: str) -> bool:
     """Stop one of seatflow's own programs if it runs; True if it was running."""
     sup = Supervisor(StackLayout.of(settings))
-    if not sup.is_running() or sup.info(name).state not in ("RUNNING", "STARTING"):
+    if not sup.is_running() or sup.info(name).state not in ALIVE:
         return False
     sup.stop(name)
     return True

@@ -15,7 +15,11 @@ from pipelines.stack.configs import supervisord_argv
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import StackLayout
 
-__all__ = ["ProcessInfo", "Supervisor"]
+__all__ = ["ALIVE", "ProcessInfo", "Supervisor"]
+
+# States of a program supervisord runs or is restarting (BACKOFF: it died while starting and
+# will be tried again); startProcess refuses all three.
+ALIVE = ("RUNNING", "STARTING", "BACKOFF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +111,13 @@ class Supervisor:
                                          raw["description"])
                 for raw in self._proxy().supervisor.getAllProcessInfo()}
 
-    def start(self, name: str) -> None:
-        """Start one program unless it runs; waits for supervisord's startsecs."""
-        if self.info(name).state in ("RUNNING", "STARTING"):
+    def start(self, name: str, *, wait: bool = True) -> None:
+        """Start one program unless it runs (or is being restarted: BACKOFF); with `wait`,
+        until supervisord counts it as started (its startsecs)."""
+        if self.info(name).state in ALIVE:
             return
         try:
-            self._proxy().supervisor.startProcess(name, True)
+            self._proxy().supervisor.startProcess(name, wait)
         except xmlrpc.client.Fault as e:
             raise StackError(f"{name} did not start: {e.faultString}", service=name) from e
 

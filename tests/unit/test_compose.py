@@ -137,6 +137,13 @@ def test_services_have_healthchecks_and_wait_for_healthy_dependencies() -> None:
         assert named & volumes, svc
 
 
+def test_every_service_is_restarted_after_a_crash_but_not_after_a_stop() -> None:
+    # As the local stack's supervisord: a crashed service comes back by itself; one stopped on
+    # purpose (`docker compose stop`) stays stopped.
+    for name, svc in SERVICES.items():
+        assert svc.get("restart") in ("unless-stopped", "on-failure"), name
+
+
 def _props(text: str) -> dict[str, str]:
     """key = value lines of a .properties or postgresql.conf file; a repeated key fails."""
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
