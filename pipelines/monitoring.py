@@ -70,3 +70,55 @@ def dead_letter_counts(settings: Settings) -> tuple[int, int]:
     dead = sum(end_offsets(settings.kafka_bootstrap, DEAD_LETTER).values())
     published = sum(end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY).values())
     return dead, published
+
+
+@dataclass(frozen=True)
+class SlotRetention:
+    """What a replication slot holds back (pg_replication_slots)."""
+
+    slot: str
+    active: bool
+    # WAL kept for the slot: from its restart_lsn to the current end of the WAL; None when
+    # the slot has none left (lost).
+    retained_bytes: int | None
+    # reserved / extended: within max_wal_size / max_slot_wal_keep_size; unreserved: past
+    # them, to be removed at the next checkpoint; lost: removed, the slot cannot be used.
+    wal_status: str | None
+    # Bytes that can still be written before the slot is lost (None: no limit is set).
+    safe_wal_size: int | None
+
+
+def slot_retention(settings: Settings, slots: list[str]) -> dict[str, SlotRetention | None]:
+    """The named slots' retained WAL; None for a slot that does not exist."""
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT slot_name, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint,"
+            " wal_status, safe_wal_size FROM pg_replication_slots WHERE slot_name = ANY(%s)",
+            (slots,)).fetchall()
+    found = {r[0]: SlotRetention(r[0], bool(r[1]), r[2], r[3], r[4]) for r in rows}
+    return {slot: found.get(slot) for slot in slots}
+
+
+def slot_verdict(slot: str, retention: SlotRetention | None,
+                 warn_bytes: int) -> tuple[str, str]:
+    """("ok" | "warn" | "error", why) for one slot (pure).
+
+    error: the slot is gone or lost (changes were removed before Debezium read them: the
+    availability must be re-snapshotted). warn: it holds more WAL than `warn_bytes`, or is
+    past its reservation (its WAL goes at the next checkpoint).
+    """
+    if retention is None:
+        return "error", f"replication slot {slot} does not exist"
+    if retention.wal_status == "lost" or (retention.retained_bytes is None
+                                          and retention.wal_status is not None):
+        return "error", (f"replication slot {slot} is lost: PostgreSQL removed WAL it still "
+                         "needed (max_slot_wal_keep_size); re-snapshot, see the README")
+    if retention.wal_status == "unreserved":
+        return "warn", (f"replication slot {slot} is past max_slot_wal_keep_size: it is lost "
+                        "at the next checkpoint unless the connector catches up")
+    held = retention.retained_bytes or 0
+    if held > warn_bytes:
+        state = "active" if retention.active else "inactive (is the connector running?)"
+        return "warn", (f"replication slot {slot} holds {held / 2**20:,.0f} MiB of WAL "
+                        f"(warning above {warn_bytes / 2**20:,.0f} MiB); it is {state}")
+    return "ok", f"replication slot {slot} holds {held / 2**20:,.1f} MiB of WAL"

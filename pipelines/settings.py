@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     pg_registry_user: str = "registry"
     pg_registry_password: SecretStr = SecretStr("registry-local")
 
+    # A replication slot holding more WAL than this is warned about (Dagster's
+    # replication_slot_wal check); PostgreSQL drops the slot's WAL past max_slot_wal_keep_size
+    # (stack/conf/postgresql.conf), so keep this well below that.
+    slot_wal_warn_bytes: int = 1024**3
+
     topic_prefix: str = "cdc"
     connector_name: str = "ticketing-host"
 

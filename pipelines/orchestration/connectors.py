@@ -1,8 +1,10 @@
-"""Connector deploys from the Dagster UI, with the plan as metadata, and a health sensor.
+"""Connector deploys from the Dagster UI, with the plan as metadata, a health sensor, and a
+check of the replication slot's retained WAL.
 
-The sensor restarts failed tasks with a bounded backoff kept in its cursor; after the last
-restart it stops retrying and starts a `connector_failure_report` run, which fails with the
-connector's error so the UI shows it, instead of flapping.
+The sensor restarts failed tasks for as long as they fail, with a capped backoff kept in its
+cursor (pipelines.connect.health); once a connector has failed `report_after` restarts in a
+row it also starts a `connector_failure_report` run, which fails with the connector's error so
+the UI shows it, and goes on restarting.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at runtime.
@@ -25,7 +27,9 @@ from pipelines.connect import (
 from pipelines.connect.health import RestartPolicy, RestartState, next_step
 from pipelines.connect.ops import DeployReport, connector_health
 from pipelines.connect.plan import Plan
-from pipelines.orchestration.resources import ConnectResource
+from pipelines.monitoring import slot_retention, slot_verdict
+from pipelines.orchestration.resources import ConnectResource, PostgresResource
+from pipelines.settings import Settings
 
 __all__ = [
     "POLICY",
@@ -34,6 +38,7 @@ __all__ = [
     "defs",
     "deploy_connectors_job",
     "plan_markdown",
+    "replication_slot_wal",
     "resources",
 ]
 
@@ -107,24 +112,26 @@ class FailureReportConfig(dg.Config):
     error: str
 
 
-@dg.op(description="Fails with the connector's error, so the UI shows what the sensor gave up on.")
+@dg.op(description="Fails with the connector's error, so the UI shows what keeps failing.")
 def report_connector_failure(config: FailureReportConfig) -> None:
     raise dg.Failure(
         description=f"{config.connector} still fails after {config.restarts} restart(s); "
-                    f"automatic restarts stopped until it is healthy again. {config.error}",
+                    f"connector_health_sensor goes on restarting it, at most every "
+                    f"{POLICY.max_delay_s:.0f} s. {config.error}",
         metadata={"connector": config.connector, "restarts": config.restarts,
                   "error": dg.MetadataValue.text(config.error)},
     )
 
 
-@dg.job(description="Started by connector_health_sensor when it gives up restarting a connector.")
+@dg.job(description="Started by connector_health_sensor when a connector keeps failing.")
 def connector_failure_report() -> None:
     report_connector_failure()
 
 
 @dg.sensor(job=connector_failure_report, minimum_interval_seconds=30,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Restarts failed connector tasks with a bounded backoff; reports when it gives up.")
+           description="Restarts failed connector tasks for as long as they fail, with a capped "
+                       "backoff; reports a connector that keeps failing.")
 def connector_health_sensor(context: dg.SensorEvaluationContext,
                             connect: ConnectResource) -> dg.SensorResult:
     cursor: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
@@ -142,23 +149,25 @@ def connector_health_sensor(context: dg.SensorEvaluationContext,
         old = RestartState.from_dict(cursor[name]) if name in cursor else None
         step, state = next_step(old, failed=health.failed, now=now, policy=POLICY)
         error = next((t.trace for t in health.tasks if t.state == "FAILED"), health.trace)
-        if step == "restart" and state is not None:
+        if step in ("restart", "report") and state is not None:
             try:
                 client.restart(name, only_failed=True)
-                notes.append(f"{name}: restarted failed tasks ({state.restarts}/{POLICY.max_restarts})")
+                notes.append(f"{name}: restarted failed tasks (restart {state.restarts}; next "
+                             f"after {POLICY.delay(state.restarts):.0f} s if it fails again)")
             except ConnectError as e:
                 notes.append(f"{name}: restart refused: {e}")
-        elif step == "give_up" and state is not None:
-            notes.append(f"{name}: gave up after {state.restarts} restart(s): {error}")
+        if step == "report" and state is not None:
+            notes.append(f"{name}: still failing after {state.restarts - 1} restart(s), "
+                         f"reported: {error}")
             runs.append(dg.RunRequest(
                 run_key=f"{name}:{state.last_restart:.0f}",
                 run_config={"ops": {"report_connector_failure": {"config": {
-                    "connector": name, "restarts": state.restarts, "error": error or "failed"}}}},
+                    "connector": name, "restarts": state.restarts - 1,
+                    "error": error or "failed"}}}},
                 tags={"connector": name}))
-        elif step == "wait":
-            notes.append(f"{name}: failed, next restart after backoff")
-        elif step == "given_up":
-            notes.append(f"{name}: failed, not restarted any more (reported)")
+        elif step == "wait" and state is not None:
+            notes.append(f"{name}: failed, next restart in "
+                         f"{POLICY.delay(state.restarts) - (now - state.last_restart):.0f} s")
         if state is not None:
             kept[name] = state.as_dict()
     new_cursor = json.dumps(kept, sort_keys=True)
@@ -169,11 +178,60 @@ def connector_health_sensor(context: dg.SensorEvaluationContext,
     return dg.SensorResult(skip_reason=summary, cursor=new_cursor)
 
 
-# The code location supplies the "connect" resource (pipelines.definitions); merging the same key
-# from two Definitions would be refused, so these defs hold none and `resources` is for standalone use.
-resources = {"connect": ConnectResource()}
+# The connectors' replication slots live in the ticketing host: their retained WAL is checked
+# against the CDC topics they feed (the slot of ticketing-host feeds every cdc.* asset; the
+# check sits on the seat-inventory one, the stream the availability is made of).
+CDC_SEAT_INVENTORY = dg.AssetKey(["cdc", "seat_inventory"])
+
+
+class SlotCheckConfig(dg.Config):
+    warn_bytes: int = Settings().slot_wal_warn_bytes
+    connectors_dir: str = str(CONNECTORS_DIR)
+    env: str = DEFAULT_ENV
+
+
+@dg.asset_check(asset=CDC_SEAT_INVENTORY, blocking=False,
+                description="WAL held by the connectors' replication slots: warns past a "
+                            "threshold (SEATFLOW_SLOT_WAL_WARN_BYTES), fails when a slot is lost.")
+def replication_slot_wal(config: SlotCheckConfig,
+                         postgres: PostgresResource) -> dg.AssetCheckResult:
+    slots = [c.config["slot.name"] for c in load_connectors(Path(config.connectors_dir),
+                                                            env=config.env)
+             if "slot.name" in c.config]
+    settings = Settings(bind_host=postgres.host, pg_port=postgres.port,
+                        pg_database=postgres.database, pg_app_user=postgres.user,
+                        pg_app_password=postgres.password)  # type: ignore[arg-type]
+    retention = slot_retention(settings, slots)
+    verdicts = {slot: slot_verdict(slot, retention[slot], config.warn_bytes) for slot in slots}
+    worst = "error" if any(v == "error" for v, _ in verdicts.values()) else (
+        "warn" if any(v == "warn" for v, _ in verdicts.values()) else "ok")
+    metadata: dict[str, dg.RawMetadataValue] = {
+        f"{slot}_retained_bytes": -1 if r is None or r.retained_bytes is None else r.retained_bytes
+        for slot, r in retention.items()}
+    metadata["wal_status"] = ", ".join(f"{s}: {r.wal_status if r else 'absent'}"
+                                       for s, r in retention.items())
+    metadata["report"] = dg.MetadataValue.md("\n".join(f"- {why}" for _, why in verdicts.values()))
+    return dg.AssetCheckResult(
+        passed=worst == "ok", metadata=metadata,
+        severity=dg.AssetCheckSeverity.ERROR if worst == "error" else dg.AssetCheckSeverity.WARN)
+
+
+replication_slot_checks = dg.define_asset_job(
+    "replication_slot_checks", selection=dg.AssetSelection.checks(replication_slot_wal),
+    description="The replication slots' retained WAL (a stopped connector makes it grow).")
+replication_slot_schedule = dg.ScheduleDefinition(
+    job=replication_slot_checks, cron_schedule="*/5 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING)
+
+# The code location supplies the "connect" and "postgres" resources (pipelines.definitions);
+# merging the same key from two Definitions would be refused, so these defs hold none and
+# `resources` is for standalone use.
+resources = {"connect": ConnectResource(),
+             "postgres": PostgresResource(password=Settings().pg_app_password.get_secret_value())}
 
 defs = dg.Definitions(
-    jobs=[deploy_connectors_job, connector_failure_report],
+    jobs=[deploy_connectors_job, connector_failure_report, replication_slot_checks],
     sensors=[connector_health_sensor],
+    asset_checks=[replication_slot_wal],
+    schedules=[replication_slot_schedule],
 )

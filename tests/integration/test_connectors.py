@@ -283,30 +283,37 @@ def evaluate_sensor(cursor: str | None) -> dg.SensorResult:
     return result
 
 
-def test_the_sensor_restarts_a_failed_task_then_gives_up_and_reports(pipeline: Settings,
-                                                                     scratch: Scratch) -> None:
+def test_the_sensor_restarts_a_failed_task_then_keeps_restarting_and_reports(
+        pipeline: Settings, scratch: Scratch) -> None:
     break_task(pipeline, scratch)
     repair(pipeline, scratch)
     first = evaluate_sensor(None)
     assert not first.run_requests
-    assert f"{scratch.name}: restarted failed tasks (1/" in str(first.skip_reason)
+    assert f"{scratch.name}: restarted failed tasks (restart 1;" in str(first.skip_reason)
     assert json.loads(first.cursor or "{}")[scratch.name]["restarts"] == 1
     wait_for(lambda: task_state(pipeline, scratch.name) == "RUNNING", timeout=60,
              what="the sensor's restart to repair the task")
 
-    # A connector that used up its restarts is reported once, not restarted again.
+    # A connector that failed report_after restarts in a row is reported once, and restarted
+    # still: the sensor never gives up on it.
     break_task(pipeline, scratch)
     try:
-        used_up = json.dumps({scratch.name: {"restarts": dagster_connectors.POLICY.max_restarts,
-                                             "last_restart": 0.0, "gave_up": False}})
+        used_up = json.dumps({scratch.name: {"restarts": dagster_connectors.POLICY.report_after,
+                                             "last_restart": 0.0, "reported": False}})
         report = evaluate_sensor(used_up)
         [run] = report.run_requests or []
         config = run.run_config["ops"]["report_connector_failure"]["config"]
         assert config["connector"] == scratch.name
         assert "publication" in config["error"].lower(), config
+        kept = json.loads(report.cursor or "{}")[scratch.name]
+        assert kept["reported"] and kept["restarts"] == dagster_connectors.POLICY.report_after + 1
         later = evaluate_sensor(report.cursor)
-        assert not later.run_requests and "not restarted any more" in str(later.skip_reason)
-        assert task_state(pipeline, scratch.name) == "FAILED"
+        assert not later.run_requests and "next restart in" in str(later.skip_reason)
+        # Once its backoff has passed, it is restarted again (and not reported again).
+        due = json.dumps({scratch.name: {**kept, "last_restart": 0.0}})
+        again = evaluate_sensor(due)
+        assert not again.run_requests
+        assert f"{scratch.name}: restarted failed tasks" in str(again.skip_reason)
         failed_run = dagster_connectors.connector_failure_report.execute_in_process(
             run_config=run.run_config, raise_on_error=False)
         assert not failed_run.success

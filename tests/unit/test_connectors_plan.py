@@ -132,34 +132,48 @@ def test_connector_health_from_status() -> None:
     assert connector_health("gone", None).state == "ABSENT"
 
 
-POLICY = RestartPolicy(max_restarts=3, first_delay_s=10, max_delay_s=25, stable_after_s=100)
+POLICY = RestartPolicy(report_after=3, first_delay_s=10, max_delay_s=25, stable_after_s=100)
 
 
-def test_backoff_restarts_at_once_then_waits_longer_each_time_then_gives_up() -> None:
+def test_backoff_doubles_up_to_its_cap() -> None:
+    assert [POLICY.delay(n) for n in range(6)] == [0, 10, 20, 25, 25, 25]
+    assert [RestartPolicy().delay(n) for n in (1, 2, 3, 4, 5, 6, 20)] == [
+        10, 20, 40, 80, 160, 300, 300]
+
+
+def test_restarts_go_on_for_ever_with_a_capped_backoff_and_one_report() -> None:
     steps = []
     state: RestartState | None = None
-    for now in (0, 5, 10, 15, 29, 30, 54, 55, 200, 300):
+    for now in (0, 5, 10, 15, 29, 30, 54, 55, 79, 80, 104, 105, 1000):
         step, state = next_step(state, failed=True, now=now, policy=POLICY)
         steps.append((now, step))
     assert steps == [(0, "restart"), (5, "wait"), (10, "restart"), (15, "wait"), (29, "wait"),
-                     (30, "restart"), (54, "wait"), (55, "give_up"), (200, "given_up"),
-                     (300, "given_up")]
-    assert state == RestartState(restarts=3, last_restart=30, gave_up=True)
+                     (30, "restart"), (54, "wait"), (55, "report"), (79, "wait"),
+                     (80, "restart"), (104, "wait"), (105, "restart"), (1000, "restart")]
+    assert state == RestartState(restarts=7, last_restart=1000, reported=True)
 
 
 def test_backoff_forgets_only_after_a_stable_period() -> None:
     _, state = next_step(None, failed=True, now=0, policy=POLICY)
     step, kept = next_step(state, failed=False, now=50, policy=POLICY)
     assert (step, kept) == ("healthy", state)
-    # A relapse within the stable period counts on: the flapping task reaches the bound.
+    # A relapse within the stable period counts on: the flapping task backs off.
     assert next_step(kept, failed=True, now=60, policy=POLICY)[1] == RestartState(2, 60)
     assert next_step(state, failed=False, now=100, policy=POLICY) == ("healthy", None)
 
 
-def test_a_given_up_connector_that_recovers_is_forgotten() -> None:
-    gave_up = RestartState(restarts=3, last_restart=30, gave_up=True)
-    assert next_step(gave_up, failed=False, now=1000, policy=POLICY) == ("healthy", None)
-    assert RestartState.from_dict(gave_up.as_dict()) == gave_up
+def test_a_reported_connector_that_recovers_is_forgotten_and_reported_again_next_time() -> None:
+    reported = RestartState(restarts=4, last_restart=30, reported=True)
+    assert next_step(reported, failed=False, now=1000, policy=POLICY) == ("healthy", None)
+    assert RestartState.from_dict(reported.as_dict()) == reported
+    # A cursor of the sensor before it restarted for ever.
+    assert RestartState.from_dict({"restarts": 4, "last_restart": 30.0, "gave_up": True}) == reported
+    state: RestartState | None = None
+    steps = []
+    for now in (2000, 2010, 2030, 2055):
+        step, state = next_step(state, failed=True, now=now, policy=POLICY)
+        steps.append(step)
+    assert steps == ["restart", "restart", "restart", "report"]
 
 
 @pytest.mark.parametrize(("key", "value", "shown"), [
