@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from pipelines.bench import bench_latency, bench_processor, report_dict
-from pipelines.cli.output import console
+from pipelines.chaos import DEFAULT_FAULTS, ChaosReport, bench_chaos, parse_faults, targets
+from pipelines.cli.output import console, fail
 from pipelines.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -68,3 +69,85 @@ def latency(
     for name, value in asdict(report).items():
         table.add_row(name, str(value), _target_cell(targets, name))
     console.print(table)
+
+
+@app.command()
+def chaos(
+    rate: Annotated[float, typer.Option(min=1, help="Seat changes per second.")] = 2000,
+    changes: Annotated[int, typer.Option(
+        min=1, help="Run the on-sale until this many changes are committed.")] = 100_000,
+    duration: Annotated[float | None, typer.Option(
+        min=1, help="Or for this many seconds (whichever comes first).")] = None,
+    faults: Annotated[str, typer.Option(
+        help="The mix: kind=count, kinds processor, connect, kafka, registry, postgres.")
+    ] = DEFAULT_FAULTS,
+    seed: Annotated[int, typer.Option(help="Seed of the fault times and the on-sale.")] = 1,
+    min_gap: Annotated[float, typer.Option(
+        min=0, help="Seconds between a fault's healing and the next fault.")] = 5.0,
+    heal_timeout: Annotated[float, typer.Option(
+        min=1, help="Seconds a fault may take to heal before it counts as not healed.")] = 120.0,
+    catch_up_timeout: Annotated[float, typer.Option(
+        min=1, help="Seconds to wait for the pipeline to catch up after the on-sale.")] = 600.0,
+    start_processor: Annotated[bool, typer.Option(
+        help="Start the processor under the stack's supervisord when none runs.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """An on-sale while the processor, Connect, the broker, the registry and PostgreSQL are
+    killed, one at a time; then versions lost or duplicated, differences from the database,
+    and per fault how long it took to heal and how stale it made the availability.
+
+    The on-sale continues until every fault has been injected and healed. Needs the stack up
+    and the pipeline deployed; it kills the stack's processes, so nobody else should be using
+    the stack.
+    """
+    try:
+        mix = parse_faults(faults)
+    except ValueError as e:
+        fail(str(e), code=2)
+    try:
+        report = bench_chaos(get_settings(), rate=rate, changes=changes, duration=duration,
+                             faults=mix, seed=seed, min_gap_s=min_gap,
+                             heal_timeout_s=heal_timeout, start_processor=start_processor,
+                             catch_up_timeout_s=catch_up_timeout,
+                             say=(lambda m: console.print(f"[dim]{m}[/]", highlight=False))
+                             if not as_json else (lambda _: None))
+    except RuntimeError as e:
+        fail(str(e))
+    if as_json:
+        console.print_json(json.dumps(report.as_dict(), default=str))
+    else:
+        print_chaos(report)
+    if not all(ok for _, ok in targets(report).values()):
+        raise typer.Exit(1)
+
+
+def print_chaos(report: ChaosReport) -> None:
+    marks = targets(report)
+    table = Table("figure", "value", "target", title="seatflow bench chaos")
+    for name in ("rate_target", "seconds", "changes_committed", "changes_published",
+                 "versions_lost", "versions_duplicated", "seat_differences",
+                 "count_differences", "anomalies", "dead_letters", "catch_up_s"):
+        value = getattr(report, name)
+        shown = f"{value:,}" if isinstance(value, int) else str(value)
+        table.add_row(name, shown, _target_cell(marks, name))
+    console.print(table)
+    kinds = Table("fault", "count", "healed", "healed within (s)", "longest staleness (s)",
+                  "target", title="per kind of fault")
+    for k in report.kinds:
+        kinds.add_row(k.kind, str(k.count), str(k.healed),
+                      "-" if k.healed_within_s is None else f"{k.healed_within_s:.1f}",
+                      f"{k.longest_staleness_s:.1f}", _target_cell(marks, f"heal {k.kind}"))
+    console.print(kinds)
+    faults = Table("at (s)", "fault", "target", "healed in (s)", "staleness (s)",
+                   title="every fault")
+    for f in report.faults:
+        faults.add_row(f"{f.at_s:.1f}", f.kind, f.error or f.target,
+                       "-" if f.healed_s is None else f"{f.healed_s:.1f}", f"{f.staleness_s:.2f}")
+    console.print(faults)
+    for line in report.reconciliation:
+        console.print(line, highlight=False)
+    if report.lost_examples:
+        console.print(f"lost, for example (event, seat, version): {report.lost_examples[:5]}",
+                      highlight=False)
+    if report.duplicate_examples:
+        console.print(f"duplicated, for example: {report.duplicate_examples[:5]}", highlight=False)
