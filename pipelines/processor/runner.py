@@ -31,7 +31,7 @@ from tenacity import (
 )
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
-from pipelines.processor.aggregate import Availability, Deleted, SectionKey
+from pipelines.processor.aggregate import Availability, Deleted
 from pipelines.processor.core import (
     ENVELOPE_FIELDS,
     ChangeError,
@@ -39,13 +39,8 @@ from pipelines.processor.core import (
     decode_seat_change,
     state_of_record,
 )
-from pipelines.processor.records import (
-    Coordinates,
-    anomaly_value,
-    dead_letter_value,
-    deleted_header,
-    parse_deleted_header,
-)
+from pipelines.processor.engine import Batch, BatchEngine, BatchStats, Encoders, OutputTopics
+from pipelines.processor.records import Coordinates, parse_deleted_header
 from pipelines.processor.reference import (
     REFERENCE_TABLES,
     EventRef,
@@ -53,14 +48,6 @@ from pipelines.processor.reference import (
     Reference,
     SeatRef,
     SectionRef,
-)
-from pipelines.processor.step import (
-    Applied,
-    Duplicate,
-    Unresolved,
-    apply_change,
-    apply_truncate,
-    undo,
 )
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
@@ -138,21 +125,6 @@ class ProcessorConfig:
     @property
     def input_topics(self) -> list[str]:
         return [self.seat_inventory_topic, *self.reference_topics.values()]
-
-
-@dataclass
-class BatchStats:
-    records_in: int = 0
-    records_out: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    anomalies: int = 0
-    pending: int = 0
-    lag: int = 0
-    latency_p50_ms: float = 0.0
-    latency_max_ms: float = 0.0
-    # Sending the offsets and committing: round trips to the transaction coordinator.
-    commit_ms: float = 0.0
 
 
 @dataclass
@@ -286,38 +258,12 @@ def rebuild_availability(settings: Settings, topic: str, registry: SchemaRegistr
 
 
 @dataclass
-class _Pending:
-    msg: Message
-    change: SeatChange
-    first_seen_ms: int
-
-
-@dataclass(slots=True)
-class _Batch:
-    """One batch in the making: its figures, what undoes it, and the aggregates it moved."""
-
-    now: int
-    stats: BatchStats
-    undo: list[Applied] = field(default_factory=list)
-    sections: dict[SectionKey, int] = field(default_factory=dict)  # -> newest commit time
-    events: dict[int, int] = field(default_factory=dict)  # -> newest commit time
-    committed: list[int] = field(default_factory=list)  # commit times of the published changes
-    waiting: set[tuple[int, int]] = field(default_factory=set)  # seats with a pending change
-
-
-@dataclass
 class _Codecs:
+    """The decoders of the CDC records and the engine's encoders (schemas looked up once)."""
+
     decoder: AvroDecoder
     changes: AvroDecoder  # seat_inventory envelopes: only what decode_seat_change reads
-    seat_key: AvroEncoder
-    seat_value: AvroEncoder
-    section_key: AvroEncoder
-    section_value: AvroEncoder
-    event_key: AvroEncoder
-    event_value: AvroEncoder
-    dead_letter: AvroEncoder
-    anomaly_key: AvroEncoder
-    anomaly_value: AvroEncoder
+    encoders: Encoders
 
     @classmethod
     def lookup(cls, registry: SchemaRegistryClient, config: ProcessorConfig) -> _Codecs:
@@ -325,19 +271,17 @@ class _Codecs:
             return AvroEncoder(registry, f"{topic}-{part}", load_schema(f"{base}-{part}").text)
 
         try:
-            return cls(
-                AvroDecoder(registry),
-                AvroDecoder(registry, projection=ENVELOPE_FIELDS),
-                enc(config.seat_topic, SEAT_AVAILABILITY, "key"),
-                enc(config.seat_topic, SEAT_AVAILABILITY, "value"),
-                enc(config.section_topic, SECTION_AVAILABILITY, "key"),
-                enc(config.section_topic, SECTION_AVAILABILITY, "value"),
-                enc(config.event_topic, EVENT_AVAILABILITY, "key"),
-                enc(config.event_topic, EVENT_AVAILABILITY, "value"),
-                enc(config.dead_letter_topic, DEAD_LETTER, "value"),
-                enc(config.anomaly_topic, ANOMALIES, "key"),
-                enc(config.anomaly_topic, ANOMALIES, "value"),
-            )
+            return cls(AvroDecoder(registry), AvroDecoder(registry, projection=ENVELOPE_FIELDS),
+                       Encoders(
+                           enc(config.seat_topic, SEAT_AVAILABILITY, "key"),
+                           enc(config.seat_topic, SEAT_AVAILABILITY, "value"),
+                           enc(config.section_topic, SECTION_AVAILABILITY, "key"),
+                           enc(config.section_topic, SECTION_AVAILABILITY, "value"),
+                           enc(config.event_topic, EVENT_AVAILABILITY, "key"),
+                           enc(config.event_topic, EVENT_AVAILABILITY, "value"),
+                           enc(config.dead_letter_topic, DEAD_LETTER, "value"),
+                           enc(config.anomaly_topic, ANOMALIES, "key"),
+                           enc(config.anomaly_topic, ANOMALIES, "value")))
         except WireFormatError as e:
             raise ProcessorError(str(e)) from e
 
@@ -360,7 +304,8 @@ _OFFSET_LOST = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_O
 
 
 class AvailabilityRunner:
-    """Consumes the CDC topics and publishes availability, exactly once, batch by batch."""
+    """The Kafka shell around the batch engine: consumes the CDC topics and publishes what the
+    engine says, exactly once, one transaction per batch."""
 
     def __init__(self, settings: Settings, config: ProcessorConfig) -> None:
         self.settings = settings
@@ -380,17 +325,22 @@ class AvailabilityRunner:
             "retry.backoff.ms": 10,
             "retry.backoff.max.ms": 100,
         })
+        self._produce = self.producer.produce
         # Fences a zombie with the same transactional id and aborts its open transaction,
         # before the state is read back from the output topic.
         try:
             _transaction_retry(self.producer.init_transactions)(60)
         except KafkaException as e:
             raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
-        self.availability, unreadable = rebuild_availability(settings, config.seat_topic,
-                                                             registry)
+        availability, unreadable = rebuild_availability(settings, config.seat_topic, registry)
+        reference = load_reference(settings) if config.load_reference_from_db else Reference()
+        self.engine = BatchEngine(
+            availability, reference, self.codecs.encoders,
+            OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
+                         config.dead_letter_topic, config.anomaly_topic),
+            reference_wait_ms=config.reference_wait_ms)
         if unreadable:
             self._dead_letter_unreadable(unreadable)
-        self.reference = load_reference(settings) if config.load_reference_from_db else Reference()
         _tune_garbage_collector()
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -407,11 +357,12 @@ class AvailabilityRunner:
             "enable.partition.eof": True,
             "fetch.max.bytes": 52_428_800,
         })
-        self._produce = self.producer.produce
-        self.pending: list[_Pending] = []
-        self.seat_keys: dict[tuple[int, int], bytes] = {}
         self.stats = RunStats()
         self._assign_error: BaseException | None = None
+
+    @property
+    def availability(self) -> Availability:
+        return self.engine.availability
 
     def close(self) -> None:
         self.consumer.close()
@@ -471,7 +422,7 @@ class AvailabilityRunner:
                     log.warning("consumer: %s", err)
             if records and first_record_at is None:
                 first_record_at = time.monotonic()
-            if records or self.pending:
+            if records or self.engine.pending:
                 batch = self._batch(records)
                 done_at = time.monotonic()
                 self.stats.run_seconds = done_at - subscribed_at
@@ -488,7 +439,7 @@ class AvailabilityRunner:
             if on_ready is not None and assignment:
                 on_ready()
                 on_ready = None
-            if (until_end and not records and not self.pending and assignment
+            if (until_end and not records and not self.engine.pending and assignment
                     and len(at_end) >= len(assignment)):
                 break
         return self.stats
@@ -508,23 +459,49 @@ class AvailabilityRunner:
                       ", ".join(f"{t}[{p}]" for t, p, _, _ in error.lost))
         raise error
 
+    def _send(self, topic: str, value: bytes | None, key: bytes | None,
+              headers: list[tuple[str, bytes]] | None) -> None:
+        """Produce; when the producer's queue is full (a truncate of a whole stadium is one
+        transaction of tombstones), wait for room."""
+        try:
+            if headers is None:
+                self._produce(topic, value, key)
+            else:
+                self._produce(topic, value, key, headers=headers)  # type: ignore[arg-type]
+            return
+        except BufferError:
+            pass
+        while True:
+            self.producer.poll(0.1)
+            try:
+                self._produce(topic, value, key, headers=headers)  # type: ignore[arg-type]
+                return
+            except BufferError:
+                continue
+
     def _batch(self, records: list[Message]) -> BatchStats | None:
         """One transaction: publish the batch and commit its offsets; None when aborted."""
         # Decoded before the transaction begins: a registry that is away is waited for
         # (AvroDecoder retries), holding the stream, with no transaction open meanwhile.
         decoded = [self._decode(msg) for msg in records]
-        b = _Batch(_now_ms(), BatchStats(records_in=len(records)))
+        engine = self.engine
         self.producer.begin_transaction()
+        b = None
         try:
-            retry_, self.pending = self.pending, []
-            for waiting in retry_:
-                self._seat_change(waiting.msg, waiting.change, waiting.first_seen_ms, b)
+            b = engine.begin(_now_ms(), len(records), self._send)
             for msg, item in zip(records, decoded, strict=True):
                 if isinstance(item, SeatChange):
-                    self._seat_change(msg, item, b.now, b)
-                elif item is not None:
-                    self._other(msg, item, b)
-            self._publish_aggregates(b.sections, b.events, b.now)
+                    engine.seat_change(b, msg, item, b.now)
+                elif item is None:
+                    continue
+                elif item[0] == "ref":
+                    engine.reference_change(b, msg, item[1], item[2])
+                elif item[0] == "truncate":
+                    engine.truncate(b, msg, item[1])
+                else:
+                    engine.dead_letter(b, msg, item[1], item[2])
+            engine.finish(b)
+            self.producer.poll(0)
             committing = time.monotonic()
             _transaction_retry(self.producer.send_offsets_to_transaction)(
                 self._offsets(), self.consumer.consumer_group_metadata(), 30)
@@ -535,11 +512,11 @@ class AvailabilityRunner:
             if error.fatal() or not (error.txn_requires_abort() or error.retriable()):
                 raise ProcessorError(f"transaction failed and cannot be retried: {error}") from e
             log.warning("aborting a batch of %d records: %s", len(records), error)
-            self._abort(b.undo)
+            self._abort(b)
             return None
         except BaseException:
             # Interrupted (Dagster terminating the run, Ctrl-C) or a bug: leave nothing half done.
-            self._abort(b.undo)
+            self._abort(b)
             raise
         done = _now_ms()
         batch = b.stats
@@ -547,32 +524,28 @@ class AvailabilityRunner:
             latencies = [done - committed for committed in b.committed]
             batch.latency_p50_ms = statistics.median(latencies)
             batch.latency_max_ms = max(latencies)
-        batch.pending = len(self.pending)
         batch.lag = self._lag()
         return batch
 
-    def _abort(self, applied: list[Applied]) -> None:
+    def _abort(self, b: Batch | None) -> None:
         try:
             _transaction_retry(self.producer.abort_transaction)(30)
         except KafkaException as e:
             raise ProcessorError(f"cannot abort the transaction: {e.args[0]}") from e
-        for change in reversed(applied):
-            undo(self.availability, change)
-        # Pending records sit at or after the committed offset: the rewind reads them again.
-        self.pending = []
+        if b is not None:
+            self.engine.abort(b)
+        else:
+            self.engine.pending = []
         for tp in self.consumer.committed(self.consumer.assignment(), timeout=30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def _offsets(self) -> list[TopicPartition]:
         """Positions to commit; a partition with pending records commits at its oldest one."""
-        oldest: dict[tuple[str, int], int] = {}
-        for item in self.pending:
-            where = (str(item.msg.topic()), item.msg.partition() or 0)
-            oldest[where] = min(oldest.get(where, item.msg.offset() or 0), item.msg.offset() or 0)
+        floors = self.engine.commit_floors()
         positions = self.consumer.position(self.consumer.assignment())
-        return [TopicPartition(tp.topic, tp.partition,
-                               oldest.get((tp.topic, tp.partition), tp.offset))
+        return [TopicPartition(tp.topic, tp.partition, floors.get((tp.topic, tp.partition),
+                                                                   tp.offset))
                 for tp in positions if tp.offset >= 0]
 
     def _lag(self) -> int:
@@ -600,164 +573,19 @@ class AvailabilityRunner:
             if envelope.get("op") == "t":
                 return ("truncate", envelope)
             return decode_seat_change(envelope)
-        except ChangeError as e:
-            return ("dead", e.reason, e)
-        except WireFormatError as e:
+        except (ChangeError, WireFormatError) as e:
             return ("dead", e.reason, e)
         except (KeyError, TypeError, ValueError) as e:
             return ("dead", "undecodable", e)
-
-    def _other(self, msg: Message, item: tuple[Any, ...], b: _Batch) -> None:
-        kind = item[0]
-        if kind == "ref":
-            try:
-                self.reference.apply(item[1], item[2].get("op", ""), item[2].get("before"),
-                                     item[2].get("after"))
-            except (KeyError, TypeError, ValueError) as e:
-                self._dead_letter(msg, "missing_field", e, b)
-        elif kind == "truncate":
-            self._truncate(msg, item[1], b)
-        else:
-            self._dead_letter(msg, item[1], item[2], b)
-
-    def _truncate(self, msg: Message, envelope: dict[str, Any], b: _Batch) -> None:
-        """A truncate of seat_inventory: every seat gone (a tombstone each), counts to zero.
-
-        Changes still waiting for their references were committed before the truncate: it
-        supersedes them."""
-        self.pending = [p for p in self.pending if p.msg.topic() != msg.topic()]
-        b.waiting.clear()
-        source = envelope.get("source") or {}
-        lsn = source.get("lsn") if isinstance(source.get("lsn"), int) else None
-        ts_ms = source.get("ts_ms")
-        committed = ts_ms if isinstance(ts_ms, int) else b.now
-        applied = apply_truncate(self.availability, version=0, lsn=lsn)
-        log.warning("truncate of %s at LSN %s: %d seats deleted", msg.topic(), lsn, len(applied))
-        for verdict in applied:
-            self._publish_seat(verdict, committed, b)
-
-    def _seat_change(self, msg: Message, change: SeatChange, first_seen: int, b: _Batch) -> None:
-        key = change.key
-        if b.waiting and key in b.waiting:  # an older change of the seat waits: keep the order
-            self.pending.append(_Pending(msg, change, first_seen))
-            return
-        verdict = apply_change(change, self.availability, self.reference, published_at_ms=b.now,
-                               give_up_waiting=b.now - first_seen >= self.config.reference_wait_ms)
-        if isinstance(verdict, Applied):
-            if self._publish_seat(verdict, change.committed_at_ms, b, msg=msg):
-                for anomaly in verdict.anomalies:
-                    self._anomaly(msg, change, verdict, anomaly, b)
-        elif isinstance(verdict, Duplicate):
-            b.stats.duplicates += 1
-        elif isinstance(verdict, Unresolved):
-            b.waiting.add(key)
-            self.pending.append(_Pending(msg, change, first_seen))
-
-    def _publish_seat(self, verdict: Applied, committed: int, b: _Batch, *,
-                      msg: Message | None = None) -> bool:
-        """Produce a seat's record (a tombstone for a delete) and count what it moved; a record
-        that cannot be encoded is undone and dead-lettered. Whether it was published."""
-        key, _, new, value = verdict[:4]
-        seat_key = self.seat_keys.get(key)
-        try:
-            if seat_key is None:  # a seat's key bytes never change: encode them once
-                seat_key = self.seat_keys[key] = self.codecs.seat_key.encode(verdict.record_key)
-            encoded = None if value is None else self.codecs.seat_value.encode(value)
-        except (ValueError, TypeError, OverflowError) as e:
-            undo(self.availability, verdict)
-            if msg is not None:
-                self._dead_letter(msg, "unencodable", e, b)
-            return False
-        if new is None:  # a delete: the tombstone says which version went, for later starts
-            gone = self.availability.deleted.get(key)
-            self._send(self.config.seat_topic, encoded, seat_key,
-                       deleted_header(gone) if gone is not None else None)
-        else:
-            try:
-                self._produce(self.config.seat_topic, encoded, seat_key)
-            except BufferError:
-                self._send(self.config.seat_topic, encoded, seat_key)
-        b.undo.append(verdict)
-        sections = b.sections
-        for section in verdict.sections:
-            if sections.get(section, -1) < committed:
-                sections[section] = committed
-        if b.events.get(key[0], -1) < committed:
-            b.events[key[0]] = committed
-        b.committed.append(committed)
-        b.stats.records_out += 1
-        return True
-
-    def _send(self, topic: str, value: bytes | None, key: bytes | None,
-              headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Produce, waiting for room when the producer's queue is full (a truncate of a whole
-        stadium is one transaction of tombstones)."""
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers)  # type: ignore[arg-type]
-                return
-            except BufferError:
-                self.producer.poll(0.1)
-
-    def _anomaly(self, msg: Message, change: SeatChange, verdict: Applied, anomaly: Any,
-                 b: _Batch) -> None:
-        c = self.codecs
-        record = anomaly_value(anomaly, change, verdict.previous, where=_where(msg),
-                               detected_at_ms=b.now)
-        self._send(self.config.anomaly_topic, c.anomaly_value.encode(record),
-                   c.anomaly_key.encode(verdict.record_key))
-        b.stats.anomalies += 1
-
-    def _publish_aggregates(self, sections: dict[SectionKey, int], events: dict[int, int],
-                            now: int) -> None:
-        c, cfg = self.codecs, self.config
-        for key, committed in sections.items():
-            self._send(
-                cfg.section_topic,
-                c.section_value.encode(self.availability.section_value(
-                    key, as_of_ms=now, committed_at_ms=committed)),
-                c.section_key.encode(
-                    {"event_id": key[0], "section_code": key[1], "price_level_id": key[2]}))
-        for event_id, committed in events.items():
-            self._send(
-                cfg.event_topic,
-                c.event_value.encode(self.availability.event_value(
-                    event_id, as_of_ms=now, committed_at_ms=committed)),
-                c.event_key.encode({"event_id": event_id}))
-        self.producer.poll(0)
-
-    def _dead_letter(self, msg: Message, reason: str, error: BaseException, b: _Batch) -> None:
-        _, ts = msg.timestamp()
-        headers = msg.headers() or []
-        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
-        self._produce_dead_letter(dict(
-            key=msg.key(), value=msg.value(), headers=pairs, where=_where(msg), timestamp_ms=ts,
-            reason=reason, error=error, failed_at_ms=b.now))
-        b.stats.dead_lettered += 1
-
-    def _produce_dead_letter(self, fields: dict[str, Any]) -> None:
-        """Never fails the run: a dead letter that cannot be encoded as it is goes without the
-        original bytes (its coordinates, length and hash still name them)."""
-        try:
-            encoded = self.codecs.dead_letter.encode(dead_letter_value(**fields))
-        except (ValueError, TypeError, OverflowError) as e:
-            log.error("dead letter of %s not encodable with its bytes: %s", fields["where"], e)
-            encoded = self.codecs.dead_letter.encode(dead_letter_value(**{
-                **fields, "headers": [], "limit": -1}))
-        self._send(self.config.dead_letter_topic, encoded, None)
 
     def _dead_letter_unreadable(self, unreadable: list[Unreadable]) -> None:
         now = _now_ms()
         self.producer.begin_transaction()
         for bad in unreadable:
-            self._produce_dead_letter(dict(
+            self.engine.send_dead_letter(self._send, dict(
                 key=bad.key, value=bad.value, headers=[], where=bad.where, timestamp_ms=None,
                 reason="unreadable_state", error=bad.error, failed_at_ms=now))
         _transaction_retry(self.producer.commit_transaction)(60)
-
-
-def _where(msg: Message) -> Coordinates:
-    return (str(msg.topic()), msg.partition() or 0, msg.offset() or 0)
 
 
 def run_processor(
