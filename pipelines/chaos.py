@@ -64,11 +64,13 @@ __all__ = [
     "Fault",
     "FaultResult",
     "KindSummary",
+    "ProcessRow",
     "VersionLedger",
     "bench_chaos",
     "fault_schedule",
     "find_processor",
     "parse_faults",
+    "pick_processor",
     "staleness_s",
     "summarise_kinds",
     "targets",
@@ -90,7 +92,8 @@ PROCESSOR_WORKER_MARKER = WORKER_MODULE
 # Until the worker runs as a child of its own, the processor is the `processor run` command
 # (the stack's supervisord program) or a Dagster run of the availability_stream job.
 _PROCESSOR_FALLBACKS: tuple[tuple[str, ...], ...] = (
-    ("processor", "run"),
+    ("pipelines.cli.main processor run",),
+    ("seatflow processor run",),
     ("execute_run", "availability_stream"),
 )
 # Buyers who mostly release or abandon their holds: seats go back on sale, so a long on-sale
@@ -305,36 +308,55 @@ def targets(report: ChaosReport) -> dict[str, tuple[str, bool]]:
 
 # ---- processes --------------------------------------------------------------------------------
 
-def _matches(cmdline: Sequence[str], needles: Sequence[str]) -> bool:
-    joined = " ".join(cmdline)
-    return all(n in joined for n in needles)
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    pid: int
+    ppid: int
+    create_time: float
+    cmdline: tuple[str, ...]
+
+
+def pick_processor(rows: Iterable[ProcessRow]) -> int | None:
+    """Of the machine's processes, the processor's worker to kill (pure): one whose command
+    line names PROCESSOR_WORKER_MARKER, else `processor run` or a Dagster availability_stream
+    run; the oldest. Processes of a bench command (chaos itself, its on-sale) never count."""
+    markers = ((PROCESSOR_WORKER_MARKER,), *_PROCESSOR_FALLBACKS)
+    ranked: dict[int, list[ProcessRow]] = {}
+    for row in rows:
+        if "bench" in row.cmdline:
+            continue
+        joined = " ".join(row.cmdline)
+        rank = next((i for i, needles in enumerate(markers)
+                     if all(n in joined for n in needles)), None)
+        if rank is not None:
+            ranked.setdefault(rank, []).append(row)
+    if not ranked:
+        return None
+    best = sorted(ranked[min(ranked)], key=lambda r: r.create_time)
+    # A `processor run` that supervises a child with the same words in its command line: the
+    # child is the one that works.
+    pids = {r.pid for r in best}
+    children = [r for r in best if r.ppid in pids]
+    return (children or best)[0].pid
 
 
 def find_processor(*, exclude: Iterable[int] = ()) -> psutil.Process | None:
-    """The processor's worker process: by PROCESSOR_WORKER_MARKER, else (until the worker runs
-    as a child of its own) `processor run` or a Dagster availability_stream run; the oldest."""
+    """The processor's worker process on this machine (see pick_processor), if one runs."""
     skip = {os.getpid(), *exclude}
-    candidates: dict[int, list[psutil.Process]] = {}
-    markers = ((PROCESSOR_WORKER_MARKER,), *_PROCESSOR_FALLBACKS)
-    for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.info["pid"] in skip or not cmdline:
+    rows = []
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline", "create_time"]):
+        info = proc.info
+        if info["pid"] in skip or not info["cmdline"]:
             continue
-        for rank, needles in enumerate(markers):
-            # The chaos command's own tree never counts (its command line names the bench).
-            if _matches(cmdline, needles) and "bench" not in cmdline:
-                candidates.setdefault(rank, []).append(proc)
-                break
-    for rank in sorted(candidates):
-        procs = sorted(candidates[rank], key=lambda p: p.info["create_time"])
-        if rank == 0 or len(procs) == 1:
-            return procs[0]
-        # `processor run` may supervise a worker with the same words in its command line:
-        # the child is the one that works.
-        pids = {p.pid for p in procs}
-        children = [p for p in procs if p.ppid() in pids]
-        return (children or procs)[0]
-    return None
+        rows.append(ProcessRow(info["pid"], info["ppid"] or 0, info["create_time"] or 0.0,
+                               tuple(info["cmdline"])))
+    pid = pick_processor(rows)
+    if pid is None:
+        return None
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
 
 
 def _connector_running(settings: Settings) -> bool:

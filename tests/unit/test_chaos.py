@@ -14,9 +14,11 @@ from pipelines.chaos import (
     FAULT_KINDS,
     ChaosReport,
     FaultResult,
+    ProcessRow,
     VersionLedger,
     fault_schedule,
     parse_faults,
+    pick_processor,
     staleness_s,
     summarise_kinds,
     targets,
@@ -177,3 +179,39 @@ def test_the_report_as_json_data_marks_its_targets() -> None:
     assert data["targets"]["versions_lost"] == {"target": "0", "met": False}
     assert data["kinds"][0]["met"] is True
     assert data["faults"][2]["healed_s"] == 25.0
+
+
+def row(pid: int, cmdline: str, *, ppid: int = 1, started: float = 0.0) -> ProcessRow:
+    return ProcessRow(pid, ppid, started, tuple(cmdline.split()))
+
+
+PY = "/work/main/.venv/bin/python3"
+
+
+def test_the_worker_is_killed_rather_than_the_process_that_supervises_it() -> None:
+    rows = [row(10, f"{PY} -m pipelines.cli.main processor run"),
+            row(11, f"{PY} -m pipelines.processor.worker --group seatflow", ppid=10, started=5),
+            row(12, f"{PY} -m dagster api execute_run availability_stream", started=1)]
+    assert pick_processor(rows) == 11
+
+
+def test_without_a_worker_the_processor_command_or_a_dagster_stream_run_is_taken() -> None:
+    assert pick_processor([row(20, f"{PY} /work/main/.venv/bin/seatflow processor run")]) == 20
+    assert pick_processor([row(21, f"{PY} -m pipelines.cli.main processor run --until-end"),
+                           row(22, f"{PY} -m dagster api execute_run {{availability_stream}}")]) == 21
+    assert pick_processor([row(23, "dagster api execute_run {availability_stream ...}")]) == 23
+    # A supervising `processor run` with a child of the same command: the child works.
+    assert pick_processor([row(24, f"{PY} -m pipelines.cli.main processor run"),
+                           row(25, f"{PY} -m pipelines.cli.main processor run", ppid=24,
+                               started=3)]) == 25
+
+
+def test_the_oldest_of_several_workers_and_never_a_bench_or_a_lookalike() -> None:
+    rows = [row(30, f"{PY} -m pipelines.processor.worker", started=9),
+            row(31, f"{PY} -m pipelines.processor.worker", started=2)]
+    assert pick_processor(rows) == 31
+    assert pick_processor([
+        row(32, f"{PY} -m pipelines.cli.main bench chaos --faults processor=1"),
+        row(33, "pytest tests/unit/test_processor_core.py -k run"),
+        row(34, "vim pipelines/processor/worker.py"),
+    ]) is None
