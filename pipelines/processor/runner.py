@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import statistics
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -31,7 +34,7 @@ from tenacity import (
 )
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
-from pipelines.processor.aggregate import Availability, Deleted
+from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import (
     ENVELOPE_FIELDS,
     ChangeError,
@@ -113,6 +116,9 @@ class ProcessorConfig:
     batch_timeout_s: float = 0.05
     reference_wait_ms: int = 10_000
     load_reference_from_db: bool = True
+    # Exit the process (EXIT_HUNG) when a transaction call blocks past its limit; for a worker
+    # process that a supervisor restarts, never for a processor run inside another program.
+    exit_when_hung: bool = False
 
     @classmethod
     def of(cls, settings: Settings, **overrides: Any) -> ProcessorConfig:
@@ -224,34 +230,34 @@ def rebuild_availability(settings: Settings, topic: str, registry: SchemaRegistr
     A seat's records share a key, so a partition, so their offsets are in publishing order: the
     last one is the seat's state, as compaction would keep it. Only those are decoded.
     """
-    newest: dict[bytes | None, tuple[bytes | Deleted | None, int, int]] = {}
+    # The newest message of each key, kept whole: one dict store per record read (hundreds of
+    # thousands at a start), and only the last of each seat is looked into.
+    newest: dict[bytes | None, Message] = {}
 
     def keep(msg: Message) -> None:
-        value = msg.value()
-        newest[msg.key()] = (value if value is not None else parse_deleted_header(
-                                 msg.headers()),  # type: ignore[arg-type]
-                             msg.partition() or 0, msg.offset() or 0)
+        newest[msg.key()] = msg
 
     count = read_topic(settings.kafka_bootstrap, topic, keep, purpose="rebuild")
     keys, values = AvroDecoder(registry), AvroDecoder(registry, projection=SEAT_STATE_FIELDS)
     availability = Availability()
     unreadable: list[Unreadable] = []
-    for raw_key, (raw_value, partition, offset) in newest.items():
-        if raw_value is None:
+    for raw_key, msg in newest.items():
+        raw_value = msg.value()
+        gone = parse_deleted_header(msg.headers()) if raw_value is None else None  # type: ignore[arg-type]
+        if raw_value is None and gone is None:
             continue
         try:
             key = keys.decode(raw_key)
             seat = (key["event_id"], key["seat_id"])
-            if isinstance(raw_value, Deleted):
-                availability.remember_delete(seat, raw_value)
+            if gone is not None:
+                availability.remember_delete(seat, gone)
                 continue
             availability.put(seat, state_of_record(values.decode(raw_value)))
         except (WireFormatError, KeyError, TypeError, ValueError) as e:
-            log.error("skipping unreadable record %s[%d]@%d of the state: %s",
-                      topic, partition, offset, e)
-            unreadable.append(Unreadable(
-                raw_key, raw_value if isinstance(raw_value, bytes) else None,
-                (topic, partition, offset), e))
+            where = (topic, msg.partition() or 0, msg.offset() or 0)
+            log.error("skipping unreadable record %s[%d]@%d of the state: %s", *where, e)
+            unreadable.append(Unreadable(raw_key, raw_value, where, e))
+    newest.clear()
     log.info("rebuilt availability of %d seats (%d deleted) from %d records of %s",
              len(availability.seats), len(availability.deleted), count, topic)
     return availability, unreadable
@@ -298,8 +304,45 @@ def _kafka_transient(error: BaseException) -> bool:
 # timeout; what cannot be retried aborts the batch, which is then read again.
 _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
                            wait=wait_exponential(multiplier=0.1, max=2),
-                           stop=stop_after_delay(50),
+                           stop=stop_after_delay(30),
                            before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
+# How long committing a batch (offsets, commit, with their retries) may take before the worker
+# gives up on its producer. librdkafka's send_offsets_to_transaction can block for ever, past
+# its timeout, when the group coordinator goes away under it (librdkafka issues #5456, #5511;
+# seen here after a broker SIGKILL): no exception ever comes, so the process exits and its
+# supervisor starts a fresh one, which fences the old transaction and goes on.
+COMMIT_LIMIT_S = 20.0
+EXIT_HUNG = 4
+
+
+class _Watchdog:
+    """Ends the process when a guarded call overruns its limit (see COMMIT_LIMIT_S)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._deadline: float | None = None
+        self._what = ""
+        if enabled:
+            threading.Thread(target=self._watch, name="seatflow-watchdog", daemon=True).start()
+
+    @contextmanager
+    def limit(self, what: str, seconds: float) -> Iterator[None]:
+        self._what, self._deadline = what, time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._deadline = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.5)
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline:
+                log.critical("%s has blocked for more than its limit: exiting, so that a fresh "
+                             "processor takes over", self._what)
+                logging.shutdown()
+                os._exit(EXIT_HUNG)
+
+
 _OFFSET_LOST = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
 
 
@@ -359,6 +402,7 @@ class AvailabilityRunner:
         })
         self.stats = RunStats()
         self._assign_error: BaseException | None = None
+        self._watchdog = _Watchdog(config.exit_when_hung)
 
     @property
     def availability(self) -> Availability:
@@ -503,9 +547,10 @@ class AvailabilityRunner:
             engine.finish(b)
             self.producer.poll(0)
             committing = time.monotonic()
-            _transaction_retry(self.producer.send_offsets_to_transaction)(
-                self._offsets(), self.consumer.consumer_group_metadata(), 30)
-            _transaction_retry(self.producer.commit_transaction)(60)
+            with self._watchdog.limit("committing a batch", COMMIT_LIMIT_S):
+                _transaction_retry(self.producer.send_offsets_to_transaction)(
+                    self._offsets(), self.consumer.consumer_group_metadata(), 10)
+                _transaction_retry(self.producer.commit_transaction)(10)
             b.stats.commit_ms = round((time.monotonic() - committing) * 1000, 1)
         except KafkaException as e:
             error = e.args[0]
@@ -529,7 +574,8 @@ class AvailabilityRunner:
 
     def _abort(self, b: Batch | None) -> None:
         try:
-            _transaction_retry(self.producer.abort_transaction)(30)
+            with self._watchdog.limit("aborting a batch", COMMIT_LIMIT_S):
+                _transaction_retry(self.producer.abort_transaction)(10)
         except KafkaException as e:
             raise ProcessorError(f"cannot abort the transaction: {e.args[0]}") from e
         if b is not None:

@@ -1,7 +1,8 @@
 """`python -m pipelines.processor.worker`: one processor, until SIGTERM; run by supervise_worker.
 
-Exit codes: 0 stopped, 1 a fatal processor error (restarted by the parent), EXIT_OFFSETS_LOST
-when committed offsets were trimmed away (restarting cannot help: the events need a backfill).
+Exit codes: 0 stopped, 1 a fatal processor error, EXIT_HUNG (4) a Kafka call that blocked past
+its limit (both restarted by the parent), EXIT_OFFSETS_LOST (3) when committed offsets were
+trimmed away (restarting cannot help: the events need a backfill).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # a line per registry request
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         stats = run_processor(settings, should_stop=stop.is_set,
-                              config=ProcessorConfig.of(settings, batch_size=args.batch_size),
+                              config=ProcessorConfig.of(settings, batch_size=args.batch_size,
+                                                        exit_when_hung=True),
                               on_batch=report)
     except OffsetsLostError as e:
         log.error("%s", e)

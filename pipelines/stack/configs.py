@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from pipelines.processor.supervise import WORKER_MODULE
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import (
@@ -217,7 +218,8 @@ APPS = ("processor", "dagster")
 def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
     python = sys.executable
     if name == "processor":
-        command = [python, "-m", "pipelines.cli.main", "processor", "run"]
+        # The worker exits when a Kafka call hangs (EXIT_HUNG): supervisord starts it again.
+        command = [python, "-m", WORKER_MODULE]
         env: dict[str, str] = {}
     else:
         command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",

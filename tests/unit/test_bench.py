@@ -16,6 +16,7 @@ from pipelines.bench import process_group
     ("/usr/lib/postgresql/15/bin/postgres -D /h/postgres/data", "postgres"),
     ("/p/.venv/bin/python -m pipelines.cli.main simulate --rate 2000 --duration 30", "simulator"),
     ("/p/.venv/bin/python -m pipelines.cli.main processor run", "processor"),
+    ("/p/.venv/bin/python -m pipelines.processor.worker", "processor"),
     ("/p/.venv/bin/python /p/.venv/bin/seatflow bench latency --rate 2000", "this benchmark"),
     ("", "other"),
 ])
