@@ -3,6 +3,7 @@ topics equal to the ticketing host, seat by seat and count by count, and the str
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -29,8 +30,11 @@ from pipelines.topics import (
     DEAD_LETTER,
     EVENT_AVAILABILITY,
     SEAT_AVAILABILITY,
+    TopicSpec,
     cdc_topic,
+    ensure_topics,
     group_committed,
+    group_lag,
 )
 from tests.integration.conftest import (
     ProcessorThread,
@@ -238,11 +242,24 @@ def test_a_delete_while_the_insert_waits_for_its_seat_does_not_bring_the_seat_ba
     seat never does (published after the wait, with an anomaly). Both end deleted."""
     settings = pipeline
     seats_copy = f"test-seats-{uuid.uuid4()}"
-    config = ProcessorConfig.of(settings, reference_wait_ms=4000)
+    # A group of its own: a static member that rejoins its group keeps its old assignment even
+    # with another subscription. It starts where the CDC topics end now.
+    group = f"seatflow-test-{uuid.uuid4()}"
+    config = ProcessorConfig.of(settings, reference_wait_ms=12_000, group_id=group,
+                                transactional_id=group)
     config = ProcessorConfig(**{**config.__dict__, "reference_topics": {
         **config.reference_topics, "seats": seats_copy}})
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    # Made before the processor subscribes: a topic made later is seen only at its next
+    # metadata refresh.
+    ensure_topics(admin, [TopicSpec(seats_copy)])
+    starts = [TopicPartition(t, p, o) for t in config.input_topics
+              for p, o in end_offsets(settings, t).items()]
+    for future in admin.alter_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, starts)]).values():
+        future.result(30)
     marks = Marks(settings)
-    seats_topic = cdc_topic(settings, "seats")
+    seats_topic, topic = cdc_topic(settings, "seats"), cdc_topic(settings, "seat_inventory")
     seats_start = end_offsets(settings, seats_topic)
     with ProcessorThread(settings, config) as running:
         with psycopg.connect(settings.pg_dsn()) as conn:
@@ -261,8 +278,7 @@ def test_a_delete_while_the_insert_waits_for_its_seat_does_not_bring_the_seat_ba
             return [m for m in records_since(settings, seats_topic, seats_start)
                     if m.value() is not None
                     and (d.decode(m.value()).get("after") or {}).get("seat_id") == arrives]
-        found = wait_for(seat_records, timeout=60, what="the new seat captured")
-        time.sleep(1)  # the changes reach the processor and wait
+        found = wait_for(seat_records, timeout=10, what="the new seat captured", every=0.1)
         assert marks.seat_records(event_id, arrives) == []  # still waiting for the seat
         producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
         for msg in found:
@@ -270,7 +286,11 @@ def test_a_delete_while_the_insert_waits_for_its_seat_does_not_bring_the_seat_ba
         producer.flush(10)
         wait_for(lambda: marks.seat_records(event_id, never), timeout=60,
                  what="the seat that never arrived to be published after the wait")
-        settle_and_reconcile(settings, {event_id})
+        wait_captured(settings, timeout_s=60)
+        wait_for(lambda: group_lag(settings.kafka_bootstrap, group, topic) == 0, timeout=60,
+                 what="the test's processor to catch up")
+        results = reconcile_events(settings, {event_id})
+        assert all(r.passed for r in results.values()), [r.report() for r in results.values()]
         assert running.error is None
     for seat in (arrives, never):
         published = marks.seat_records(event_id, seat)
@@ -316,7 +336,7 @@ def test_a_1mb_junk_record_is_dead_lettered_by_length_and_hash_and_the_run_goes_
         pipeline: Settings, stream: ProcessorThread) -> None:
     settings = pipeline
     marks = Marks(settings)
-    junk = bytes(range(256)) * (1_000_000 // 256)
+    junk = b"\xff" + bytes(range(256)) * (1_000_000 // 256)  # no magic byte: not Avro
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap,
                          "message.max.bytes": 1_048_576})
     producer.produce(cdc_topic(settings, "seat_inventory"), junk, b"junk")
@@ -358,8 +378,9 @@ def test_a_poison_record_in_seat_availability_is_skipped_at_start(pipeline: Sett
 
 
 def test_the_registry_stopped_20s_during_a_backlog_holds_the_stream_and_loses_nothing(
-        pipeline: Settings, stream: ProcessorThread) -> None:
+        pipeline: Settings, stream: ProcessorThread, caplog: pytest.LogCaptureFixture) -> None:
     settings = pipeline
+    caplog.set_level(logging.WARNING, logger="pipelines.avro")
     marks = Marks(settings)
     supervisor = Supervisor(StackLayout.of(settings))
     changed = []
@@ -377,6 +398,8 @@ def test_the_registry_stopped_20s_during_a_backlog_holds_the_stream_and_loses_no
     finally:
         supervisor.start("registry")
     settle_and_reconcile(settings, {e for e, _ in changed})
+    retries = [r for r in caplog.records if r.name == "pipelines.avro" and "Retrying" in r.message]
+    assert retries, "the processor never waited for the registry"
     assert not marks.dead_letters()
     for event_id, seat_id in changed:
         assert marks.seat_records(event_id, seat_id)
