@@ -119,7 +119,8 @@ def test_unreadable_records_are_dead_lettered_rule_breakers_published_and_the_ru
         # The run goes on, and the database's next change of the seat is published over the
         # made-up one; the made-up seat is deleted again (as a delete from the CDC topic).
         seat_topic = tail_consumer(settings, SEAT_AVAILABILITY)
-        gone = encode_like(raw, settings, {**good, "op": "d", "source": later,
+        after_that = {**source, "lsn": later["lsn"] + 1}  # a delete after the insert
+        gone = encode_like(raw, settings, {**good, "op": "d", "source": after_that,
                                            "before": {**after, **ghost, "version": 1},
                                            "after": None})
         producer.produce(cdc_topic(settings, "seat_inventory"), value=gone)
