@@ -202,10 +202,15 @@ def state_of_record(value: Mapping[str, Any]) -> SeatState:
         None if value.get("snapshot") else value.get("source_lsn")))
 
 
-def too_fine(price: Decimal) -> bool:
-    """Whether a price has more decimals than the published price can carry."""
+def _finer(price: Decimal) -> bool:
     exponent = price.as_tuple().exponent
     return isinstance(exponent, int) and exponent < -PRICE_SCALE
+
+
+def too_fine(price: Decimal) -> bool:
+    """Whether a price has more decimals than the published price can carry (85.000, from a
+    column of scale 3, has not: only its zeros are dropped)."""
+    return _finer(price) and price != price.quantize(_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 def anomalies_of(change: SeatChange, previous: SeatState | None) -> list[Anomaly]:
@@ -250,7 +255,7 @@ def enrich(change: SeatChange, reference: Reference, *,
     level_id = change.price_level_id
     level = reference.price_levels.get(level_id) if level_id is not None else None
     price = change.price
-    if price is not None and too_fine(price):
+    if price is not None and _finer(price):  # 85.000 is published as 85.00, 85.125 rounded
         price = price.quantize(_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
     status = change.status
     state = new_tuple(SeatState, (

@@ -299,3 +299,12 @@ def test_a_snapshot_row_of_the_seen_version_is_published_again_but_never_an_olde
     assert isinstance(apply(older, availability), Duplicate)
     assert availability.sections[(1, "101", 1)].held == 1
     assert availability.seats[(1, 1)] == SeatState(2, "HELD", "101", 1, Decimal("50.00"), None)
+
+
+def test_a_price_of_a_finer_column_that_fits_is_no_anomaly() -> None:
+    """After an ALTER TABLE to numeric(10, 3), 50.000 is just 50.00: published, nothing to say."""
+    availability = Availability()
+    verdict = apply(change(1, "OPEN", 1)._replace(price=Decimal("50.000")), availability)
+    assert isinstance(verdict, Applied) and verdict.anomalies == ()
+    assert verdict.record_value is not None
+    assert str(verdict.record_value["price"]) == "50.00"
