@@ -50,10 +50,12 @@ def cdc_topic(settings: Settings, table: str) -> str:
 
 
 def output_topics() -> list[TopicSpec]:
-    # Small segments, so the log cleaner compacts them soon: the processor reads the seat
-    # topic back at every start, and a compacted topic is one record per seat.
+    # Small segments, cleaned when a tenth of the log is dirty: the processor reads the seat
+    # topic back at every start (a crash's recovery time), and a compacted topic is one
+    # record per seat.
     compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000",
-                 "segment.bytes": str(16 * 1024 * 1024), "segment.ms": str(10 * 60 * 1000)}
+                 "min.cleanable.dirty.ratio": "0.1",
+                 "segment.bytes": str(16 * 1024 * 1024), "segment.ms": str(2 * 60 * 1000)}
     return [
         TopicSpec(SEAT_AVAILABILITY, partitions=3, config=compacted),
         TopicSpec(SECTION_AVAILABILITY, partitions=1, config=compacted),

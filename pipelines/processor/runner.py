@@ -307,11 +307,12 @@ _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
                            stop=stop_after_delay(30),
                            before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
 # How long committing a batch (offsets, commit, with their retries) may take before the worker
-# gives up on its producer. librdkafka's send_offsets_to_transaction can block for ever, past
+# gives up on its producer (a commit takes milliseconds; a fresh worker waits for a restarting
+# broker in init_transactions just as well, so giving up early costs nothing). librdkafka's send_offsets_to_transaction can block for ever, past
 # its timeout, when the group coordinator goes away under it (librdkafka issues #5456, #5511;
 # seen here after a broker SIGKILL): no exception ever comes, so the process exits and its
 # supervisor starts a fresh one, which fences the old transaction and goes on.
-COMMIT_LIMIT_S = 20.0
+COMMIT_LIMIT_S = 10.0
 EXIT_HUNG = 4
 
 
