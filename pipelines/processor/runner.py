@@ -308,7 +308,8 @@ _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
                            before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
 # How long committing a batch (offsets, commit, with their retries) may take before the worker
 # gives up on its producer (a commit takes milliseconds; a fresh worker waits for a restarting
-# broker in init_transactions just as well, so giving up early costs nothing). librdkafka's send_offsets_to_transaction can block for ever, past
+# broker in init_transactions just as well, so giving up early costs nothing).
+# librdkafka's send_offsets_to_transaction can block for ever, past
 # its timeout, when the group coordinator goes away under it (librdkafka issues #5456, #5511;
 # seen here after a broker SIGKILL): no exception ever comes, so the process exits and its
 # supervisor starts a fresh one, which fences the old transaction and goes on.
