@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 import statistics
 import threading
 import time
@@ -348,6 +349,20 @@ class _Watchdog:
 _OFFSET_LOST = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
 
 
+def _any_broker_answers(bootstrap: str) -> bool:
+    """Whether a bootstrap broker accepts a connection now. (An error event can be served long
+    after it was raised: a fresh worker's first poll hands it the brokers-down event of its
+    start, while the broker was still restarting.)"""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 class AvailabilityRunner:
     """The Kafka shell around the batch engine: consumes the CDC topics and publishes what the
     engine says, exactly once, one transaction per batch."""
@@ -355,11 +370,13 @@ class AvailabilityRunner:
     def __init__(self, settings: Settings, config: ProcessorConfig) -> None:
         self.settings = settings
         self.config = config
+        self._streaming = False  # set once started: at start, init_transactions waits instead
         registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
         self.codecs = _Codecs.lookup(registry, config)
         self.table_of = {topic: table for table, topic in config.reference_topics.items()}
         self.producer = Producer({
             "bootstrap.servers": settings.kafka_bootstrap,
+            "error_cb": self._on_client_error,
             "transactional.id": config.transactional_id,
             "linger.ms": 5,
             "compression.type": "lz4",
@@ -389,6 +406,7 @@ class AvailabilityRunner:
         _tune_garbage_collector()
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
+            "error_cb": self._on_client_error,
             "group.id": config.group_id,
             # Static membership: a restarted processor takes its predecessor's partitions at
             # once (and fences it), instead of waiting out the dead member's session timeout.
@@ -409,6 +427,17 @@ class AvailabilityRunner:
     @property
     def availability(self) -> Availability:
         return self.engine.availability
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        """A supervised worker whose brokers are all gone exits at once: its successor waits for
+        them in init_transactions and starts clean, while this one's producer would block in
+        send_offsets_to_transaction once they are back (see COMMIT_LIMIT_S)."""
+        if (error.code() == KafkaError._ALL_BROKERS_DOWN and self.config.exit_when_hung
+                and self._streaming and not _any_broker_answers(self.settings.kafka_bootstrap)):
+            log.critical("all brokers are down: exiting, so that a fresh processor takes over "
+                         "when they are back")
+            logging.shutdown()
+            os._exit(EXIT_HUNG)
 
     def close(self) -> None:
         self.consumer.close()
@@ -440,6 +469,7 @@ class AvailabilityRunner:
         the input partitions are assigned."""
         subscribed_at = time.monotonic()
         self.consumer.subscribe(self.config.input_topics, on_assign=self._on_assign)
+        self._streaming = True
         at_end: set[tuple[str, int]] = set()
         first_record_at: float | None = None
         while not should_stop():
