@@ -16,7 +16,7 @@ from pipelines.settings import PROJECT_ROOT, Settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(660)
 def test_one_fault_of_each_kind_loses_and_duplicates_nothing(pipeline: Settings) -> None:
     # Through the command line, as a person runs it; the processor is started under the
     # stack's supervisord (the fixtures stopped any other) and stopped again afterwards.
@@ -26,7 +26,7 @@ def test_one_fault_of_each_kind_loses_and_duplicates_nothing(pipeline: Settings)
          # Bounded: a fault that does not heal in 30 s fails the test anyway.
          "--heal-timeout", "30", "--catch-up-timeout", "90",
          "--faults", ",".join(f"{k}=1" for k in FAULT_KINDS)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=460, check=False)
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=640, check=False)
     assert done.stdout.lstrip().startswith("{"), done.stderr[-3000:]
     report = json.loads(done.stdout)
     # The command exits 1 when a target is missed (a heal time, say); the report is printed
