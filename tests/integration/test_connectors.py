@@ -309,10 +309,11 @@ def test_the_sensor_restarts_a_failed_task_then_keeps_restarting_and_reports(
         assert kept["reported"] and kept["restarts"] == dagster_connectors.POLICY.report_after + 1
         # The sensor restarted it with the report: it runs until the broken publication fails
         # it again, and only a failed task has a backoff to wait out.
-        wait_for(lambda: task_state(pipeline, scratch.name) == "FAILED", timeout=60,
-                 what="the restarted task to fail again")
-        later = evaluate_sensor(report.cursor)
-        assert not later.run_requests and "next restart in" in str(later.skip_reason)
+        def waiting() -> dg.SensorResult | None:
+            result = evaluate_sensor(report.cursor)
+            return result if "next restart in" in str(result.skip_reason) else None
+        later = wait_for(waiting, timeout=60, what="the restarted task to fail again")
+        assert not later.run_requests
         # Once its backoff has passed, it is restarted again (and not reported again).
         due = json.dumps({scratch.name: {**kept, "last_restart": 0.0}})
         again = evaluate_sensor(due)
