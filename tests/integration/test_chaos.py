@@ -16,17 +16,18 @@ from pipelines.settings import PROJECT_ROOT, Settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.timeout(660)
+@pytest.mark.timeout(900)
 def test_one_fault_of_each_kind_loses_and_duplicates_nothing(pipeline: Settings) -> None:
     # Through the command line, as a person runs it; the processor is started under the
     # stack's supervisord (the fixtures stopped any other) and stopped again afterwards.
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.cli.main", "bench", "chaos", "--json",
          "--rate", "1000", "--changes", "5000", "--seed", "7", "--min-gap", "3",
-         # Bounded: a fault that does not heal in 30 s fails the test anyway.
-         "--heal-timeout", "30", "--catch-up-timeout", "90",
+         # Every fault must heal, within 60 s; whether within the targets (5 s, 30 s) is the
+         # report's to say (stack/NOTES.md): on a shared CI machine it is not a test's.
+         "--heal-timeout", "60", "--catch-up-timeout", "120",
          "--faults", ",".join(f"{k}=1" for k in FAULT_KINDS)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=640, check=False)
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=880, check=False)
     assert done.stdout.lstrip().startswith("{"), done.stderr[-3000:]
     report = json.loads(done.stdout)
     # The command exits 1 when a target is missed (a heal time, say); the report is printed
