@@ -29,7 +29,7 @@ from pipelines.deploy import wait_caught_up
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatState
 from pipelines.processor.runner import ProcessorConfig, RunStats, run_processor
-from pipelines.processor.supervise import WORKER_MODULE
+from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import (
@@ -342,7 +342,8 @@ _PROCESS_GROUPS = (
     ("kafka.Kafka", "kafka broker"), ("ConnectDistributed", "kafka connect"),
     ("apicurio", "registry"), ("quarkus", "registry"), ("postgres: walsender", "postgres walsender"),
     ("postgres", "postgres"), (" simulate ", "simulator"),
-    (" processor run", "processor"), (WORKER_MODULE, "processor"), ("dagster", "dagster"),
+    (" processor run", "processor"), (WORKER_MODULE, "processor"),
+    (SUPERVISE_MODULE, "processor"), ("dagster", "dagster"),
     ("bench latency", "this benchmark"),
 )
 

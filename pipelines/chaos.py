@@ -319,7 +319,9 @@ class ProcessRow:
 def pick_processor(rows: Iterable[ProcessRow]) -> int | None:
     """Of the machine's processes, the processor's worker to kill (pure): one whose command
     line names PROCESSOR_WORKER_MARKER, else `processor run` or a Dagster availability_stream
-    run; the oldest. Processes of a bench command (chaos itself, its on-sale) never count."""
+    run; the oldest (a warm standby is always started after the worker it stands by for, so
+    the oldest worker is the active one). Processes of a bench command (chaos itself, its
+    on-sale) never count."""
     markers = ((PROCESSOR_WORKER_MARKER,), *_PROCESSOR_FALLBACKS)
     ranked: dict[int, list[ProcessRow]] = {}
     for row in rows:

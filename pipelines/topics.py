@@ -7,20 +7,30 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     NewTopic,
+    OffsetSpec,
     ResourceType,
 )
 
 from pipelines.settings import Settings
 
 __all__ = [
-    "TopicSpec", "cdc_topic", "end_offsets", "ensure_topics", "group_committed", "group_lag",
+    "TopicSpec", "cdc_topic", "committed_ends", "end_offsets", "ensure_topics", "group_committed",
+    "group_lag",
     "group_members",
     "next_records",
     "output_topics",
@@ -143,6 +153,17 @@ def next_records(consumer: Consumer, max_records: int, timeout: float) -> list[M
     if max_records <= 1:
         return [first]
     return [first, *consumer.consume(max_records - 1, timeout=0)]
+
+
+def committed_ends(admin: AdminClient, topic: str, partitions: Iterable[int], *,
+                   timeout: float = 10.0) -> dict[int, int]:
+    """Each partition's last stable offset: where a read_committed reader ends now. Asked of
+    the admin client's own connection: a consumer's watermark query queues behind its parked
+    fetch (up to fetch.wait.max.ms per partition)."""
+    futures = admin.list_offsets(
+        {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
+        isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout)
+    return {tp.partition: f.result().offset for tp, f in futures.items()}
 
 
 def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None], *,

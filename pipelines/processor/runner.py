@@ -41,10 +41,9 @@ from pipelines.processor.core import (
     ChangeError,
     SeatChange,
     decode_seat_change,
-    state_of_record,
 )
 from pipelines.processor.engine import Batch, BatchEngine, BatchStats, Encoders, OutputTopics
-from pipelines.processor.records import Coordinates, parse_deleted_header
+from pipelines.processor.published import PublishedState, Unreadable
 from pipelines.processor.reference import (
     REFERENCE_TABLES,
     EventRef,
@@ -63,7 +62,6 @@ from pipelines.topics import (
     SECTION_AVAILABILITY,
     cdc_topic,
     next_records,
-    read_topic,
 )
 
 __all__ = [
@@ -74,7 +72,6 @@ __all__ = [
     "ProcessorError",
     "RunStats",
     "load_reference",
-    "rebuild_availability",
     "run_processor",
 ]
 
@@ -206,62 +203,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-# What the state keeps of a seat-availability record (the rest is skipped, not decoded).
-SEAT_STATE_FIELDS = dict.fromkeys(
-    ["source_version", "status", "section_code", "price_level_id", "price", "source_lsn",
-     "snapshot"])
-
-
-@dataclass
-class Unreadable:
-    """A record of the seat topic that the rebuild could not read: dead-lettered, skipped."""
-
-    key: bytes | None
-    value: bytes | None
-    where: Coordinates
-    error: BaseException
-
-
-def rebuild_availability(settings: Settings, topic: str, registry: SchemaRegistryClient,
-                         ) -> tuple[Availability, list[Unreadable]]:
-    """The state as published: every seat's newest record in the compacted topic (read
-    committed), and the deleted seats its tombstones remember; with the records it could not
-    read (skipped: one bad record must not stop every start).
-
-    A seat's records share a key, so a partition, so their offsets are in publishing order: the
-    last one is the seat's state, as compaction would keep it. Only those are decoded.
-    """
-    # The newest message of each key, kept whole: one dict store per record read (hundreds of
-    # thousands at a start), and only the last of each seat is looked into.
-    newest: dict[bytes | None, Message] = {}
-
-    def keep(msg: Message) -> None:
-        newest[msg.key()] = msg
-
-    count = read_topic(settings.kafka_bootstrap, topic, keep, purpose="rebuild")
-    keys, values = AvroDecoder(registry), AvroDecoder(registry, projection=SEAT_STATE_FIELDS)
-    availability = Availability()
-    unreadable: list[Unreadable] = []
-    for raw_key, msg in newest.items():
-        raw_value = msg.value()
-        gone = parse_deleted_header(msg.headers()) if raw_value is None else None  # type: ignore[arg-type]
-        if raw_value is None and gone is None:
-            continue
-        try:
-            key = keys.decode(raw_key)
-            seat = (key["event_id"], key["seat_id"])
-            if gone is not None:
-                availability.remember_delete(seat, gone)
-                continue
-            availability.put(seat, state_of_record(values.decode(raw_value)))
-        except (WireFormatError, KeyError, TypeError, ValueError) as e:
-            where = (topic, msg.partition() or 0, msg.offset() or 0)
-            log.error("skipping unreadable record %s[%d]@%d of the state: %s", *where, e)
-            unreadable.append(Unreadable(raw_key, raw_value, where, e))
-    newest.clear()
-    log.info("rebuilt availability of %d seats (%d deleted) from %d records of %s",
-             len(availability.seats), len(availability.deleted), count, topic)
-    return availability, unreadable
 
 
 @dataclass
@@ -388,22 +329,8 @@ class AvailabilityRunner:
             "retry.backoff.max.ms": 100,
         })
         self._produce = self.producer.produce
-        # Fences a zombie with the same transactional id and aborts its open transaction,
-        # before the state is read back from the output topic.
-        try:
-            _transaction_retry(self.producer.init_transactions)(60)
-        except KafkaException as e:
-            raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
-        availability, unreadable = rebuild_availability(settings, config.seat_topic, registry)
-        reference = load_reference(settings) if config.load_reference_from_db else Reference()
-        self.engine = BatchEngine(
-            availability, reference, self.codecs.encoders,
-            OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
-                         config.dead_letter_topic, config.anomaly_topic),
-            reference_wait_ms=config.reference_wait_ms)
-        if unreadable:
-            self._dead_letter_unreadable(unreadable)
-        _tune_garbage_collector()
+        self.published = PublishedState(settings, config.seat_topic, registry)
+        self._engine: BatchEngine | None = None
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "error_cb": self._on_client_error,
@@ -424,6 +351,47 @@ class AvailabilityRunner:
         self._assign_error: BaseException | None = None
         self._watchdog = _Watchdog(config.exit_when_hung)
 
+    def follow(self, timeout: float) -> None:
+        """As a warm standby: keep reading the published state, so that start() costs only the
+        records published since."""
+        if self.published.poll(timeout) < 10_000:
+            self.published.apply()
+
+    def start(self) -> None:
+        """Take over: fence the predecessor, read its last published state, load the reference
+        data. Until this, the runner holds no transactional id and publishes nothing."""
+        started = time.monotonic()
+        # Fences a zombie with the same transactional id and aborts its open transaction,
+        # before the state is read back from the output topic.
+        try:
+            _transaction_retry(self.producer.init_transactions)(60)
+        except KafkaException as e:
+            raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
+        fenced = time.monotonic()
+        availability = self.published.catch_up()
+        unreadable = self.published.unreadable
+        self.published.close()
+        log.info("state of %d seats (%d deleted) from %d records of %s; fenced in %.2f s, read "
+                 "in %.2f s", len(availability.seats), len(availability.deleted),
+                 self.published.records, self.config.seat_topic, fenced - started,
+                 time.monotonic() - fenced)
+        config = self.config
+        reference = load_reference(self.settings) if config.load_reference_from_db else Reference()
+        self._engine = BatchEngine(
+            availability, reference, self.codecs.encoders,
+            OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
+                         config.dead_letter_topic, config.anomaly_topic),
+            reference_wait_ms=config.reference_wait_ms)
+        if unreadable:
+            self._dead_letter_unreadable(unreadable)
+        _tune_garbage_collector()
+
+    @property
+    def engine(self) -> BatchEngine:
+        if self._engine is None:
+            raise ProcessorError("the runner has not started (start() takes over)")
+        return self._engine
+
     @property
     def availability(self) -> Availability:
         return self.engine.availability
@@ -440,6 +408,7 @@ class AvailabilityRunner:
             os._exit(EXIT_HUNG)
 
     def close(self) -> None:
+        self.published.close()
         self.consumer.close()
         self.producer.flush(10)
 
@@ -674,10 +643,19 @@ def run_processor(
     config: ProcessorConfig | None = None,
     on_batch: Callable[[BatchStats], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    standby: Callable[[], bool] | None = None,
 ) -> RunStats:
-    """Process changes until should_stop() is true (or, with until_end, the input's end)."""
+    """Process changes until should_stop() is true (or, with until_end, the input's end).
+
+    With `standby`, wait as a warm standby (following the published state, publishing nothing)
+    until standby() says to take over."""
     runner = AvailabilityRunner(settings, config or ProcessorConfig.of(settings))
     try:
+        while standby is not None and not standby():
+            if should_stop():  # stopped before taking over: fence nobody
+                return RunStats()
+            runner.follow(0.2)
+        runner.start()
         return runner.run(should_stop=should_stop, until_end=until_end, on_batch=on_batch,
                           on_ready=on_ready)
     finally:

@@ -3,33 +3,50 @@ sensor tick.
 
 A processor that dies (SIGKILL, out of memory, a fatal Kafka error) loses nothing: its open
 transaction is aborted when the next one with the same transactional id starts, and static group
-membership gives that one the partitions at once. So the fastest safe recovery is simply to
-start it again: the parent (a Dagster run, or `seatflow processor run`) does, with a backoff
-that grows only while the restarts keep failing in a row.
+membership gives that one the partitions at once. So the fastest safe recovery is to let a
+warm standby take over, or else to start it again: the parent (a Dagster run, or the stack's
+supervisord through `python -m pipelines.processor.supervise`) does, with a backoff that grows
+only while the restarts keep failing in a row.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 
 from pipelines.settings import Settings
 
-__all__ = ["EXIT_OFFSETS_LOST", "HEALTHY_AFTER_S", "WORKER_MODULE", "restart_delay",
-           "settings_environment", "supervise_worker"]
+__all__ = [
+    "EXIT_OFFSETS_LOST",
+    "HEALTHY_AFTER_S",
+    "STANDBY_AFTER_S",
+    "SUPERVISE_MODULE",
+    "WORKER_MODULE",
+    "restart_delay",
+    "settings_environment",
+    "supervise_worker",
+]
 
 log = logging.getLogger(__name__)
 
 # `python -m pipelines.processor.worker`: what `seatflow bench chaos` looks for to kill.
 WORKER_MODULE = "pipelines.processor.worker"
+SUPERVISE_MODULE = __name__
 # The worker's exit code when committed offsets were trimmed away: restarting cannot help.
 EXIT_OFFSETS_LOST = 3
 # A worker that ran this long was healthy: its crash starts the backoff afresh.
 HEALTHY_AFTER_S = 60.0
+# A standby starts this long after its worker did: not at once, since its start (a full read of
+# the state) competes for the CPU with the take-over it follows; not much later, since until it
+# is warm a second crash costs a start.
+STANDBY_AFTER_S = 1.0
 _DELAYS_S = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -60,44 +77,102 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 def supervise_worker(settings: Settings, args: list[str], *, should_stop: Callable[[], bool],
                      say: Callable[[str], None] = log.warning,
-                     env: Mapping[str, str] | None = None) -> int:
+                     env: Mapping[str, str] | None = None, standby: bool = True) -> int:
     """Run the worker until should_stop(), restarting it whenever it dies; the worker's last
-    exit code (0 when stopped). EXIT_OFFSETS_LOST is returned at once: that is not a crash."""
+    exit code (0 when stopped). EXIT_OFFSETS_LOST is returned at once: that is not a crash.
+
+    With `standby`, a second worker waits warm (`--standby`) and takes over when the active one
+    dies: it has imported, connected and read the published state already, so the stream is
+    back after a fence and the last records, where a cold start reads the whole state."""
+    environment = {**os.environ, **settings_environment(settings), **(env or {})}
+
+    def start(warm: bool) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, *args, *(["--standby"] if warm else [])],
+            env=environment, stdin=subprocess.PIPE if warm else subprocess.DEVNULL)
+
     failures = 0
-    while True:
-        started = time.monotonic()
-        child = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, *args],
-            env={**os.environ, **settings_environment(settings), **(env or {})})
-        try:
-            while child.poll() is None:
-                if should_stop():
-                    _stop(child)
-                    return 0
-                time.sleep(0.05)
-        except BaseException:  # the parent is being terminated: take the worker along
-            _stop(child)
-            raise
-        code = child.returncode
-        if code == EXIT_OFFSETS_LOST or (code == 0 and should_stop()):
-            return code
-        ran = time.monotonic() - started
-        failures = 1 if ran >= HEALTHY_AFTER_S else failures + 1
-        delay = restart_delay(failures)
-        say(f"processor worker {child.pid} exited with {code} after {ran:.1f} s "
-            f"({failures} in a row); starting it again in {delay:.1f} s")
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline:
-            if should_stop():
-                return code
-            time.sleep(0.05)
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the worker ends its batch and its transaction), then SIGKILL after 30 s."""
-    child.terminate()
+    active, started = start(False), time.monotonic()
+    spare: subprocess.Popen[bytes] | None = None
+    spare_due = started + STANDBY_AFTER_S if standby else math.inf
     try:
-        child.wait(30)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait(10)
+        while True:
+            if should_stop():
+                _stop(active, spare)
+                return 0
+            now = time.monotonic()
+            if spare is not None and spare.poll() is not None:
+                say(f"standby worker {spare.pid} exited with {spare.returncode}; "
+                    "starting another")
+                spare, spare_due = None, now + 1.0
+            if spare is None and now >= spare_due:
+                spare = start(True)
+            code = active.poll()
+            if code is None:
+                time.sleep(0.05)
+                continue
+            if code == EXIT_OFFSETS_LOST or (code == 0 and should_stop()):
+                _stop(spare)
+                return code
+            ran = now - started
+            failures = 1 if ran >= HEALTHY_AFTER_S else failures + 1
+            # A standby is a process of its own, warm and well: it takes over at once. Crashes in
+            # a row that leave no standby (a worker dying at every start) wait the backoff.
+            ready = spare is not None and spare.poll() is None
+            delay = 0.0 if ready else restart_delay(failures)
+            taker = "its standby takes over" if ready else "starting it again"
+            say(f"processor worker {active.pid} exited with {code} after {ran:.1f} s "
+                f"({failures} in a row); {taker} in {delay:.1f} s")
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if should_stop():
+                    _stop(spare)
+                    return code
+                time.sleep(0.05)
+            active, spare = _take_over(spare) or start(False), None
+            started = time.monotonic()
+            # Not at once: a standby's start reads the whole state, which would slow the
+            # take-over it is meant to speed up.
+            spare_due = started + STANDBY_AFTER_S if standby else math.inf
+    except BaseException:  # the parent is being terminated: take the workers along
+        _stop(active, spare)
+        raise
+
+
+def _take_over(spare: subprocess.Popen[bytes] | None) -> subprocess.Popen[bytes] | None:
+    """Tell the standby to take over; None when there is none, or it is gone."""
+    if spare is None or spare.stdin is None or spare.poll() is not None:
+        return None
+    try:
+        spare.stdin.write(b"go\n")
+        spare.stdin.flush()
+    except OSError:
+        return None
+    return spare
+
+
+def _stop(*children: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (a worker ends its batch and its transaction), then SIGKILL after 30 s."""
+    alive = [c for c in children if c is not None and c.poll() is None]
+    for child in alive:
+        child.terminate()
+    for child in alive:
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+
+
+def main() -> int:
+    """`python -m pipelines.processor.supervise`: a worker and its standby until SIGTERM."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return supervise_worker(Settings(), sys.argv[1:], should_stop=stop.is_set)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,9 @@
 """`python -m pipelines.processor.worker`: one processor, until SIGTERM; run by supervise_worker.
 
+With --standby it is a warm standby: it follows the published state and takes over when a line
+("go") arrives on its standard input, so that a crash of the active worker costs a fence and the
+last few records instead of a start. It exits when its standard input closes (its parent is gone).
+
 Exit codes: 0 stopped, 1 a fatal processor error, EXIT_HUNG (4) a Kafka call that blocked past
 its limit (both restarted by the parent), EXIT_OFFSETS_LOST (3) when committed offsets were
 trimmed away (restarting cannot help: the events need a backfill).
@@ -27,6 +31,8 @@ from pipelines.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name if __spec__ else 'worker'}")
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--standby", action="store_true",
+                        help="wait warm until a line on standard input says to take over")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -37,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     settings = Settings()
     log = logging.getLogger("seatflow.worker")
+    go = threading.Event()
+    if args.standby:
+        threading.Thread(target=_wait_for_go, args=(go, stop), daemon=True).start()
     last = [0.0]
 
     def report(batch: object) -> None:
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = run_processor(settings, should_stop=stop.is_set,
                               config=ProcessorConfig.of(settings, batch_size=args.batch_size,
                                                         exit_when_hung=True),
-                              on_batch=report)
+                              on_batch=report, standby=go.is_set if args.standby else None)
     except OffsetsLostError as e:
         log.error("%s", e)
         return EXIT_OFFSETS_LOST
@@ -57,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("stopped: %s", stats)
     return 0
+
+
+def _wait_for_go(go: threading.Event, stop: threading.Event) -> None:
+    """A line on standard input: take over. Its end: the parent is gone, so is the standby."""
+    if sys.stdin.readline():
+        logging.getLogger("seatflow.worker").info("standby: taking over")
+        go.set()
+    else:
+        stop.set()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from pipelines.processor.supervise import WORKER_MODULE
+from pipelines.processor.supervise import SUPERVISE_MODULE
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import (
@@ -218,8 +218,9 @@ APPS = ("processor", "dagster")
 def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
     python = sys.executable
     if name == "processor":
-        # The worker exits when a Kafka call hangs (EXIT_HUNG): supervisord starts it again.
-        command = [python, "-m", WORKER_MODULE]
+        # The worker and its warm standby, supervised as in a Dagster run; supervisord restarts
+        # the parent should it die.
+        command = [python, "-m", SUPERVISE_MODULE]
         env: dict[str, str] = {}
     else:
         command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",

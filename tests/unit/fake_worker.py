@@ -1,19 +1,33 @@
-"""A stand-in for the processor's worker in test_supervise: crashes on its first start, then
-runs until SIGTERM. Each start appends a line to the file named by FAKE_WORKER_LOG."""
+"""A stand-in for the processor's worker in test_supervise. Each start appends "<pid> <role>" to
+the file named by FAKE_WORKER_LOG. The first active worker crashes once a standby has started;
+a standby waits for its line on standard input, logs "<pid> go" and runs on; every other worker
+runs until SIGTERM."""
 
 import os
 import signal
 import sys
 import time
 
+
+def _lines(log: str) -> list[str]:
+    with open(log) as f:
+        return f.read().splitlines()
+
+
 if __name__ == "__main__":
     log = os.environ["FAKE_WORKER_LOG"]
+    standby = "--standby" in sys.argv
     with open(log, "a") as out:
-        out.write(f"{os.getpid()}\n")
-    with open(log) as f:
-        starts = len(f.read().splitlines())
-    if starts == 1:
-        sys.exit(1)
+        out.write(f"{os.getpid()} {'standby' if standby else 'active'}\n")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if standby:
+        if not sys.stdin.readline():
+            sys.exit(0)  # the parent is gone
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()} go\n")
+    elif len(_lines(log)) == 1:
+        while not any(line.endswith(" standby") for line in _lines(log)):
+            time.sleep(0.05)
+        sys.exit(1)
     while True:
         time.sleep(0.1)

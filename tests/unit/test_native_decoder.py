@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from seatflow_native import ProjectingDecoder, UnknownSchemaError, WireDecoder
 
 from pipelines.processor.core import ENVELOPE_FIELDS, decode_seat_change
-from pipelines.processor.runner import SEAT_STATE_FIELDS
+from pipelines.processor.published import SEAT_STATE_FIELDS
 from pipelines.schemas import load_schema
 from tests.unit.avro_values import values
 

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pipelines.processor import supervise
@@ -14,24 +15,63 @@ from pipelines.settings import Settings
 pytestmark = pytest.mark.unit
 
 
-def test_a_crashed_worker_is_started_again_at_once_and_stopped_on_request(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _wait_for(what: str, check, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def _supervise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, standby: bool):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(supervise, "WORKER_MODULE", "tests.unit.fake_worker")
+    monkeypatch.setattr(supervise, "STANDBY_AFTER_S", 0.2)
     log = tmp_path / "starts"
     stop = threading.Event()
     said: list[str] = []
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(supervise.supervise_worker(
-        Settings(), [], should_stop=stop.is_set, say=said.append,
+        Settings(), [], should_stop=stop.is_set, say=said.append, standby=standby,
         env={"FAKE_WORKER_LOG": str(log)})))
-    started = time.monotonic()
     thread.start()
-    while not (log.exists() and len(log.read_text().split()) >= 2):
-        assert time.monotonic() - started < 20, "the crashed worker was not started again"
-        time.sleep(0.05)
+    return log, stop, said, result, thread
+
+
+def _lines(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_standby_takes_over_when_the_worker_crashes_and_a_new_standby_follows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, stop, said, result, thread = _supervise(tmp_path, monkeypatch, standby=True)
+    _wait_for("no standby took over", lambda: any(x.endswith(" go") for x in _lines(log)))
+    lines = _lines(log)
+    first, spare = lines[0].split()[0], lines[1].split()[0]
+    assert lines[:3] == [f"{first} active", f"{spare} standby", f"{spare} go"]
+    # ... and a fresh standby stands by for the one that took over.
+    _wait_for("no new standby", lambda: len(_lines(log)) >= 4)
+    assert _lines(log)[3].endswith(" standby")
+    children = {int(x.split()[0]) for x in _lines(log)[1:]}
+    stop.set()
+    thread.join(40)
+    assert result == [0]
+    assert len(said) == 1 and "exited with 1" in said[0] and "standby takes over in 0.0 s" in said[0]
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for pid in children), "a worker outlived its stopped parent"
+
+
+def test_without_a_standby_a_crashed_worker_is_started_again_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stand-in crashes once a standby has started: pretend one did, the parent starts none.
+    log, stop, said, result, thread = _supervise(tmp_path, monkeypatch, standby=False)
+    started = time.monotonic()
+    _wait_for("the first worker did not start", lambda: len(_lines(log)) >= 1)
+    with log.open("a") as out:
+        out.write("0 standby\n")
+    _wait_for("the crashed worker was not started again",
+              lambda: len([x for x in _lines(log) if x.endswith(" active")]) >= 2)
     restarted_after = time.monotonic() - started
     stop.set()
     thread.join(40)
     assert result == [0]
-    assert len(said) == 1 and "exited with 1" in said[0] and "again in 0.0 s" in said[0]
+    assert len(said) == 1 and "exited with 1" in said[0] and "starting it again in 0.0 s" in said[0]
     assert restarted_after < 10  # two Python start-ups, no waiting in between

@@ -1,0 +1,153 @@
+"""The availability as published, read back from the compacted seat topic.
+
+A processor starts from it: every seat's newest record (read committed) is its state, and the
+tombstones' `seatflow.deleted` headers are the deletes it remembers. A cold start reads the
+whole topic; a warm standby (`worker --standby`) follows it all along, so that taking over
+costs only the records published since its last poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from pipelines.avro import AvroDecoder, WireFormatError
+from pipelines.processor.aggregate import Availability, Deleted, SeatKey
+from pipelines.processor.core import SeatState, state_of_record
+from pipelines.processor.records import Coordinates, parse_deleted_header
+from pipelines.settings import Settings
+from pipelines.topics import committed_ends, next_records
+
+__all__ = ["SEAT_STATE_FIELDS", "PublishedState", "Unreadable", "apply_newest"]
+
+log = logging.getLogger(__name__)
+
+# What the state keeps of a seat-availability record (the rest is skipped, not decoded).
+SEAT_STATE_FIELDS = dict.fromkeys(
+    ["source_version", "status", "section_code", "price_level_id", "price", "source_lsn",
+     "snapshot"])
+
+
+@dataclass
+class Unreadable:
+    """A record of the seat topic that could not be read: dead-lettered, skipped."""
+
+    key: bytes | None
+    value: bytes | None
+    where: Coordinates
+    error: BaseException
+
+
+def apply_newest(availability: Availability, seat: SeatKey,
+                 newest: SeatState | Deleted | None) -> None:
+    """Make a seat what its newest published record says (pure): a state, a remembered delete,
+    or nothing (a tombstone without the header, or a record that could not be read). Applying
+    a topic's records in order ends where applying only each seat's last one does."""
+    if isinstance(newest, Deleted):
+        availability.put(seat, None)
+        availability.remember_delete(seat, newest)
+    else:
+        availability.remember_delete(seat, None)
+        availability.put(seat, newest)
+
+
+class PublishedState:
+    """Follows the seat topic from its beginning into an Availability.
+
+    Records are kept raw, the newest per key, and decoded only when applied: a start reads
+    hundreds of thousands of records of which a fraction are the seats' last ones.
+    """
+
+    def __init__(self, settings: Settings, topic: str, registry: SchemaRegistryClient) -> None:
+        self.topic = topic
+        self.availability = Availability()
+        self.unreadable: list[Unreadable] = []
+        self.records = 0
+        self._keys = AvroDecoder(registry)
+        self._values = AvroDecoder(registry, projection=SEAT_STATE_FIELDS)
+        self._newest: dict[bytes | None, Message] = {}
+        self._eof_at: dict[int, int] = {}  # partition -> the end offset last reported
+        self._closed = False
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"seatflow-rebuild-{uuid.uuid4()}",  # commits nothing
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            # Reading as fast as it can: a full queue pauses fetching for 10 ms, not a second.
+            "fetch.queue.backoff.ms": 10,
+            # At the end, a fetch waits at the broker this long for new records: a standby's
+            # last records come at most this late.
+            "fetch.wait.max.ms": 100,
+        })
+        self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+        self.partitions: list[int] = (
+            [] if meta is None or meta.error is not None else sorted(meta.partitions))
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                              for p in self.partitions])
+
+    def poll(self, timeout: float, max_records: int = 10_000) -> int:
+        """Read what has arrived (waiting at most `timeout` for the first record); the count."""
+        count = 0
+        for msg in next_records(self.consumer, max_records, timeout=timeout):
+            err = msg.error()
+            if err is None:
+                self._newest[msg.key()] = msg
+                count += 1
+            elif err.code() == KafkaError._PARTITION_EOF:
+                self._eof_at[msg.partition() or 0] = msg.offset() or 0
+            else:
+                raise KafkaException(err)
+        self.records += count
+        return count
+
+    def catch_up(self) -> Availability:
+        """Read to the topic's current end, then apply. Called once no transaction of the
+        topic's writer is open (after init_transactions), the end is the last committed one."""
+        started = time.monotonic()
+        ends = committed_ends(self._admin, self.topic, self.partitions)
+        before = self.records
+        while any(self._eof_at.get(p, -1) < end for p, end in ends.items() if end > 0):
+            self.poll(1.0)
+        self.apply()
+        log.info("read %d records of %s to its end in %.2f s", self.records - before, self.topic,
+                 time.monotonic() - started)
+        return self.availability
+
+    def apply(self) -> None:
+        """Decode the newest record of every key read since the last apply into the state."""
+        for raw_key, msg in self._newest.items():
+            self._apply_one(raw_key, msg)
+        self._newest.clear()
+
+    def _apply_one(self, raw_key: bytes | None, msg: Message) -> None:
+        raw_value = msg.value()
+        seat: SeatKey | None = None
+        try:
+            key = self._keys.decode(raw_key)
+            seat = (key["event_id"], key["seat_id"])
+            newest: SeatState | Deleted | None
+            if raw_value is None:
+                newest = parse_deleted_header(msg.headers())  # type: ignore[arg-type]
+            else:
+                newest = state_of_record(self._values.decode(raw_value))
+        except (WireFormatError, KeyError, TypeError, ValueError) as e:
+            where = (self.topic, msg.partition() or 0, msg.offset() or 0)
+            log.error("skipping unreadable record %s[%d]@%d of the state: %s", *where, e)
+            self.unreadable.append(Unreadable(raw_key, raw_value, where, e))
+            newest = None
+        if seat is not None:
+            apply_newest(self.availability, seat, newest)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.consumer.close()
+            self._newest.clear()
