@@ -81,11 +81,13 @@ def find_maven() -> Path:
 
 
 def pom_digest() -> str:
-    """Hash of the POMs: the unpacked artifacts are valid while it is unchanged."""
+    """Hash of the POMs and the sources they build (stack/converter): the unpacked artifacts
+    are valid while it is unchanged."""
     h = hashlib.sha256()
-    for name in POMS:
-        h.update(name.encode())
-        h.update((STACK_DIR / name).read_bytes())
+    sources = sorted(p for p in (STACK_DIR / "converter").rglob("*") if p.is_file())
+    for path in [*(STACK_DIR / name for name in POMS), *sources]:
+        h.update(str(path.relative_to(STACK_DIR)).encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -25,7 +25,8 @@ from pipelines.stack.layout import StackLayout
 
 pytestmark = pytest.mark.integration
 
-AVRO_CONVERTER = "io.apicurio.registry.utils.converter.AvroConverter"
+# The project's wrapper of Apicurio's AvroConverter (stack/converter): registry outages are retried.
+AVRO_CONVERTER = "io.seatflow.connect.RetryingAvroConverter"
 
 
 def converter_config(prefix: str) -> dict[str, str]:
