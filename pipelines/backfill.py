@@ -39,6 +39,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pipelines.avro import AvroDecoder, WireFormatError
 from pipelines.connect import ConnectClient
 from pipelines.connect.errors import ConnectError
+from pipelines.partitioning import event_partition
 from pipelines.processor.runner import GROUP_ID
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic, end_offsets, group_members
@@ -268,6 +269,7 @@ def _republish(settings: Settings, event_id: int, topic: str) -> int:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         position = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
         read_at = lsn_int(position[0]) if position else None
+        partition = event_partition(event_id, settings.partitions)
         cur = conn.cursor(name=f"backfill_{event_id}")
         cur.itersize = 5000
         cur.execute("SELECT * FROM ticketing.seat_inventory WHERE event_id = %s ORDER BY seat_id",
@@ -285,8 +287,10 @@ def _republish(settings: Settings, event_id: int, topic: str) -> int:
             key = writer.key({"event_id": after["event_id"], "seat_id": after["seat_id"]})
             while True:
                 try:
+                    # The partition Debezium's PartitionRouting gives the event's changes: the
+                    # backfill's rows must sit in order among them.
                     producer.produce(topic, key=key, value=writer.value(envelope),
-                                     on_delivery=delivered)
+                                     partition=partition, on_delivery=delivered)
                     break
                 except BufferError:  # the local queue is full: let deliveries drain it
                     producer.poll(0.1)

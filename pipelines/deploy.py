@@ -38,7 +38,7 @@ def deploy_pipeline(
     registrations = register_schemas(SchemaRegistry.from_settings(settings), local_schemas())
     say("schemas: " + ", ".join(f"{r.subject} v{r.version} ({r.status})" for r in registrations))
     created = ensure_topics(AdminClient({"bootstrap.servers": settings.kafka_bootstrap}),
-                            output_topics())
+                            output_topics(settings))
     say(f"topics created: {', '.join(created) or 'none (all exist)'}")
     client = ConnectClient(settings.connect_url)
     for connector in load_connectors():

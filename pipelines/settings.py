@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     slot_wal_warn_bytes: int = 1024**3
 
     topic_prefix: str = "cdc"
+    # Partitions of the seat-inventory CDC topic and of the availability topics co-partitioned
+    # with it (one event's records in one partition of each): the processor's unit of scale.
+    # Fixed when the topics are created (changing it moves every event: `seatflow stack reset`).
+    partitions: int = Field(default=6, ge=1, le=1000)
     connector_name: str = "ticketing-host"
 
     @property

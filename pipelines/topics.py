@@ -29,8 +29,8 @@ from confluent_kafka.admin import (
 from pipelines.settings import Settings
 
 __all__ = [
-    "TopicSpec", "cdc_topic", "committed_ends", "end_offsets", "ensure_topics", "group_committed",
-    "group_lag",
+    "TopicLayoutError", "TopicSpec", "cdc_topic", "committed_ends", "end_offsets", "ensure_topics",
+    "group_committed", "group_lag",
     "group_members",
     "next_records",
     "output_topics",
@@ -59,26 +59,46 @@ def cdc_topic(settings: Settings, table: str) -> str:
     return f"{settings.topic_prefix}.ticketing.{table}"
 
 
-def output_topics() -> list[TopicSpec]:
+class TopicLayoutError(RuntimeError):
+    """A topic exists with another partition count than the settings give it."""
+
+
+def output_topics(settings: Settings) -> list[TopicSpec]:
     # Small segments, cleaned when a tenth of the log is dirty: the processor reads the seat
     # topic back at every start (a crash's recovery time), and a compacted topic is one
     # record per seat.
     compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000",
                  "min.cleanable.dirty.ratio": "0.1",
                  "segment.bytes": str(16 * 1024 * 1024), "segment.ms": str(2 * 60 * 1000)}
+    n = settings.partitions
+    month = {"retention.ms": str(30 * 24 * 3600 * 1000)}
     return [
-        TopicSpec(SEAT_AVAILABILITY, partitions=3, config=compacted),
-        TopicSpec(SECTION_AVAILABILITY, partitions=1, config=compacted),
-        TopicSpec(EVENT_AVAILABILITY, partitions=1, config=compacted),
-        TopicSpec(DEAD_LETTER, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
-        TopicSpec(ANOMALIES, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        # Created here, before the connector starts: Connect's own creation would make it with
+        # the broker's default of one partition. PartitionRouting routes it by event_id.
+        TopicSpec(cdc_topic(settings, "seat_inventory"), partitions=n),
+        # Co-partitioned with it: an event's records are in the same partition of each.
+        TopicSpec(SEAT_AVAILABILITY, partitions=n, config=compacted),
+        TopicSpec(SECTION_AVAILABILITY, partitions=n, config=compacted),
+        TopicSpec(EVENT_AVAILABILITY, partitions=n, config=compacted),
+        TopicSpec(ANOMALIES, partitions=n, config=month),
+        TopicSpec(DEAD_LETTER, partitions=1, config=month),
     ]
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], *, timeout: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet, and set the configs of those that do (so a
     changed spec reaches existing topics); return the names created."""
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    metadata = admin.list_topics(timeout=timeout).topics
+    existing = set(metadata)
+    wrong = [f"{s.name} has {len(metadata[s.name].partitions)} partitions, not {s.partitions}"
+             for s in specs if s.name in metadata
+             and len(metadata[s.name].partitions) != s.partitions]
+    if wrong:
+        # Adding partitions would move events (and a seat's key) to other partitions, where
+        # their order and the compacted state split in two: never done behind anyone's back.
+        raise TopicLayoutError(
+            "; ".join(wrong) + ". The partition count is fixed when the topics are created: "
+            "set SEATFLOW_PARTITIONS to match, or start afresh (`seatflow stack reset`).")
     missing = [s for s in specs if s.name not in existing]
     present = [s for s in specs if s.name in existing and s.config]
     if present:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability, SectionKey
 from pipelines.processor.core import Anomaly, SeatChange
 from pipelines.processor.records import (
@@ -36,8 +37,9 @@ __all__ = ["Batch", "BatchEngine", "BatchStats", "Encoders", "Message", "OutputT
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
-# Produce one record: (topic, value, key, headers). A tombstone's value is None.
-Send = Callable[[str, bytes | None, bytes | None, Headers | None], None]
+# Produce one record: (topic, value, key, headers, partition). A tombstone's value is None; a
+# partition of None is the producer's choice.
+Send = Callable[[str, bytes | None, bytes | None, Headers | None, int | None], None]
 
 
 class Message(Protocol):
@@ -76,6 +78,10 @@ class OutputTopics:
     event: str
     dead_letter: str
     anomaly: str
+    # Partitions of the seat, section, event and anomaly topics: an event's records go to the
+    # partition its CDC changes are in (event_partition), so one event is one partition of
+    # each. None: the producer's partitioner (dead letters always).
+    partitions: int | None = None
 
 
 @dataclass
@@ -130,6 +136,15 @@ class BatchEngine:
         self.reference_wait_ms = reference_wait_ms
         self.pending: list[_Pending] = []
         self.seat_keys: dict[tuple[int, int], bytes] = {}
+        self._partitions: dict[int, int | None] = {}  # event_id -> its partition
+
+    def partition(self, event_id: int) -> int | None:
+        """The output partition of an event's records (the same in every co-partitioned topic)."""
+        found = self._partitions.get(event_id, -1)
+        if found == -1:
+            n = self.topics.partitions
+            found = self._partitions[event_id] = None if n is None else event_partition(event_id, n)
+        return found
 
     # --- a batch ---------------------------------------------------------------------------
 
@@ -147,11 +162,12 @@ class BatchEngine:
         for key, committed in b.sections.items():
             b.send(t.section, e.section_value.encode(a.section_value(
                 key, as_of_ms=b.now, committed_at_ms=committed)), e.section_key.encode(
-                {"event_id": key[0], "section_code": key[1], "price_level_id": key[2]}), None)
+                {"event_id": key[0], "section_code": key[1], "price_level_id": key[2]}), None,
+                self.partition(key[0]))
         for event_id, committed in b.events.items():
             b.send(t.event, e.event_value.encode(a.event_value(
                 event_id, as_of_ms=b.now, committed_at_ms=committed)),
-                e.event_key.encode({"event_id": event_id}), None)
+                e.event_key.encode({"event_id": event_id}), None, self.partition(event_id))
         b.stats.pending = len(self.pending)
 
     def abort(self, b: Batch) -> None:
@@ -231,7 +247,7 @@ class BatchEngine:
             log.error("dead letter of %s not encodable with its bytes: %s", fields["where"], e)
             encoded = self.encoders.dead_letter.encode(dead_letter_value(**{
                 **fields, "headers": [], "limit": -1}))
-        send(self.topics.dead_letter, encoded, None, None)
+        send(self.topics.dead_letter, encoded, None, None, None)
 
     # --- what a change publishes -----------------------------------------------------------
 
@@ -253,7 +269,7 @@ class BatchEngine:
         if new is None:  # a delete: the tombstone says which version went, for later starts
             gone = self.availability.deleted.get(key)
             headers = deleted_header(gone) if gone is not None else None
-        b.send(self.topics.seat, encoded, seat_key, headers)
+        b.send(self.topics.seat, encoded, seat_key, headers, self.partition(key[0]))
         b.undo.append(verdict)
         sections = b.sections
         for section in verdict.sections:
@@ -271,5 +287,5 @@ class BatchEngine:
         record = anomaly_value(anomaly, change, verdict.previous, where=where(msg),
                                detected_at_ms=b.now)
         b.send(self.topics.anomaly, e.anomaly_value.encode(record),
-               e.anomaly_key.encode(verdict.record_key), None)
+               e.anomaly_key.encode(verdict.record_key), None, self.partition(verdict.key[0]))
         b.stats.anomalies += 1

@@ -112,6 +112,9 @@ class ProcessorConfig:
     transactional_id: str = f"{GROUP_ID}-0"
     batch_size: int = 5000
     batch_timeout_s: float = 0.05
+    # Partitions of the co-partitioned output topics (None: the producer's partitioner, for
+    # topics of tests that are not co-partitioned).
+    partitions: int | None = None
     reference_wait_ms: int = 10_000
     load_reference_from_db: bool = True
     # Exit the process (EXIT_HUNG) when a transaction call blocks past its limit; for a worker
@@ -123,7 +126,7 @@ class ProcessorConfig:
         return cls(
             seat_inventory_topic=cdc_topic(settings, "seat_inventory"),
             reference_topics={t: cdc_topic(settings, t) for t in REFERENCE_TABLES},
-            **overrides,
+            **{"partitions": settings.partitions, **overrides},
         )
 
     @property
@@ -380,7 +383,7 @@ class AvailabilityRunner:
         self._engine = BatchEngine(
             availability, reference, self.codecs.encoders,
             OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
-                         config.dead_letter_topic, config.anomaly_topic),
+                         config.dead_letter_topic, config.anomaly_topic, config.partitions),
             reference_wait_ms=config.reference_wait_ms)
         if unreadable:
             self._dead_letter_unreadable(unreadable)
@@ -505,24 +508,19 @@ class AvailabilityRunner:
         raise error
 
     def _send(self, topic: str, value: bytes | None, key: bytes | None,
-              headers: list[tuple[str, bytes]] | None) -> None:
+              headers: list[tuple[str, bytes]] | None, partition: int | None) -> None:
         """Produce; when the producer's queue is full (a truncate of a whole stadium is one
         transaction of tombstones), wait for room."""
-        try:
-            if headers is None:
-                self._produce(topic, value, key)
-            else:
-                self._produce(topic, value, key, headers=headers)  # type: ignore[arg-type]
-            return
-        except BufferError:
-            pass
+        where = -1 if partition is None else partition  # -1: the producer's partitioner
         while True:
-            self.producer.poll(0.1)
             try:
-                self._produce(topic, value, key, headers=headers)  # type: ignore[arg-type]
+                if headers is None:
+                    self._produce(topic, value, key, where)
+                else:
+                    self._produce(topic, value, key, where, headers=headers)  # type: ignore[arg-type]
                 return
             except BufferError:
-                continue
+                self.producer.poll(0.1)
 
     def _batch(self, records: list[Message]) -> BatchStats | None:
         """One transaction: publish the batch and commit its offsets; None when aborted."""

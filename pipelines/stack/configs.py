@@ -144,6 +144,8 @@ def connect_environment(settings: Settings) -> dict[str, str]:
         "SEATFLOW_REGISTRY_URL": f"{settings.registry_url}/apis/registry/v2",
         "SEATFLOW_REGISTRY_V3_URL": f"{settings.registry_url}/apis/registry/v3",
         "SEATFLOW_REGISTRY_CCOMPAT_URL": settings.ccompat_url,
+        # PartitionRouting's partition.topic.num: the seat-inventory topic's partitions.
+        "SEATFLOW_PARTITIONS": str(settings.partitions),
     }
 
 

@@ -12,6 +12,7 @@ import fastavro
 import pytest
 
 from pipelines.avro import RecordWriter
+from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatChange
 from pipelines.processor.engine import Batch, BatchEngine, Encoders, OutputTopics
@@ -83,15 +84,15 @@ def change(seat: int, status: str, version: int, *, op: str = "u", lsn: int,
 
 class Out(list):
     def __call__(self, topic: str, value: bytes | None, key: bytes | None,
-                 headers: list | None) -> None:
-        self.append((topic, value, key, headers))
+                 headers: list | None, partition: int | None = None) -> None:
+        self.append((topic, value, key, headers, partition))
 
     def of(self, topic: str) -> list:
         return [r for r in self if r[0] == topic]
 
 
 def engine(**kw: Any) -> BatchEngine:
-    return BatchEngine(Availability(), reference(), ENCODERS, TOPICS,
+    return BatchEngine(Availability(), reference(), ENCODERS, kw.get("topics", TOPICS),
                        reference_wait_ms=kw.get("wait", 1000))
 
 
@@ -111,6 +112,18 @@ def test_a_seat_change_publishes_the_seat_its_section_and_its_event() -> None:
     section = read("section-availability-value", out.of("section")[0][1])
     assert (section["open"], section["lowest_open_price"]) == (1, Decimal("50.00"))
     assert read("event-availability-value", out.of("event")[0][1])["total"] == 1
+
+
+def test_an_events_records_go_to_its_cdc_partition_in_every_co_partitioned_topic() -> None:
+    e, out = engine(topics=OutputTopics("seat", "section", "event", "dead", "anomaly", 6)), Out()
+    batch(e, 10, out, (0, change(1, "OPEN", 1, op="c", lsn=1)), (1, change(1, "SOLD", 2, lsn=2)))
+    by_topic = {r[0]: r[4] for r in out}
+    assert set(by_topic) == {"seat", "section", "event", "anomaly"}
+    assert set(by_topic.values()) == {event_partition(1, 6)}
+    # Without a partition count the producer's partitioner decides.
+    e, out = engine(), Out()
+    batch(e, 10, out, (0, change(1, "OPEN", 1, op="c", lsn=1)))
+    assert {r[4] for r in out} == {None}
 
 
 def test_a_box_office_sale_is_published_with_its_anomaly_in_the_same_batch() -> None:
