@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # with it (one event's records in one partition of each): the processor's unit of scale.
     # Fixed when the topics are created (changing it moves every event: `seatflow stack reset`).
     partitions: int = Field(default=6, ge=1, le=1000)
+    # Processor instances (slots) that Dagster keeps running, each a member of the consumer
+    # group with its own transactional id; more than `partitions` would idle.
+    processor_instances: int = Field(default=2, ge=1, le=1000)
     connector_name: str = "ticketing-host"
 
     @property

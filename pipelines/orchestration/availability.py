@@ -21,6 +21,7 @@ from pipelines.orchestration.resources import (
 from pipelines.processor.runner import BatchStats, run_processor
 from pipelines.processor.supervise import EXIT_OFFSETS_LOST, supervise_worker
 from pipelines.reconcile import event_ids, reconcile_events
+from pipelines.settings import Settings
 from pipelines.topics import (
     ANOMALIES,
     DEAD_LETTER,
@@ -72,12 +73,13 @@ assets = [
 
 
 def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: RegistryResource,
-             postgres: PostgresResource, *, until_end: bool) -> None:
+             postgres: PostgresResource, *, until_end: bool, slot: int = 0) -> None:
     settings = settings_of(kafka, registry, postgres)
     if not until_end:
-        # The stream runs as a supervised worker process: a crash is restarted within a
-        # second or two, by this run, instead of failing it and waiting for the keeper.
-        code = supervise_worker(settings, [], should_stop=lambda: False,
+        # The stream runs as a supervised worker process with a warm standby: a crash is
+        # taken over within a second or two, by this run, instead of failing it and waiting
+        # for the keeper.
+        code = supervise_worker(settings, ["--slot", str(slot)], should_stop=lambda: False,
                                 say=context.log.warning)
         if code == EXIT_OFFSETS_LOST:
             # The tag is how offsets_lost_backfill_sensor finds the events to backfill.
@@ -103,10 +105,17 @@ def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: Reg
     context.log.info(f"stopped: {json.dumps(stats.__dict__, default=str)}")
 
 
-@dg.op(description="Runs the availability processor until the run is terminated.")
-def stream_availability(context: dg.OpExecutionContext, kafka: KafkaResource,
-                        registry: RegistryResource, postgres: PostgresResource) -> None:
-    _process(context, kafka, registry, postgres, until_end=False)
+class StreamConfig(dg.Config):
+    # Which instance of the scaled-out processor: its transactional id and group member id.
+    slot: int = 0
+
+
+@dg.op(description="Runs one instance (slot) of the availability processor until the run is "
+                   "terminated; the consumer group gives it its share of the partitions.")
+def stream_availability(context: dg.OpExecutionContext, config: StreamConfig,
+                        kafka: KafkaResource, registry: RegistryResource,
+                        postgres: PostgresResource) -> None:
+    _process(context, kafka, registry, postgres, until_end=False, slot=config.slot)
 
 
 @dg.op(description="Processes the CDC topics up to their current end, then stops.")
@@ -163,27 +172,39 @@ def next_start_in(recent: list[tuple[bool, float | None, float | None]],
     return failures, max(restart_delay(failures) - (now - ended), 0.0)
 
 
+SLOT_TAG = "seatflow/slot"
+
+
 @dg.sensor(job=availability_stream, minimum_interval_seconds=15,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Keeps exactly one availability_stream run alive; restarts a failed one "
-                       "with a bounded backoff.")
+           description="Keeps one availability_stream run alive per processor instance (slot, "
+                       "SEATFLOW_PROCESSOR_INSTANCES of them); restarts a failed one with a "
+                       "bounded backoff.")
 def availability_stream_keeper(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     instance = context.instance
-    running = instance.get_runs(
-        dg.RunsFilter(job_name=availability_stream.name, statuses=ACTIVE), limit=1)
-    if running:
-        return dg.SensorResult(skip_reason=f"run {running[0].run_id[:8]} is alive")
-    records = instance.get_run_records(
-        dg.RunsFilter(job_name=availability_stream.name), limit=len(BACKOFF_S))
-    recent = [(r.dagster_run.status == dg.DagsterRunStatus.FAILURE, r.start_time, r.end_time)
-              for r in records]
-    failures, wait = next_start_in(recent, time.time())
-    if wait > 0:
-        return dg.SensorResult(
-            skip_reason=f"{failures} failed run(s) in a row; next try in {wait:.0f} s")
-    return dg.SensorResult(run_requests=[dg.RunRequest(
-        run_key=f"stream-{int(time.time())}",
-        tags={"seatflow/restart-after-failures": str(failures)})])
+    requests, skipped = [], []
+    for slot in range(Settings().processor_instances):
+        tags = {SLOT_TAG: str(slot)}
+        running = instance.get_runs(dg.RunsFilter(
+            job_name=availability_stream.name, statuses=ACTIVE, tags=tags), limit=1)
+        if running:
+            skipped.append(f"slot {slot}: run {running[0].run_id[:8]} is alive")
+            continue
+        records = instance.get_run_records(
+            dg.RunsFilter(job_name=availability_stream.name, tags=tags), limit=len(BACKOFF_S))
+        recent = [(r.dagster_run.status == dg.DagsterRunStatus.FAILURE, r.start_time,
+                   r.end_time) for r in records]
+        failures, wait = next_start_in(recent, time.time())
+        if wait > 0:
+            skipped.append(f"slot {slot}: {failures} failed run(s) in a row; next try in "
+                           f"{wait:.0f} s")
+            continue
+        requests.append(dg.RunRequest(
+            run_key=f"stream-{slot}-{int(time.time())}",
+            run_config={"ops": {"stream_availability": {"config": {"slot": slot}}}},
+            tags={**tags, "seatflow/restart-after-failures": str(failures)}))
+    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else
+                           "; ".join(skipped))
 
 
 @dg.schedule(job=availability_catchup, cron_schedule="*/30 * * * *",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -87,6 +88,34 @@ class Availability:
     def seats_of(self, event_ids: set[int] | None = None) -> list[SeatKey]:
         """The keys of the seats known, of the given events (all when None)."""
         return [k for k in self.seats if event_ids is None or k[0] in event_ids]
+
+    def drop_events(self, keep: Callable[[int], bool]) -> int:
+        """Forget every event for which keep(event_id) is false: its seats, remembered deletes
+        and counts (a partition revoked from this processor); how many seats went."""
+        before = len(self.seats)
+        self.seats = {k: v for k, v in self.seats.items() if keep(k[0])}
+        self.deleted = {k: v for k, v in self.deleted.items() if keep(k[0])}
+        self.sections = {k: v for k, v in self.sections.items() if keep(k[0])}
+        self.events = {k: v for k, v in self.events.items() if keep(k)}
+        return before - len(self.seats)
+
+    def split(self, keep: Callable[[int], bool]) -> Availability:
+        """The events for which keep(event_id) is true, as an Availability of their own (sharing
+        the states and counts: the caller drops them here or uses one of the two)."""
+        return Availability(
+            seats={k: v for k, v in self.seats.items() if keep(k[0])},
+            sections={k: v for k, v in self.sections.items() if keep(k[0])},
+            events={k: v for k, v in self.events.items() if keep(k)},
+            deleted={k: v for k, v in self.deleted.items() if keep(k[0])},
+            deleted_limit=self.deleted_limit)
+
+    def absorb(self, other: Availability) -> None:
+        """Take over other's events, which must not be among this one's (partitions assigned
+        to this processor: an event is in one partition)."""
+        self.seats.update(other.seats)
+        self.sections.update(other.sections)
+        self.events.update(other.events)
+        self.deleted.update(other.deleted)
 
     def put(self, key: SeatKey, new: SeatState | None) -> SeatState | None:
         """Replace a seat's state (None removes it); returns the previous state, for undo."""

@@ -9,7 +9,7 @@ their references; it knows how to undo a batch that was not committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -137,6 +137,22 @@ class BatchEngine:
         self.pending: list[_Pending] = []
         self.seat_keys: dict[tuple[int, int], bytes] = {}
         self._partitions: dict[int, int | None] = {}  # event_id -> its partition
+
+    def in_partitions(self, partitions: Collection[int]) -> Callable[[int], bool]:
+        """Whether an event's records are in one of these partitions (all of them, when the
+        topics are not co-partitioned)."""
+        if self.topics.partitions is None:
+            return lambda _event_id: True
+        return lambda event_id: self.partition(event_id) in partitions
+
+    def revoke(self, topic: str, partitions: Collection[int]) -> None:
+        """These partitions of the input went to another processor: forget their events, and
+        their changes that wait (the new owner reads them again: the committed offsets do not
+        pass them)."""
+        self.pending = [p for p in self.pending
+                        if not (p.msg.topic() == topic and p.msg.partition() in partitions)]
+        gone = self.in_partitions(partitions)
+        self.availability.drop_events(lambda event_id: not gone(event_id))
 
     def partition(self, event_id: int) -> int | None:
         """The output partition of an event's records (the same in every co-partitioned topic)."""

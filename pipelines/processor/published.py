@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -64,7 +65,8 @@ class PublishedState:
     hundreds of thousands of records of which a fraction are the seats' last ones.
     """
 
-    def __init__(self, settings: Settings, topic: str, registry: SchemaRegistryClient) -> None:
+    def __init__(self, settings: Settings, topic: str, registry: SchemaRegistryClient, *,
+                 partitions: Iterable[int] | None = None) -> None:
         self.topic = topic
         self.availability = Availability()
         self.unreadable: list[Unreadable] = []
@@ -88,8 +90,9 @@ class PublishedState:
         })
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
-        self.partitions: list[int] = (
-            [] if meta is None or meta.error is not None else sorted(meta.partitions))
+        present = set() if meta is None or meta.error is not None else set(meta.partitions)
+        self.partitions: list[int] = sorted(
+            present if partitions is None else present & set(partitions))
         self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
                               for p in self.partitions])
 
@@ -108,11 +111,14 @@ class PublishedState:
         self.records += count
         return count
 
-    def catch_up(self) -> Availability:
-        """Read to the topic's current end, then apply. Called once no transaction of the
-        topic's writer is open (after init_transactions), the end is the last committed one."""
+    def catch_up(self, partitions: Iterable[int] | None = None) -> Availability:
+        """Read to the current end of the topic (or of those of its partitions), then apply.
+        Called once no transaction of the partitions' writer is open (after init_transactions,
+        or once they are assigned to this processor), the end is the last committed record."""
         started = time.monotonic()
-        ends = committed_ends(self._admin, self.topic, self.partitions)
+        wanted = self.partitions if partitions is None else sorted(
+            set(partitions) & set(self.partitions))
+        ends = committed_ends(self._admin, self.topic, wanted) if wanted else {}
         before = self.records
         while any(self._eof_at.get(p, -1) < end for p, end in ends.items() if end > 0):
             self.poll(1.0)

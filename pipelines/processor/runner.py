@@ -9,6 +9,7 @@ import socket
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from tenacity import (
     before_sleep_log,
@@ -61,6 +63,7 @@ from pipelines.topics import (
     SEAT_AVAILABILITY,
     SECTION_AVAILABILITY,
     cdc_topic,
+    committed_ends,
     next_records,
 )
 
@@ -122,7 +125,10 @@ class ProcessorConfig:
     exit_when_hung: bool = False
 
     @classmethod
-    def of(cls, settings: Settings, **overrides: Any) -> ProcessorConfig:
+    def of(cls, settings: Settings, *, slot: int = 0, **overrides: Any) -> ProcessorConfig:
+        """The pipeline's processor; `slot` numbers the instances of a scaled-out processor
+        (each has its own transactional id and static group member id)."""
+        overrides.setdefault("transactional_id", f"{GROUP_ID}-{slot}")
         return cls(
             seat_inventory_topic=cdc_topic(settings, "seat_inventory"),
             reference_topics={t: cdc_topic(settings, t) for t in REFERENCE_TABLES},
@@ -131,7 +137,9 @@ class ProcessorConfig:
 
     @property
     def input_topics(self) -> list[str]:
-        return [self.seat_inventory_topic, *self.reference_topics.values()]
+        """What the consumer group shares out: the changes, partitioned by event. (Every
+        instance reads all of the small reference topics itself, outside the group.)"""
+        return [self.seat_inventory_topic]
 
 
 @dataclass
@@ -324,7 +332,9 @@ class AvailabilityRunner:
             "transactional.id": config.transactional_id,
             "linger.ms": 5,
             "compression.type": "lz4",
-            "transaction.timeout.ms": 60_000,
+            # A transaction left open by a processor that died blocks read_committed readers of
+            # its partitions until its successor fences it or this passes.
+            "transaction.timeout.ms": 15_000,
             # A transaction begun while the coordinator still writes the previous one's markers
             # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff: at the
             # default 100 ms, one commit in a few dozen took 90-130 ms instead of 3-7 ms.
@@ -332,7 +342,8 @@ class AvailabilityRunner:
             "retry.backoff.max.ms": 100,
         })
         self._produce = self.producer.produce
-        self.published = PublishedState(settings, config.seat_topic, registry)
+        # Followed all along by a warm standby (follow()); read at each assignment otherwise.
+        self.published: PublishedState | None = None
         self._engine: BatchEngine | None = None
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -349,14 +360,26 @@ class AvailabilityRunner:
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "fetch.max.bytes": 52_428_800,
+            # Partitions move one by one when instances come and go; the others keep flowing.
+            "partition.assignment.strategy": "cooperative-sticky",
+            # An instance that dies without a successor (its standby takes over at once under
+            # the same member id) loses its partitions to the others after this.
+            "session.timeout.ms": 6_000,
+            "heartbeat.interval.ms": 1_000,
         })
+        self._registry = registry
+        self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        self.references: Consumer | None = None  # every reference topic, outside the group
+        self._reference_starts: dict[tuple[str, int], int] = {}
         self.stats = RunStats()
         self._assign_error: BaseException | None = None
         self._watchdog = _Watchdog(config.exit_when_hung)
 
     def follow(self, timeout: float) -> None:
-        """As a warm standby: keep reading the published state, so that start() costs only the
-        records published since."""
+        """As a warm standby: keep reading the published state, so that taking over costs only
+        the records published since."""
+        if self.published is None:
+            self.published = PublishedState(self.settings, self.config.seat_topic, self._registry)
         if self.published.poll(timeout) < 10_000:
             self.published.apply()
 
@@ -370,24 +393,39 @@ class AvailabilityRunner:
             _transaction_retry(self.producer.init_transactions)(60)
         except KafkaException as e:
             raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
-        fenced = time.monotonic()
-        availability = self.published.catch_up()
-        unreadable = self.published.unreadable
-        self.published.close()
-        log.info("state of %d seats (%d deleted) from %d records of %s; fenced in %.2f s, read "
-                 "in %.2f s", len(availability.seats), len(availability.deleted),
-                 self.published.records, self.config.seat_topic, fenced - started,
-                 time.monotonic() - fenced)
+        log.info("fenced in %.2f s", time.monotonic() - started)
         config = self.config
+        self.references = self._follow_references()
         reference = load_reference(self.settings) if config.load_reference_from_db else Reference()
+        # The seats' state comes partition by partition, as the group assigns them (_on_assign).
         self._engine = BatchEngine(
-            availability, reference, self.codecs.encoders,
+            Availability(), reference, self.codecs.encoders,
             OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
                          config.dead_letter_topic, config.anomaly_topic, config.partitions),
             reference_wait_ms=config.reference_wait_ms)
-        if unreadable:
-            self._dead_letter_unreadable(unreadable)
         _tune_garbage_collector()
+
+    def _follow_references(self) -> Consumer:
+        """A consumer of every reference topic from its current end: the reference data is
+        loaded from the database after this, so a change committed meanwhile is read again,
+        never missed (applying it twice does no harm). From the beginning when nothing is
+        loaded from the database."""
+        topics = list(self.config.reference_topics.values())
+        consumer = Consumer({
+            "bootstrap.servers": self.settings.kafka_bootstrap,
+            "group.id": f"seatflow-reference-{uuid.uuid4()}",  # commits nothing
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        })
+        meta = consumer.list_topics(timeout=10).topics
+        starts = []
+        for topic in topics:
+            parts = sorted(meta[topic].partitions) if topic in meta else []
+            ends = (committed_ends(self._admin, topic, parts)
+                    if self.config.load_reference_from_db and parts else {})
+            starts += [TopicPartition(topic, p, ends.get(p, OFFSET_BEGINNING)) for p in parts]
+        consumer.assign(starts)
+        return consumer
 
     @property
     def engine(self) -> BatchEngine:
@@ -411,7 +449,10 @@ class AvailabilityRunner:
             os._exit(EXIT_HUNG)
 
     def close(self) -> None:
-        self.published.close()
+        if self.published is not None:
+            self.published.close()
+        if self.references is not None:
+            self.references.close()
         self.consumer.close()
         self.producer.flush(10)
 
@@ -429,10 +470,42 @@ class AvailabilityRunner:
                     lost.append((tp.topic, tp.partition, tp.offset, low))
             if lost:
                 raise OffsetsLostError(lost)
-            consumer.assign(committed)
+            self._take_state(sorted(tp.partition for tp in partitions))
+            consumer.incremental_assign(committed)
         except BaseException as e:  # raised from poll() by run(): a callback cannot raise
             self._assign_error = e
-            consumer.assign(partitions)
+            consumer.incremental_assign(partitions)
+
+    def _take_state(self, partitions: list[int]) -> None:
+        """The published state of newly assigned partitions (the same partitions of the
+        co-partitioned seat topic), read to their committed end: the previous owner gave them up
+        between two of its transactions, or was fenced. A warm standby has read most of it."""
+        started = time.monotonic()
+        published = self.published or PublishedState(
+            self.settings, self.config.seat_topic, self._registry, partitions=partitions)
+        self.published = None  # a standby's head start serves its first assignment only
+        try:
+            published.catch_up(partitions)
+            unreadable = published.unreadable
+            engine = self.engine
+            mine = engine.in_partitions(partitions)
+            engine.availability.drop_events(lambda event_id: not mine(event_id))
+            taken = published.availability.split(mine)
+            engine.availability.absorb(taken)
+        finally:
+            published.close()
+        log.info("assigned partitions %s: state of %d seats (%d deleted) in %.2f s", partitions,
+                 len(taken.seats), len(taken.deleted), time.monotonic() - started)
+        if unreadable:
+            self._dead_letter_unreadable(unreadable)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions going to another instance (between two transactions: none is open in a
+        poll): forget their state."""
+        gone = sorted(tp.partition for tp in partitions)
+        if gone and self._engine is not None:
+            self.engine.revoke(self.config.seat_inventory_topic, gone)
+            log.info("revoked partitions %s", gone)
 
     def run(self, *, should_stop: Callable[[], bool], until_end: bool = False,
             on_batch: Callable[[BatchStats], None] | None = None,
@@ -440,7 +513,8 @@ class AvailabilityRunner:
         """Process until should_stop(); on_ready is called once, when the state is rebuilt and
         the input partitions are assigned."""
         subscribed_at = time.monotonic()
-        self.consumer.subscribe(self.config.input_topics, on_assign=self._on_assign)
+        self.consumer.subscribe(self.config.input_topics, on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
         self._streaming = True
         at_end: set[tuple[str, int]] = set()
         first_record_at: float | None = None
@@ -448,6 +522,8 @@ class AvailabilityRunner:
             # A batch is as large as the backlog: no record waits for a timer.
             messages = next_records(self.consumer, self.config.batch_size,
                                     self.config.batch_timeout_s)
+            if self.references is not None:
+                messages = [*self._reference_records(), *messages]
             if self._assign_error is not None:
                 self._fail(self._assign_error)
             records = []
@@ -491,6 +567,18 @@ class AvailabilityRunner:
                     and len(at_end) >= len(assignment)):
                 break
         return self.stats
+
+    def _reference_records(self) -> list[Message]:
+        """Reference changes that have arrived (without waiting), remembering where this batch's
+        began: an aborted batch reads them again."""
+        assert self.references is not None
+        found = [m for m in next_records(self.references, self.config.batch_size, 0)
+                 if m.error() is None]
+        self._reference_starts = {}
+        for m in found:
+            self._reference_starts.setdefault((str(m.topic()), m.partition() or 0),
+                                              m.offset() or 0)
+        return found
 
     def _fail(self, error: BaseException) -> NoReturn:
         """Raise `error`; when changes were trimmed away, first move the group past the gap
@@ -584,6 +672,9 @@ class AvailabilityRunner:
         for tp in self.consumer.committed(self.consumer.assignment(), timeout=30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        if self.references is not None:
+            for (topic, partition), offset in self._reference_starts.items():
+                self.references.seek(TopicPartition(topic, partition, offset))
 
     def _offsets(self) -> list[TopicPartition]:
         """Positions to commit; a partition with pending records commits at its oldest one."""

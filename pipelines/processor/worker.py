@@ -31,6 +31,8 @@ from pipelines.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name if __spec__ else 'worker'}")
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--slot", type=int, default=0,
+                        help="which instance of a scaled-out processor (its transactional id)")
     parser.add_argument("--standby", action="store_true",
                         help="wait warm until a line on standard input says to take over")
     args = parser.parse_args(argv)
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         stats = run_processor(settings, should_stop=stop.is_set,
-                              config=ProcessorConfig.of(settings, batch_size=args.batch_size,
+                              config=ProcessorConfig.of(settings, slot=args.slot,
+                                                        batch_size=args.batch_size,
                                                         exit_when_hung=True),
                               on_batch=report, standby=go.is_set if args.standby else None)
     except OffsetsLostError as e:

@@ -198,3 +198,16 @@ def test_an_aborted_batch_is_undone_and_its_waiting_changes_are_dropped() -> Non
     e.abort(b)
     assert e.availability.seats == before and e.availability.deleted == {}
     assert e.pending == [] and e.availability.events[1].total == 1
+
+
+def test_a_revoked_partition_takes_its_events_and_their_waiting_changes_along() -> None:
+    e, out = engine(topics=OutputTopics("seat", "section", "event", "dead", "anomaly", 6)), Out()
+    batch(e, 10, out, (0, change(1, "OPEN", 1, op="c", lsn=1)),
+          (1, change(99, "OPEN", 1, op="c", lsn=2)))  # seat 99 is unknown: it waits
+    assert e.availability.seats and e.pending
+    e.revoke(CDC, [event_partition(1, 6) + 1])  # another partition: nothing moves
+    assert e.availability.seats and e.pending
+    e.revoke(CDC, [0])  # Msg says partition 0: its waiting change goes
+    assert not e.pending and e.availability.seats
+    e.revoke(CDC, [event_partition(1, 6)])  # event 1's partition: its seats and counts go
+    assert not e.availability.seats and not e.availability.events

@@ -1,4 +1,4 @@
-"""The sensor that keeps exactly one availability_stream run alive."""
+"""The sensor that keeps one availability_stream run alive per processor slot."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
 from pipelines.orchestration.availability import (
+    SLOT_TAG,
     availability_stream,
     availability_stream_keeper,
     next_start_in,
@@ -23,20 +24,33 @@ def evaluate(instance: dg.DagsterInstance) -> dg.SensorResult:
     return result
 
 
-def test_starts_a_run_when_none_is_alive_and_never_a_second() -> None:
+def run_of(slot: int) -> DagsterRun:
+    return DagsterRun(job_name=availability_stream.name, run_id=str(uuid.uuid4()),
+                      status=dg.DagsterRunStatus.STARTED, tags={SLOT_TAG: str(slot)})
+
+
+def test_starts_a_run_per_slot_that_has_none_alive_and_never_a_second(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEATFLOW_PROCESSOR_INSTANCES", "2")
     with dg.instance_for_test() as instance:
-        assert len(evaluate(instance).run_requests or []) == 1
-        instance.add_run(DagsterRun(job_name=availability_stream.name, run_id=str(uuid.uuid4()),
-                                    status=dg.DagsterRunStatus.STARTED))
+        requests = evaluate(instance).run_requests or []
+        assert sorted(r.tags[SLOT_TAG] for r in requests) == ["0", "1"]
+        assert [r.run_config["ops"]["stream_availability"]["config"]["slot"]
+                for r in requests] == [0, 1]
+        instance.add_run(run_of(1))
+        [only] = evaluate(instance).run_requests or []
+        assert only.tags[SLOT_TAG] == "0"
+        instance.add_run(run_of(0))
         result = evaluate(instance)
         assert not result.run_requests and "is alive" in str(result.skip_reason)
 
 
-def test_a_failed_run_restarts_at_once_and_failures_in_a_row_back_off() -> None:
+def test_a_failed_run_restarts_at_once_and_failures_in_a_row_back_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEATFLOW_PROCESSOR_INSTANCES", "1")
     with dg.instance_for_test() as instance:
         for attempt in range(1, 3):
-            run = DagsterRun(job_name=availability_stream.name, run_id=str(uuid.uuid4()),
-                             status=dg.DagsterRunStatus.STARTED)
+            run = run_of(0)
             instance.add_run(run)
             instance.report_run_failed(run, f"boom {attempt}")
             result = evaluate(instance)
