@@ -18,6 +18,7 @@ from pipelines.backfill import BackfillError, backfill_event
 from pipelines.connect import ConnectClient
 from pipelines.deploy import wait_caught_up
 from pipelines.host.simulate import run_onsale
+from pipelines.partitioning import event_partition
 from pipelines.processor.runner import run_processor
 from pipelines.reconcile import Reconciliation, latest_values, reconcile_events
 from pipelines.schemas import load_schema
@@ -66,14 +67,17 @@ def inject_drift(settings: Settings, event_id: int, *, seats: int = 5) -> tuple[
     wrong, missing = chosen[:seats], chosen[seats:]
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
     key, value = encoder(settings, SEAT_AVAILABILITY, "key"), encoder(settings, SEAT_AVAILABILITY, "value")
+    # In the event's partition, as the processor writes it: a writer behind its back that
+    # used another partition would not be drift of the event but a second copy of its seats.
+    partition = event_partition(event_id, settings.partitions)
     for k in wrong:
         v = latest[k]
         producer.produce(SEAT_AVAILABILITY, key=key.encode({"event_id": k[0], "seat_id": k[1]}),
                          value=value.encode({**v, "status": "OPEN" if v["status"] == "SOLD" else "SOLD",
-                                             "hold_expires_at": None}))
+                                             "hold_expires_at": None}), partition=partition)
     for k in missing:
         producer.produce(SEAT_AVAILABILITY, key=key.encode({"event_id": k[0], "seat_id": k[1]}),
-                         value=None)
+                         value=None, partition=partition)
     section_key, section_value = next((k, v) for k, v in latest_values(
         settings, SECTION_AVAILABILITY, ours).items() if v)
     producer.produce(
@@ -81,13 +85,13 @@ def inject_drift(settings: Settings, event_id: int, *, seats: int = 5) -> tuple[
         key=encoder(settings, SECTION_AVAILABILITY, "key").encode(
             dict(zip(("event_id", "section_code", "price_level_id"), section_key, strict=True))),
         value=encoder(settings, SECTION_AVAILABILITY, "value").encode(
-            {**section_value, "open": section_value["open"] + 1000}))
+            {**section_value, "open": section_value["open"] + 1000}), partition=partition)
     totals = latest_values(settings, EVENT_AVAILABILITY, ours)[(event_id,)]
     assert totals is not None
     producer.produce(EVENT_AVAILABILITY,
                      key=encoder(settings, EVENT_AVAILABILITY, "key").encode({"event_id": event_id}),
                      value=encoder(settings, EVENT_AVAILABILITY, "value").encode(
-                         {**totals, "sold": totals["sold"] + 7}))
+                         {**totals, "sold": totals["sold"] + 7}), partition=partition)
     assert producer.flush(10) == 0
     return {s for _, s in wrong}, {s for _, s in missing}
 

@@ -25,6 +25,7 @@ from pipelines.avro import AvroDecoder
 from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
+from pipelines.partitioning import event_partition
 from pipelines.processor.runner import GROUP_ID, ProcessorConfig
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import PROJECT_ROOT, Settings
@@ -91,8 +92,10 @@ def test_unreadable_records_are_dead_lettered_rule_breakers_published_and_the_ru
     dead = tail_consumer(settings, DEAD_LETTER)
     anomalies = tail_consumer(settings, ANOMALIES)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    # Where Debezium puts the event's changes (PartitionRouting), after them in order.
+    partition = event_partition(after["event_id"], settings.partitions)
     for value in [*dead_bytes.values(), *breakers.values()]:
-        producer.produce(cdc_topic(settings, "seat_inventory"), value=value)
+        producer.produce(cdc_topic(settings, "seat_inventory"), value=value, partition=partition)
     producer.flush(10)
     config = ProcessorConfig.of(settings, reference_wait_ms=1000)
     decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
@@ -123,7 +126,7 @@ def test_unreadable_records_are_dead_lettered_rule_breakers_published_and_the_ru
         gone = encode_like(raw, settings, {**good, "op": "d", "source": after_that,
                                            "before": {**after, **ghost, "version": 1},
                                            "after": None})
-        producer.produce(cdc_topic(settings, "seat_inventory"), value=gone)
+        producer.produce(cdc_topic(settings, "seat_inventory"), value=gone, partition=partition)
         producer.flush(10)
         with psycopg.connect(settings.pg_dsn()) as conn:
             conn.execute("UPDATE ticketing.seat_inventory SET price = price + 1"
