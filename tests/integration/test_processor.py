@@ -46,8 +46,9 @@ def last_cdc_record(settings: Settings) -> tuple[bytes, dict[str, Any]]:
     topic = cdc_topic(settings, "seat_inventory")
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "dlq-probe",
                          "isolation.level": "read_committed"})
-    end = end_offsets(settings, topic)[0]
-    consumer.assign([TopicPartition(topic, 0, max(end - 50, 0))])
+    # The busiest partition (the topic is partitioned by event).
+    partition, end = max(end_offsets(settings, topic).items(), key=lambda pe: pe[1])
+    consumer.assign([TopicPartition(topic, partition, max(end - 50, 0))])
     raw = None
     try:
         for msg in consumer.consume(50, timeout=10):
