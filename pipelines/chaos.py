@@ -66,11 +66,13 @@ __all__ = [
     "KindSummary",
     "ProcessRow",
     "VersionLedger",
+    "VersionTail",
     "bench_chaos",
     "fault_schedule",
     "find_processor",
     "parse_faults",
     "pick_processor",
+    "seat_versions",
     "staleness_s",
     "summarise_kinds",
     "targets",
@@ -375,7 +377,7 @@ def _connector_running(settings: Settings) -> bool:
         t["state"] == "RUNNING" for t in tasks)
 
 
-class _Tail(threading.Thread):
+class VersionTail(threading.Thread):
     """A read_committed reader of seat-availability from given offsets: which versions it saw,
     and for each first record its commit time and when it arrived."""
 
@@ -504,7 +506,8 @@ class _OnSale:
         self.proc = None
 
 
-def _versions(settings: Settings) -> dict[tuple[int, int], int]:
+def seat_versions(settings: Settings) -> dict[tuple[int, int], int]:
+    """Every seat's version in the database now (waiting out a restart)."""
     @retry(stop=stop_after_delay(120), wait=wait_fixed(1), reraise=True)
     def read() -> dict[tuple[int, int], int]:
         with psycopg.connect(settings.pg_dsn(), connect_timeout=5) as conn:
@@ -541,7 +544,7 @@ def _records_since(settings: Settings, topic: str, start: Mapping[int, int], sin
 class _Injector:
     """Injects one fault and tells when the stack has healed from it."""
 
-    def __init__(self, settings: Settings, tail: _Tail) -> None:
+    def __init__(self, settings: Settings, tail: VersionTail) -> None:
         self.settings = settings
         self.layout = StackLayout.of(settings)
         self.sup = Supervisor(self.layout)
@@ -639,12 +642,12 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
         _wait_ready(settings, timeout_s=300, say=say)
         say("waiting until everything committed so far is published")
         wait_caught_up(settings, timeout_s=600, say=_every(say, 10))
-        before = _versions(settings)
+        before = seat_versions(settings)
         base_sum = sum(before.values())
         start_offsets = end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY)
         side_starts = {t: end_offsets(settings.kafka_bootstrap, t) for t in (ANOMALIES, DEAD_LETTER)}
         since_ms = int(time.time() * 1000)
-        tail = _Tail(settings, start_offsets)
+        tail = VersionTail(settings, start_offsets)
         tail.start()
         span = duration if duration else changes / max(rate, 1.0)
         schedule = fault_schedule(mix, span, seed=seed)
@@ -719,7 +722,7 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
             say(f"not caught up: {e}")
         tail.stop.set()
         tail.join(30)
-        after = _versions(settings)
+        after = seat_versions(settings)
         committed_versions, lost, lost_examples = tail.ledger.lost(before, after)
         say("reconciling the events with the database")
         events = sorted({e for e, _ in after})
