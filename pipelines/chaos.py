@@ -384,8 +384,10 @@ class _Tail(threading.Thread):
         self.ledger = VersionLedger()
         self.commits = array("d")
         self.receipts = array("d")
-        # Seconds: the newest commit time among the stream's records received so far.
-        self.newest_committed = 0.0
+        # Seconds: per partition, the newest commit time among its records received so far.
+        # The topic is partitioned by event, and after a fault the partitions catch up each at
+        # its own pace: one that is back says nothing of the others.
+        self.newest_by_partition: dict[int, float] = {}
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.position: dict[int, int] = dict(start)
@@ -436,7 +438,15 @@ class _Tail(threading.Thread):
             committed = value["source_committed_at"].timestamp()
             self.commits.append(committed)
             self.receipts.append(received)
-            self.newest_committed = max(self.newest_committed, committed)
+            partition = msg.partition() or 0
+            if committed > self.newest_by_partition.get(partition, 0.0):
+                self.newest_by_partition[partition] = committed
+
+    def caught_up_past(self, at: float) -> bool:
+        """Every partition that carries changes has shown one committed after `at`: the
+        pipeline flows end to end again, with no partition still draining a backlog."""
+        newest = list(self.newest_by_partition.values())
+        return bool(newest) and min(newest) > at
 
     def reached(self, ends: Mapping[int, int]) -> bool:
         with self._lock:
@@ -582,7 +592,7 @@ class _Injector:
                 return False
             if health.check(kind, self.settings) is not None:
                 return False
-        return self.tail.newest_committed > at
+        return self.tail.caught_up_past(at)
 
 
 def _every(say: Callable[[str], None], seconds: float) -> Callable[[str], None]:
