@@ -399,6 +399,9 @@ class _Tail(threading.Thread):
             "group.id": f"seatflow-chaos-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            # Its end: a partition's last offset is often a transaction marker, which no record
+            # reaches; the end-of-partition event gives the offset past it.
+            "enable.partition.eof": True,
             "fetch.wait.max.ms": 10,
             # The broker is one of the things killed: keep trying, never give up on it, and
             # keep librdkafka's line per refused connection out of the report.
@@ -422,7 +425,12 @@ class _Tail(threading.Thread):
     def _take(self, msg: Message, received: float) -> None:
         err = msg.error()
         if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
+            if err.code() == KafkaError._PARTITION_EOF:
+                with self._lock:
+                    partition = msg.partition() or 0
+                    self.position[partition] = max(self.position.get(partition, 0),
+                                                   msg.offset() or 0)
+            else:
                 log.debug("tail: %s", err)
             return
         with self._lock:
