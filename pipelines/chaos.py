@@ -386,8 +386,10 @@ class VersionTail(threading.Thread):
         self.ledger = VersionLedger()
         self.commits = array("d")
         self.receipts = array("d")
-        # Seconds: the newest commit time among the stream's records received so far.
-        self.newest_committed = 0.0
+        # Seconds: per partition, the newest commit time among its records received so far.
+        # The topic is partitioned by event, and after a fault the partitions catch up each at
+        # its own pace: one that is back says nothing of the others.
+        self.newest_by_partition: dict[int, float] = {}
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.position: dict[int, int] = dict(start)
@@ -399,6 +401,9 @@ class VersionTail(threading.Thread):
             "group.id": f"seatflow-chaos-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            # Its end: a partition's last offset is often a transaction marker, which no record
+            # reaches; the end-of-partition event gives the offset past it.
+            "enable.partition.eof": True,
             "fetch.wait.max.ms": 10,
             # The broker is one of the things killed: keep trying, never give up on it, and
             # keep librdkafka's line per refused connection out of the report.
@@ -422,7 +427,12 @@ class VersionTail(threading.Thread):
     def _take(self, msg: Message, received: float) -> None:
         err = msg.error()
         if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
+            if err.code() == KafkaError._PARTITION_EOF:
+                with self._lock:
+                    partition = msg.partition() or 0
+                    self.position[partition] = max(self.position.get(partition, 0),
+                                                   msg.offset() or 0)
+            else:
                 log.debug("tail: %s", err)
             return
         with self._lock:
@@ -438,7 +448,15 @@ class VersionTail(threading.Thread):
             committed = value["source_committed_at"].timestamp()
             self.commits.append(committed)
             self.receipts.append(received)
-            self.newest_committed = max(self.newest_committed, committed)
+            partition = msg.partition() or 0
+            if committed > self.newest_by_partition.get(partition, 0.0):
+                self.newest_by_partition[partition] = committed
+
+    def caught_up_past(self, at: float) -> bool:
+        """Every partition that carries changes has shown one committed after `at`: the
+        pipeline flows end to end again, with no partition still draining a backlog."""
+        newest = list(self.newest_by_partition.values())
+        return bool(newest) and min(newest) > at
 
     def reached(self, ends: Mapping[int, int]) -> bool:
         with self._lock:
@@ -585,7 +603,7 @@ class _Injector:
                 return False
             if health.check(kind, self.settings) is not None:
                 return False
-        return self.tail.newest_committed > at
+        return self.tail.caught_up_past(at)
 
 
 def _every(say: Callable[[str], None], seconds: float) -> Callable[[str], None]:
