@@ -43,7 +43,7 @@ from pipelines.processor.core import (
     decode_seat_change,
 )
 from pipelines.processor.engine import Batch, BatchEngine, BatchStats, Encoders, OutputTopics
-from pipelines.processor.published import PublishedState, Unreadable
+from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
 from pipelines.processor.reference import (
     REFERENCE_TABLES,
     EventRef,
@@ -357,7 +357,7 @@ class AvailabilityRunner:
     def follow(self, timeout: float) -> None:
         """As a warm standby: keep reading the published state, so that start() costs only the
         records published since."""
-        if self.published.poll(timeout) < 10_000:
+        if self.published.poll(timeout) < POLL_RECORDS:  # caught up for now: decode what came
             self.published.apply()
 
     def start(self) -> None:
