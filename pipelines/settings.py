@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # with it (one event's records in one partition of each): the processor's unit of scale.
     # Fixed when the topics are created (changing it moves every event: `seatflow stack reset`).
     partitions: int = Field(default=6, ge=1, le=1000)
+    # Warm standbys beside each processor worker (pipelines/processor/supervise.py): the oldest
+    # takes over a crashed worker at once. Two, so that a crash within the seconds a new standby
+    # needs to read the state still finds one warm; 0 restarts a crashed worker cold.
+    processor_standbys: int = Field(default=2, ge=0, le=8)
     connector_name: str = "ticketing-host"
 
     @property
