@@ -70,6 +70,7 @@ __all__ = [
     "bench_chaos",
     "fault_schedule",
     "find_processor",
+    "flowing_since",
     "parse_faults",
     "pick_processor",
     "seat_versions",
@@ -104,6 +105,9 @@ ONSALE_OUTCOMES = {"buy": 0.1, "release": 0.45, "abandon": 0.45}
 # Each on-sale process runs this long; a new one follows (PostgreSQL's stop ends one early).
 ONSALE_CHUNK_S = 60.0
 SIMULATOR_NICE = 10
+# A partition delivers its changes fresh when they arrive within this of their commit: a
+# partition still draining the backlog of a fault delivers them later.
+FRESH_S = 2.0
 
 
 # ---- pure parts -------------------------------------------------------------------------------
@@ -222,6 +226,19 @@ def staleness_s(commits: Sequence[float], receipts: Sequence[float], start: floa
         if receipt > start:
             worst = max(worst, min(end, receipt) - commits[i])
     return worst
+
+
+def flowing_since(latest: Mapping[int, tuple[float, float]], at: float, *,
+                  fresh_s: float = FRESH_S) -> bool:
+    """Every partition that carries changes delivers them fresh again after a fault at `at`
+    (pure): `latest` maps each partition to (commit, receipt) of its latest change, and each
+    must have been committed after the fault and have arrived within fresh_s of its commit.
+
+    One partition back says nothing of the others, and a first change after the fault says
+    nothing of the backlog queued before it: until that has drained, the fans' view is still
+    as stale as the fault made it, and the next fault would be measured inside this one."""
+    return bool(latest) and all(commit > at and receipt - commit <= fresh_s
+                                for commit, receipt in latest.values())
 
 
 @dataclass
@@ -386,10 +403,10 @@ class VersionTail(threading.Thread):
         self.ledger = VersionLedger()
         self.commits = array("d")
         self.receipts = array("d")
-        # Seconds: per partition, the newest commit time among its records received so far.
-        # The topic is partitioned by event, and after a fault the partitions catch up each at
-        # its own pace: one that is back says nothing of the others.
-        self.newest_by_partition: dict[int, float] = {}
+        # Seconds: per partition, (commit, receipt) of its latest change received so far. The
+        # topic is partitioned by event, and after a fault the partitions catch up each at its
+        # own pace.
+        self.latest_by_partition: dict[int, tuple[float, float]] = {}
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.position: dict[int, int] = dict(start)
@@ -449,14 +466,11 @@ class VersionTail(threading.Thread):
             self.commits.append(committed)
             self.receipts.append(received)
             partition = msg.partition() or 0
-            if committed > self.newest_by_partition.get(partition, 0.0):
-                self.newest_by_partition[partition] = committed
+            if committed > self.latest_by_partition.get(partition, (0.0, 0.0))[0]:
+                self.latest_by_partition[partition] = (committed, received)
 
-    def caught_up_past(self, at: float) -> bool:
-        """Every partition that carries changes has shown one committed after `at`: the
-        pipeline flows end to end again, with no partition still draining a backlog."""
-        newest = list(self.newest_by_partition.values())
-        return bool(newest) and min(newest) > at
+    def flowing_since(self, at: float) -> bool:
+        return flowing_since(dict(self.latest_by_partition), at)
 
     def reached(self, ends: Mapping[int, int]) -> bool:
         with self._lock:
@@ -591,9 +605,10 @@ class _Injector:
         return f"pid {info.pid}", info.pid
 
     def healed(self, kind: str, killed_pid: int | None, at: float) -> bool:
-        """The killed service is back and the pipeline flows end to end again: a change
-        committed after the fault has reached seat-availability. (A service that is up while
-        capture or the processor is stuck has not healed as far as fans can tell.)"""
+        """The killed service is back and the pipeline flows end to end again: changes
+        committed after the fault reach seat-availability fresh, in every partition (see
+        flowing_since). A service that is up while capture or the processor is stuck or still
+        draining has not healed as far as fans can tell."""
         if kind == "processor":
             if find_processor(exclude=[killed_pid] if killed_pid else []) is None:
                 return False
@@ -603,7 +618,7 @@ class _Injector:
                 return False
             if health.check(kind, self.settings) is not None:
                 return False
-        return self.tail.caught_up_past(at)
+        return self.tail.flowing_since(at)
 
 
 def _every(say: Callable[[str], None], seconds: float) -> Callable[[str], None]:

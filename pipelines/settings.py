@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Processor instances (slots) that Dagster keeps running, each a member of the consumer
     # group with its own transactional id; more than `partitions` would idle.
     processor_instances: int = Field(default=2, ge=1, le=1000)
+    # Warm standbys beside each processor worker (pipelines/processor/supervise.py): the oldest
+    # takes over a crashed worker at once. Two, so that a crash within the seconds a new standby
+    # needs to read the state still finds one warm; 0 restarts a crashed worker cold.
+    processor_standbys: int = Field(default=2, ge=0, le=8)
     connector_name: str = "ticketing-host"
 
     @property

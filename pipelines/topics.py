@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -36,6 +37,7 @@ __all__ = [
     "output_topics",
     "read_to_end",
     "read_topic",
+    "topic_reader",
 ]
 
 log = logging.getLogger(__name__)
@@ -222,14 +224,10 @@ def group_members(bootstrap: str, group_id: str, *, timeout: float = 10.0) -> in
     return len(description.result(timeout).members)
 
 
-def read_topic(bootstrap: str, topic: str, handle: Callable[[Message], None], *,
-               purpose: str, start: Mapping[int, int] | None = None) -> int:
-    """Feed every committed record of topic, start (or `start`, as read_to_end) to current end,
-    to handle; the count read.
-
-    A consumer group of its own (named after `purpose`) that commits nothing.
-    """
-    consumer = Consumer({
+def topic_reader(bootstrap: str, purpose: str, **overrides: Any) -> Consumer:
+    """A read_committed consumer that reports each partition's end, in a consumer group of its
+    own (named after `purpose`) that commits nothing; for reading topics whole."""
+    return Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"seatflow-{purpose}-{uuid.uuid4()}",
         "enable.auto.commit": False,
@@ -237,7 +235,18 @@ def read_topic(bootstrap: str, topic: str, handle: Callable[[Message], None], *,
         "enable.partition.eof": True,
         # Reading as fast as it can: a full queue pauses fetching for 10 ms, not a second.
         "fetch.queue.backoff.ms": 10,
+        **overrides,
     })
+
+
+def read_topic(bootstrap: str, topic: str, handle: Callable[[Message], None], *,
+               purpose: str, start: Mapping[int, int] | None = None) -> int:
+    """Feed every committed record of topic, start (or `start`, as read_to_end) to current end,
+    to handle; the count read.
+
+    A consumer group of its own (named after `purpose`) that commits nothing.
+    """
+    consumer = topic_reader(bootstrap, purpose)
     try:
         return read_to_end(consumer, topic, handle, start=start)
     finally:

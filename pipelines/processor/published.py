@@ -9,12 +9,10 @@ costs only the records published since its last poll.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -23,7 +21,7 @@ from pipelines.processor.aggregate import Availability, Deleted, SeatKey
 from pipelines.processor.core import SeatState, state_of_record
 from pipelines.processor.records import Coordinates, parse_deleted_header
 from pipelines.settings import Settings
-from pipelines.topics import committed_ends, next_records
+from pipelines.topics import committed_ends, next_records, topic_reader
 
 __all__ = ["SEAT_STATE_FIELDS", "PublishedState", "Unreadable", "apply_newest"]
 
@@ -33,6 +31,10 @@ log = logging.getLogger(__name__)
 SEAT_STATE_FIELDS = dict.fromkeys(
     ["source_version", "status", "section_code", "price_level_id", "price", "source_lsn",
      "snapshot"])
+
+
+# Records read per poll.
+POLL_RECORDS = 10_000
 
 
 @dataclass
@@ -76,18 +78,10 @@ class PublishedState:
         self._newest: dict[bytes | None, Message] = {}
         self._eof_at: dict[int, int] = {}  # partition -> the end offset last reported
         self._closed = False
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"seatflow-rebuild-{uuid.uuid4()}",  # commits nothing
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            # Reading as fast as it can: a full queue pauses fetching for 10 ms, not a second.
-            "fetch.queue.backoff.ms": 10,
-            # At the end, a fetch waits at the broker this long for new records: a standby's
-            # last records come at most this late.
-            "fetch.wait.max.ms": 100,
-        })
+        # At the end, a fetch waits at the broker at most fetch.wait.max.ms for new records: a
+        # standby's last records come at most this late.
+        self.consumer = topic_reader(settings.kafka_bootstrap, "rebuild", **{
+            "fetch.wait.max.ms": 100})
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
         present = set() if meta is None or meta.error is not None else set(meta.partitions)
@@ -96,8 +90,9 @@ class PublishedState:
         self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
                               for p in self.partitions])
 
-    def poll(self, timeout: float, max_records: int = 10_000) -> int:
-        """Read what has arrived (waiting at most `timeout` for the first record); the count."""
+    def poll(self, timeout: float, max_records: int = POLL_RECORDS) -> int:
+        """Read what has arrived (waiting at most `timeout` for the first record); the count.
+        Fewer than max_records: it has read all there was."""
         count = 0
         for msg in next_records(self.consumer, max_records, timeout=timeout):
             err = msg.error()
@@ -115,16 +110,12 @@ class PublishedState:
         """Read to the current end of the topic (or of those of its partitions), then apply.
         Called once no transaction of the partitions' writer is open (after init_transactions,
         or once they are assigned to this processor), the end is the last committed record."""
-        started = time.monotonic()
         wanted = self.partitions if partitions is None else sorted(
             set(partitions) & set(self.partitions))
         ends = committed_ends(self._admin, self.topic, wanted) if wanted else {}
-        before = self.records
         while any(self._eof_at.get(p, -1) < end for p, end in ends.items() if end > 0):
             self.poll(1.0)
         self.apply()
-        log.info("read %d records of %s to its end in %.2f s", self.records - before, self.topic,
-                 time.monotonic() - started)
         return self.availability
 
     def apply(self) -> None:

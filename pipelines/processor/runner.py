@@ -45,7 +45,7 @@ from pipelines.processor.core import (
     decode_seat_change,
 )
 from pipelines.processor.engine import Batch, BatchEngine, BatchStats, Encoders, OutputTopics
-from pipelines.processor.published import PublishedState, Unreadable
+from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
 from pipelines.processor.reference import (
     REFERENCE_TABLES,
     EventRef,
@@ -380,7 +380,7 @@ class AvailabilityRunner:
         the records published since."""
         if self.published is None:
             self.published = PublishedState(self.settings, self.config.seat_topic, self._registry)
-        if self.published.poll(timeout) < 10_000:
+        if self.published.poll(timeout) < POLL_RECORDS:  # caught up for now: decode what came
             self.published.apply()
 
     def start(self) -> None:

@@ -12,7 +12,6 @@ only while the restarts keep failing in a row.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -77,13 +76,16 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 def supervise_worker(settings: Settings, args: list[str], *, should_stop: Callable[[], bool],
                      say: Callable[[str], None] = log.warning,
-                     env: Mapping[str, str] | None = None, standby: bool = True) -> int:
+                     env: Mapping[str, str] | None = None, standbys: int | None = None) -> int:
     """Run the worker until should_stop(), restarting it whenever it dies; the worker's last
     exit code (0 when stopped). EXIT_OFFSETS_LOST is returned at once: that is not a crash.
 
-    With `standby`, a second worker waits warm (`--standby`) and takes over when the active one
-    dies: it has imported, connected and read the published state already, so the stream is
-    back after a fence and the last records, where a cold start reads the whole state."""
+    `standbys` (settings.processor_standbys unless given) more workers wait warm (`--standby`);
+    the oldest takes over when the active one dies: it has imported, connected and read the
+    published state already, so the stream is back after a fence and the last records, where a
+    cold start reads the whole state. With two, a second crash soon after a take-over still
+    finds one warm: the standby started after the take-over needs seconds to read the state."""
+    wanted = settings.processor_standbys if standbys is None else standbys
     environment = {**os.environ, **settings_environment(settings), **(env or {})}
 
     def start(warm: bool) -> subprocess.Popen[bytes]:
@@ -93,32 +95,36 @@ def supervise_worker(settings: Settings, args: list[str], *, should_stop: Callab
 
     failures = 0
     active, started = start(False), time.monotonic()
-    spare: subprocess.Popen[bytes] | None = None
-    spare_due = started + STANDBY_AFTER_S if standby else math.inf
+    spares: list[subprocess.Popen[bytes]] = []  # oldest (warmest) first
+    # Not at once, and one at a time: a standby's start reads the whole state, which would
+    # slow the worker's start (or take-over) and each other.
+    spare_due = started + STANDBY_AFTER_S
     try:
         while True:
             if should_stop():
-                _stop(active, spare)
+                _stop(active, *spares)
                 return 0
             now = time.monotonic()
-            if spare is not None and spare.poll() is not None:
-                say(f"standby worker {spare.pid} exited with {spare.returncode}; "
+            for gone in [s for s in spares if s.poll() is not None]:
+                say(f"standby worker {gone.pid} exited with {gone.returncode}; "
                     "starting another")
-                spare, spare_due = None, now + 1.0
-            if spare is None and now >= spare_due:
-                spare = start(True)
+                spares.remove(gone)
+                spare_due = max(spare_due, now + 1.0)
+            if len(spares) < wanted and now >= spare_due:
+                spares.append(start(True))
+                spare_due = now + STANDBY_AFTER_S
             code = active.poll()
             if code is None:
                 time.sleep(0.05)
                 continue
             if code == EXIT_OFFSETS_LOST or (code == 0 and should_stop()):
-                _stop(spare)
+                _stop(*spares)
                 return code
             ran = now - started
             failures = 1 if ran >= HEALTHY_AFTER_S else failures + 1
             # A standby is a process of its own, warm and well: it takes over at once. Crashes in
             # a row that leave no standby (a worker dying at every start) wait the backoff.
-            ready = spare is not None and spare.poll() is None
+            ready = bool(spares) and spares[0].poll() is None
             delay = 0.0 if ready else restart_delay(failures)
             taker = "its standby takes over" if ready else "starting it again"
             say(f"processor worker {active.pid} exited with {code} after {ran:.1f} s "
@@ -126,22 +132,21 @@ def supervise_worker(settings: Settings, args: list[str], *, should_stop: Callab
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline:
                 if should_stop():
-                    _stop(spare)
+                    _stop(*spares)
                     return code
                 time.sleep(0.05)
-            active, spare = _take_over(spare) or start(False), None
+            taker_process = _take_over(spares.pop(0)) if spares else None
+            active = taker_process or start(False)
             started = time.monotonic()
-            # Not at once: a standby's start reads the whole state, which would slow the
-            # take-over it is meant to speed up.
-            spare_due = started + STANDBY_AFTER_S if standby else math.inf
+            spare_due = max(spare_due, started + STANDBY_AFTER_S)
     except BaseException:  # the parent is being terminated: take the workers along
-        _stop(active, spare)
+        _stop(active, *spares)
         raise
 
 
-def _take_over(spare: subprocess.Popen[bytes] | None) -> subprocess.Popen[bytes] | None:
-    """Tell the standby to take over; None when there is none, or it is gone."""
-    if spare is None or spare.stdin is None or spare.poll() is not None:
+def _take_over(spare: subprocess.Popen[bytes]) -> subprocess.Popen[bytes] | None:
+    """Tell the standby to take over; None when it is gone."""
+    if spare.stdin is None or spare.poll() is not None:
         return None
     try:
         spare.stdin.write(b"go\n")
@@ -165,7 +170,7 @@ def _stop(*children: subprocess.Popen[bytes] | None) -> None:
 
 
 def main() -> int:
-    """`python -m pipelines.processor.supervise`: a worker and its standby until SIGTERM."""
+    """`python -m pipelines.processor.supervise`: a worker and its standbys until SIGTERM."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()

@@ -1,7 +1,8 @@
 """A stand-in for the processor's worker in test_supervise. Each start appends "<pid> <role>" to
-the file named by FAKE_WORKER_LOG. The first active worker crashes once a standby has started;
-a standby waits for its line on standard input, logs "<pid> go" and runs on; every other worker
-runs until SIGTERM."""
+the file named by FAKE_WORKER_LOG. The first active worker crashes once FAKE_WORKER_STANDBYS
+(default 1) standbys have started; a standby waits for its line on standard input, logs
+"<pid> go" and runs on, or with FAKE_FIRST_TAKER_CRASHES set the first to take over crashes at
+once; every other worker runs until SIGTERM."""
 
 import os
 import signal
@@ -25,8 +26,12 @@ if __name__ == "__main__":
             sys.exit(0)  # the parent is gone
         with open(log, "a") as out:
             out.write(f"{os.getpid()} go\n")
+        first_taker = sum(line.endswith(" go") for line in _lines(log)) == 1
+        if first_taker and os.environ.get("FAKE_FIRST_TAKER_CRASHES"):
+            sys.exit(1)
     elif len(_lines(log)) == 1:
-        while not any(line.endswith(" standby") for line in _lines(log)):
+        standbys = int(os.environ.get("FAKE_WORKER_STANDBYS", "1"))
+        while sum(line.endswith(" standby") for line in _lines(log)) < standbys:
             time.sleep(0.05)
         sys.exit(1)
     while True:

@@ -17,6 +17,7 @@ from pipelines.chaos import (
     ProcessRow,
     VersionLedger,
     fault_schedule,
+    flowing_since,
     parse_faults,
     pick_processor,
     staleness_s,
@@ -215,3 +216,15 @@ def test_the_oldest_of_several_workers_and_never_a_bench_or_a_lookalike() -> Non
         row(33, "pytest tests/unit/test_processor_core.py -k run"),
         row(34, "vim pipelines/processor/worker.py"),
     ]) is None
+
+
+def test_a_fault_heals_when_every_partition_delivers_changes_committed_after_it_fresh() -> None:
+    at = 100.0
+    back = {0: (101.0, 101.5), 3: (102.0, 102.1)}
+    assert flowing_since(back, at)
+    # One partition has shown nothing committed after the fault.
+    assert not flowing_since({**back, 5: (99.0, 99.2)}, at)
+    # One shows a change committed after it, but 6 s late: it is still draining its backlog.
+    assert not flowing_since({**back, 5: (104.0, 110.0)}, at)
+    assert flowing_since({**back, 5: (104.0, 110.0)}, at, fresh_s=6.0)
+    assert not flowing_since({}, at)

@@ -22,7 +22,8 @@ def _wait_for(what: str, check, timeout: float = 20) -> None:  # type: ignore[no
         time.sleep(0.05)
 
 
-def _supervise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, standby: bool):  # type: ignore[no-untyped-def]
+def _supervise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, standbys: int,  # type: ignore[no-untyped-def]
+               env: dict[str, str] | None = None):
     monkeypatch.setattr(supervise, "WORKER_MODULE", "tests.unit.fake_worker")
     monkeypatch.setattr(supervise, "STANDBY_AFTER_S", 0.2)
     log = tmp_path / "starts"
@@ -30,8 +31,8 @@ def _supervise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, standby: bool
     said: list[str] = []
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(supervise.supervise_worker(
-        Settings(), [], should_stop=stop.is_set, say=said.append, standby=standby,
-        env={"FAKE_WORKER_LOG": str(log)})))
+        Settings(), [], should_stop=stop.is_set, say=said.append, standbys=standbys,
+        env={"FAKE_WORKER_LOG": str(log), **(env or {})})))
     thread.start()
     return log, stop, said, result, thread
 
@@ -42,7 +43,7 @@ def _lines(log: Path) -> list[str]:
 
 def test_the_standby_takes_over_when_the_worker_crashes_and_a_new_standby_follows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    log, stop, said, result, thread = _supervise(tmp_path, monkeypatch, standby=True)
+    log, stop, said, result, thread = _supervise(tmp_path, monkeypatch, standbys=1)
     _wait_for("no standby took over", lambda: any(x.endswith(" go") for x in _lines(log)))
     lines = _lines(log)
     first, spare = lines[0].split()[0], lines[1].split()[0]
@@ -62,7 +63,7 @@ def test_the_standby_takes_over_when_the_worker_crashes_and_a_new_standby_follow
 def test_without_a_standby_a_crashed_worker_is_started_again_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The stand-in crashes once a standby has started: pretend one did, the parent starts none.
-    log, stop, said, result, thread = _supervise(tmp_path, monkeypatch, standby=False)
+    log, stop, said, result, thread = _supervise(tmp_path, monkeypatch, standbys=0)
     started = time.monotonic()
     _wait_for("the first worker did not start", lambda: len(_lines(log)) >= 1)
     with log.open("a") as out:
@@ -75,3 +76,24 @@ def test_without_a_standby_a_crashed_worker_is_started_again_at_once(
     assert result == [0]
     assert len(said) == 1 and "exited with 1" in said[0] and "starting it again in 0.0 s" in said[0]
     assert restarted_after < 10  # two Python start-ups, no waiting in between
+
+
+def test_with_two_standbys_a_crash_right_after_a_take_over_finds_the_older_one_warm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker crashes once both standbys run; the first to take over crashes at once.
+    log, stop, said, result, thread = _supervise(
+        tmp_path, monkeypatch, standbys=2,
+        env={"FAKE_WORKER_STANDBYS": "2", "FAKE_FIRST_TAKER_CRASHES": "1"})
+    _wait_for("no second take-over", lambda: sum(x.endswith(" go") for x in _lines(log)) >= 2)
+    lines = _lines(log)
+    standbys = [x.split()[0] for x in lines if x.endswith(" standby")]
+    takers = [x.split()[0] for x in lines if x.endswith(" go")]
+    # Both take-overs by the standbys that were there before the first crash, oldest first: no
+    # cold start, and not the standby started after the first take-over.
+    assert takers == standbys[:2], lines
+    assert not any(x.endswith(" active") for x in lines[1:]), lines
+    stop.set()
+    thread.join(40)
+    assert result == [0]
+    assert [x for x in said if "exited with 1" in x and "standby takes over in 0.0 s" in x] == said
+    assert len(said) == 2
