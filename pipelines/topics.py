@@ -11,6 +11,7 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -30,9 +31,17 @@ from confluent_kafka.admin import (
 from pipelines.settings import Settings
 
 __all__ = [
-    "TopicLayoutError", "TopicSpec", "cdc_topic", "committed_ends", "end_offsets", "ensure_topics",
-    "group_committed", "group_lag",
+    "GroupShare",
+    "TopicLayoutError",
+    "TopicSpec",
+    "cdc_topic",
+    "committed_ends",
+    "end_offsets",
+    "ensure_topics",
+    "group_committed",
+    "group_lag",
     "group_members",
+    "group_shares",
     "next_records",
     "output_topics",
     "read_to_end",
@@ -222,6 +231,41 @@ def group_members(bootstrap: str, group_id: str, *, timeout: float = 10.0) -> in
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     description = admin.describe_consumer_groups([group_id], request_timeout=timeout)[group_id]
     return len(description.result(timeout).members)
+
+
+@dataclass(frozen=True)
+class GroupShare:
+    """One member of a consumer group: who it is and its partitions of a topic, with its lag."""
+
+    instance: str  # group.instance.id (a processor's slot), else the member id
+    client: str  # client id and host, as the broker sees them
+    partitions: tuple[int, ...]
+    lag: int  # committed records of those partitions the group has not committed yet
+
+
+def group_shares(bootstrap: str, group_id: str, topic: str, *,
+                 timeout: float = 10.0) -> list[GroupShare]:
+    """Each member of the group with its partitions of `topic` and their lag (end: the last
+    stable offset), by instance; all from the broker, no consumer joins anything."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+    group = admin.describe_consumer_groups([group_id], request_timeout=timeout)[group_id].result(
+        timeout)
+    owned = [(m, sorted(tp.partition for tp in m.assignment.topic_partitions if tp.topic == topic))
+             for m in group.members]
+    everything = sorted({p for _, ps in owned for p in ps})
+    if not everything:
+        ends: dict[int, int] = {}
+        committed: dict[int, int] = {}
+    else:
+        ends = committed_ends(admin, topic, everything, timeout=timeout)
+        request = ConsumerGroupTopicPartitions(
+            group_id, [TopicPartition(topic, p) for p in everything])
+        result = admin.list_consumer_group_offsets([request], request_timeout=timeout)
+        committed = {tp.partition: max(tp.offset, 0)
+                     for tp in result[group_id].result(timeout).topic_partitions}
+    return sorted((GroupShare(m.group_instance_id or m.member_id, f"{m.client_id}@{m.host}",
+                              tuple(ps), sum(max(ends[p] - committed.get(p, 0), 0) for p in ps))
+                   for m, ps in owned), key=lambda share: share.instance)
 
 
 def topic_reader(bootstrap: str, purpose: str, **overrides: Any) -> Consumer:

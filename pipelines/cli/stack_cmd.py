@@ -6,14 +6,16 @@ import time
 from typing import Annotated
 
 import typer
+from confluent_kafka import KafkaException
 from rich.status import Status
 from rich.table import Table
 
 from pipelines import stack
 from pipelines.cli.output import console, err_console, fail
-from pipelines.settings import get_settings
+from pipelines.settings import Settings, get_settings
 from pipelines.stack.configs import APPS
 from pipelines.stack.layout import StackLayout
+from pipelines.topics import cdc_topic, group_shares
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -79,8 +81,32 @@ def status() -> None:
         port = str(settings.dagster_port) if name == "dagster" else "-"
         table.add_row(name, port, state, "[dim]app[/]")
     console.print(table)
+    if any(row.name == "kafka" and row.healthy for row in rows):
+        _processor_instances(settings)
     if not all(row.healthy for row in rows):
         raise typer.Exit(1)
+
+
+def _processor_instances(settings: Settings) -> None:
+    """The processor instances as their consumer group has them, wherever they run (a Dagster
+    run, supervisord, another machine): the group is what decides who processes what."""
+    from pipelines.processor.runner import GROUP_ID
+
+    topic = cdc_topic(settings, "seat_inventory")
+    try:
+        shares = group_shares(settings.kafka_bootstrap, GROUP_ID, topic)
+    except KafkaException as e:
+        console.print(f"processor instances: unknown ({e})")
+        return
+    if not shares:
+        console.print(f"processor instances: none in consumer group {GROUP_ID}")
+        return
+    table = Table("processor instance", "partitions", "lag", "client",
+                  title=f"consumer group {GROUP_ID} on {topic}")
+    for share in shares:
+        table.add_row(share.instance, ",".join(map(str, share.partitions)) or "-",
+                      f"{share.lag:,}", share.client)
+    console.print(table)
 
 
 @app.command()

@@ -352,6 +352,8 @@ class AvailabilityRunner:
             # Static membership: a restarted processor takes its predecessor's partitions at
             # once (and fences it), instead of waiting out the dead member's session timeout.
             "group.instance.id": config.transactional_id,
+            # Named in the group's description (`seatflow stack status`, the stream run's tags).
+            "client.id": f"{config.transactional_id}@{socket.gethostname()}",
             "enable.auto.commit": False,
             # Never skip silently: a committed offset that retention trimmed away is an error
             # (OffsetsLostError); a partition the group never committed starts at its beginning
@@ -373,6 +375,9 @@ class AvailabilityRunner:
         self._reference_starts: dict[tuple[str, int], int] = {}
         self.stats = RunStats()
         self._assign_error: BaseException | None = None
+        # A fatal error of either client, as its error_cb reports it: librdkafka raises some
+        # (a static member fenced by another with its group.instance.id) in no poll result.
+        self._fatal: KafkaError | None = None
         self._watchdog = _Watchdog(config.exit_when_hung)
 
     def follow(self, timeout: float) -> None:
@@ -438,9 +443,12 @@ class AvailabilityRunner:
         return self.engine.availability
 
     def _on_client_error(self, error: KafkaError) -> None:
-        """A supervised worker whose brokers are all gone exits at once: its successor waits for
-        them in init_transactions and starts clean, while this one's producer would block in
-        send_offsets_to_transaction once they are back (see COMMIT_LIMIT_S)."""
+        """A fatal error ends the run (see run). A supervised worker whose brokers are all gone
+        exits at once: its successor waits for them in init_transactions and starts clean, while
+        this one's producer would block in send_offsets_to_transaction once they are back (see
+        COMMIT_LIMIT_S)."""
+        if error.fatal():
+            self._fatal = error
         if (error.code() == KafkaError._ALL_BROKERS_DOWN and self.config.exit_when_hung
                 and self._streaming and not _any_broker_answers(self.settings.kafka_bootstrap)):
             log.critical("all brokers are down: exiting, so that a fresh processor takes over "
@@ -526,6 +534,10 @@ class AvailabilityRunner:
                 messages = [*self._reference_records(), *messages]
             if self._assign_error is not None:
                 self._fail(self._assign_error)
+            if self._fatal is not None:
+                # Fenced, as a zombie is: another instance has this slot's ids. Publishing on
+                # is impossible (the broker refuses its epoch), and stopping says so at once.
+                raise ProcessorError(f"fatal Kafka error: {self._fatal}")
             records = []
             for msg in messages:
                 err = msg.error()
