@@ -11,6 +11,7 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -38,6 +39,7 @@ __all__ = [
     "read_to_end",
     "read_topic",
     "topic_reader",
+    "unstable_offsets",
 ]
 
 log = logging.getLogger(__name__)
@@ -222,6 +224,19 @@ def group_members(bootstrap: str, group_id: str, *, timeout: float = 10.0) -> in
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     description = admin.describe_consumer_groups([group_id], request_timeout=timeout)[group_id]
     return len(description.result(timeout).members)
+
+
+def unstable_offsets(bootstrap: str, group_id: str, partitions: Iterable[TopicPartition], *,
+                     timeout: float = 10.0) -> list[str]:
+    """Which of the partitions' committed offsets the group coordinator holds as pending (an
+    open transaction's): "topic[partition]" each."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+    request = ConsumerGroupTopicPartitions(
+        group_id, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
+    result = admin.list_consumer_group_offsets([request], require_stable=True,
+                                               request_timeout=timeout)
+    return [f"{tp.topic}[{tp.partition}]" for tp in result[group_id].result(timeout).topic_partitions
+            if tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT]
 
 
 def topic_reader(bootstrap: str, purpose: str, **overrides: Any) -> Consumer:
