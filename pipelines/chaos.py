@@ -71,6 +71,7 @@ __all__ = [
     "fault_schedule",
     "find_processor",
     "flowing_since",
+    "fresh_since",
     "parse_faults",
     "pick_processor",
     "seat_versions",
@@ -228,17 +229,20 @@ def staleness_s(commits: Sequence[float], receipts: Sequence[float], start: floa
     return worst
 
 
-def flowing_since(latest: Mapping[int, tuple[float, float]], at: float, *,
-                  fresh_s: float = FRESH_S) -> bool:
-    """Every partition that carries changes delivers them fresh again after a fault at `at`
-    (pure): `latest` maps each partition to (commit, receipt) of its latest change, and each
-    must have been committed after the fault and have arrived within fresh_s of its commit.
+def flowing_since(latest: Mapping[int, tuple[float, float]], at: float) -> bool:
+    """The stream flows end to end again after a fault at `at` (pure): every partition that
+    carries changes has delivered one committed after it. `latest` maps each partition to
+    (commit, receipt) of its latest change. One partition back says nothing of the others."""
+    return bool(latest) and all(commit > at for commit, _ in latest.values())
 
-    One partition back says nothing of the others, and a first change after the fault says
-    nothing of the backlog queued before it: until that has drained, the fans' view is still
-    as stale as the fault made it, and the next fault would be measured inside this one."""
-    return bool(latest) and all(commit > at and receipt - commit <= fresh_s
-                                for commit, receipt in latest.values())
+
+def fresh_since(latest: Mapping[int, tuple[float, float]], at: float, *,
+                fresh_s: float = FRESH_S) -> bool:
+    """As flowing_since, and every partition has drained the backlog the fault left: its latest
+    change arrived within fresh_s of its commit (pure). Until then fans still see the fault,
+    and a next fault would be measured inside this one."""
+    return flowing_since(latest, at) and all(receipt - commit <= fresh_s
+                                             for commit, receipt in latest.values())
 
 
 @dataclass
@@ -248,6 +252,9 @@ class FaultResult:
     target: str  # what was killed: a pid, or the data folder of PostgreSQL
     healed_s: float | None  # from the fault until healthy again; None: not within the limit
     staleness_s: float = 0.0
+    # From the fault until every partition is fresh again (its backlog drained); None: not
+    # within the limit.
+    fresh_s: float | None = None
     error: str = ""  # why it could not be injected
 
 
@@ -472,6 +479,9 @@ class VersionTail(threading.Thread):
     def flowing_since(self, at: float) -> bool:
         return flowing_since(dict(self.latest_by_partition), at)
 
+    def fresh_since(self, at: float) -> bool:
+        return fresh_since(dict(self.latest_by_partition), at)
+
     def reached(self, ends: Mapping[int, int]) -> bool:
         with self._lock:
             return all(self.position.get(p, 0) >= end for p, end in ends.items())
@@ -606,9 +616,9 @@ class _Injector:
 
     def healed(self, kind: str, killed_pid: int | None, at: float) -> bool:
         """The killed service is back and the pipeline flows end to end again: changes
-        committed after the fault reach seat-availability fresh, in every partition (see
-        flowing_since). A service that is up while capture or the processor is stuck or still
-        draining has not healed as far as fans can tell."""
+        committed after the fault reach seat-availability, in every partition (see
+        flowing_since). A service that is up while capture or the processor is stuck has not
+        healed as far as fans can tell."""
         if kind == "processor":
             if find_processor(exclude=[killed_pid] if killed_pid else []) is None:
                 return False
@@ -706,12 +716,19 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
                         committed = total - base_sum
                 if current is not None:
                     result, pid, at = current
-                    if injector.healed(result.kind, pid, at):
+                    # Healed: flowing again. Then fresh: the backlog drained, and only then the
+                    # next fault, so that each one's heal and staleness are its own.
+                    if result.healed_s is None and injector.healed(result.kind, pid, at):
                         result.healed_s = round(time.time() - at, 2)
                         say(f"{result.at_s:7.1f} s  {result.kind} healed in {result.healed_s:.1f} s")
+                    if result.healed_s is not None and tail.fresh_since(at):
+                        result.fresh_s = round(time.time() - at, 2)
+                        say(f"{result.at_s:7.1f} s  {result.kind}: fresh again after "
+                            f"{result.fresh_s:.1f} s")
                         current, next_allowed = None, time.time() + min_gap_s
                     elif now - at > heal_timeout_s:
-                        say(f"{result.at_s:7.1f} s  {result.kind} NOT healed after "
+                        what = "fresh again" if result.healed_s is not None else "healed"
+                        say(f"{result.at_s:7.1f} s  {result.kind} NOT {what} after "
                             f"{heal_timeout_s:.0f} s")
                         current, next_allowed = None, now + min_gap_s
                 elif pending and now - t0 >= pending[0].at_s and now >= next_allowed:

@@ -47,6 +47,7 @@ __all__ = [
     "read_to_end",
     "read_topic",
     "topic_reader",
+    "unstable_offsets",
 ]
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,19 @@ def group_shares(bootstrap: str, group_id: str, topic: str, *,
     return sorted((GroupShare(m.group_instance_id or m.member_id, f"{m.client_id}@{m.host}",
                               tuple(ps), sum(max(ends[p] - committed.get(p, 0), 0) for p in ps))
                    for m, ps in owned), key=lambda share: share.instance)
+
+
+def unstable_offsets(bootstrap: str, group_id: str, partitions: Iterable[TopicPartition], *,
+                     timeout: float = 10.0) -> list[str]:
+    """Which of the partitions' committed offsets the group coordinator holds as pending (an
+    open transaction's): "topic[partition]" each."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+    request = ConsumerGroupTopicPartitions(
+        group_id, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
+    result = admin.list_consumer_group_offsets([request], require_stable=True,
+                                               request_timeout=timeout)
+    return [f"{tp.topic}[{tp.partition}]" for tp in result[group_id].result(timeout).topic_partitions
+            if tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT]
 
 
 def topic_reader(bootstrap: str, purpose: str, **overrides: Any) -> Consumer:

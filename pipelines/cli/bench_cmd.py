@@ -138,11 +138,12 @@ def print_chaos(report: ChaosReport) -> None:
                       "-" if k.healed_within_s is None else f"{k.healed_within_s:.1f}",
                       f"{k.longest_staleness_s:.1f}", _target_cell(marks, f"heal {k.kind}"))
     console.print(kinds)
-    faults = Table("at (s)", "fault", "target", "healed in (s)", "staleness (s)",
-                   title="every fault")
+    faults = Table("at (s)", "fault", "target", "healed in (s)", "fresh again in (s)",
+                   "staleness (s)", title="every fault")
     for f in report.faults:
         faults.add_row(f"{f.at_s:.1f}", f.kind, f.error or f.target,
-                       "-" if f.healed_s is None else f"{f.healed_s:.1f}", f"{f.staleness_s:.2f}")
+                       "-" if f.healed_s is None else f"{f.healed_s:.1f}",
+                       "-" if f.fresh_s is None else f"{f.fresh_s:.1f}", f"{f.staleness_s:.2f}")
     console.print(faults)
     for line in report.reconciliation:
         console.print(line, highlight=False)

@@ -65,6 +65,7 @@ from pipelines.topics import (
     cdc_topic,
     committed_ends,
     next_records,
+    unstable_offsets,
 )
 
 __all__ = [
@@ -268,6 +269,10 @@ _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
 # supervisor starts a fresh one, which fences the old transaction and goes on.
 COMMIT_LIMIT_S = 10.0
 EXIT_HUNG = 4
+# How long a new assignment waits for the group's committed offsets. They are pending while a
+# transaction that commits them is open; this processor's own predecessor's was ended by
+# init_transactions already, so a longer wait is a broker that lost a transaction marker.
+COMMITTED_WAIT_S = 30.0
 
 
 class _Watchdog:
@@ -468,7 +473,7 @@ class AvailabilityRunner:
         """Start each partition at the group's committed offset; at the beginning where the group
         committed none; and fail loudly where the committed offset was trimmed away."""
         try:
-            committed = consumer.committed(partitions, timeout=30)
+            committed = self._committed(partitions)
             lost = []
             for tp in committed:
                 low, _ = consumer.get_watermark_offsets(tp, timeout=10)
@@ -514,6 +519,26 @@ class AvailabilityRunner:
         if gone and self._engine is not None:
             self.engine.revoke(self.config.seat_inventory_topic, gone)
             log.info("revoked partitions %s", gone)
+
+    def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets, stable ones only (read_committed: an offset commit of
+        an open transaction is waited for). Longer than any transaction may stay open, the wait
+        means the broker lost track of one: say so, naming the partitions."""
+        try:
+            return self.consumer.committed(partitions, timeout=COMMITTED_WAIT_S)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError._TIMED_OUT:
+                raise
+            unstable = unstable_offsets(self.settings.kafka_bootstrap, self.config.group_id,
+                                        partitions)
+            if not unstable:
+                raise
+            raise ProcessorError(
+                f"the group coordinator has held offset commits of {', '.join(unstable)} as "
+                f"pending (UNSTABLE_OFFSET_COMMIT) for over {COMMITTED_WAIT_S:.0f} s after this "
+                "processor ended its predecessor's transaction: the coordinator lost a "
+                "transaction marker (seen after a broker crash, stack/NOTES.md). Restarting the "
+                "broker reloads it.") from e
 
     def run(self, *, should_stop: Callable[[], bool], until_end: bool = False,
             on_batch: Callable[[BatchStats], None] | None = None,

@@ -18,6 +18,7 @@ from pipelines.chaos import (
     VersionLedger,
     fault_schedule,
     flowing_since,
+    fresh_since,
     parse_faults,
     pick_processor,
     staleness_s,
@@ -218,13 +219,15 @@ def test_the_oldest_of_several_workers_and_never_a_bench_or_a_lookalike() -> Non
     ]) is None
 
 
-def test_a_fault_heals_when_every_partition_delivers_changes_committed_after_it_fresh() -> None:
+def test_a_fault_heals_when_every_partition_flows_and_is_fresh_when_each_has_drained() -> None:
     at = 100.0
     back = {0: (101.0, 101.5), 3: (102.0, 102.1)}
-    assert flowing_since(back, at)
-    # One partition has shown nothing committed after the fault.
+    assert flowing_since(back, at) and fresh_since(back, at)
+    # One partition has shown nothing committed after the fault: neither.
     assert not flowing_since({**back, 5: (99.0, 99.2)}, at)
-    # One shows a change committed after it, but 6 s late: it is still draining its backlog.
-    assert not flowing_since({**back, 5: (104.0, 110.0)}, at)
-    assert flowing_since({**back, 5: (104.0, 110.0)}, at, fresh_s=6.0)
-    assert not flowing_since({}, at)
+    assert not fresh_since({**back, 5: (99.0, 99.2)}, at)
+    # One shows a change committed after it, 6 s late: flowing, still draining its backlog.
+    draining = {**back, 5: (104.0, 110.0)}
+    assert flowing_since(draining, at) and not fresh_since(draining, at)
+    assert fresh_since(draining, at, fresh_s=6.0)
+    assert not flowing_since({}, at) and not fresh_since({}, at)
