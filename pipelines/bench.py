@@ -11,7 +11,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +27,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, RecordWriter
 from pipelines.deploy import wait_caught_up
+from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatState
 from pipelines.processor.runner import ProcessorConfig, RunStats, run_processor
@@ -45,7 +47,8 @@ from pipelines.topics import (
     next_records,
 )
 
-__all__ = ["BenchReport", "LatencyReport", "bench_latency", "bench_processor", "state_memory_mb"]
+__all__ = ["BenchReport", "LatencyReport", "bench_latency", "bench_processor", "produce_changes",
+           "scratch_config", "scratch_outputs", "state_memory_mb", "synthetic_changes"]
 
 NEXT = {"open": "held", "held": "sold", "sold": "open"}
 
@@ -77,8 +80,9 @@ class BenchReport:
     state_seats: int
 
 
-def _synthetic_changes(settings: Settings, count: int) -> tuple[int, list[bytes]]:
-    """`count` legal seat_inventory updates of real seats, encoded like Debezium's records."""
+def synthetic_changes(settings: Settings, count: int) -> tuple[int, list[tuple[int, bytes]]]:
+    """`count` legal seat_inventory updates of real seats, encoded like Debezium's records,
+    each with its event id; and how many seats they cycle through."""
     registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
     subject = f"{cdc_topic(settings, 'seat_inventory')}-value"
     latest = registry.get_latest_version(subject)
@@ -117,7 +121,7 @@ def _synthetic_changes(settings: Settings, count: int) -> tuple[int, list[bytes]
         buf = io.BytesIO()
         buf.write(header)
         fastavro.schemaless_writer(buf, schema, _fill(schema, envelope))
-        out.append(buf.getvalue())
+        out.append((event_id, buf.getvalue()))
     return len(rows), out
 
 
@@ -128,13 +132,44 @@ def _fill(schema: Any, envelope: dict[str, Any]) -> dict[str, Any]:
     return envelope
 
 
-def _produce(settings: Settings, topic: str, values: list[bytes]) -> None:
+def produce_changes(settings: Settings, topic: str, values: list[tuple[int, bytes]], *,
+                    partitions: int = 1) -> None:
+    """Write (event id, value) pairs into topic, each event in its partition as Debezium routes
+    it (pipelines.partitioning)."""
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20,
                          "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
-    for value in values:
-        producer.produce(topic, value=value)
+    for event_id, value in values:
+        producer.produce(topic, value=value, partition=event_partition(event_id, partitions))
         producer.poll(0)
     producer.flush(60)
+
+
+@contextmanager
+def scratch_outputs(settings: Settings, prefix: str, *,
+                    partitions: int = 1) -> Iterator[dict[str, str]]:
+    """Output topics of a processor of its own (named prefix.<topic>), their schemas registered
+    under their names; all deleted on exit."""
+    outputs = {base: f"{prefix}.{base}" for base in (
+        SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER, ANOMALIES)}
+    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    subjects = []
+    try:
+        ensure_topics(admin, [TopicSpec(t, partitions=1 if b == DEAD_LETTER else partitions)
+                              for b, t in outputs.items()])
+        for base, topic in outputs.items():
+            for part in ("key", "value"):
+                if base == DEAD_LETTER and part == "key":
+                    continue
+                registry.register_schema(f"{topic}-{part}",
+                                         Schema(load_schema(f"{base}-{part}").text, "AVRO"))
+                subjects.append(f"{topic}-{part}")
+        yield outputs
+    finally:
+        admin.delete_topics(list(outputs.values()), request_timeout=30)
+        for subject in subjects:
+            registry.delete_subject(subject, permanent=False)
+            registry.delete_subject(subject, permanent=True)
 
 
 def _plain_copy(settings: Settings, source: str, target: str, count: int, *,
@@ -228,53 +263,33 @@ def bench_processor(settings: Settings, *, changes: int = 200_000, repeats: int 
                     say: Callable[[str], None] = lambda _: None) -> BenchReport:
     run = f"bench-{uuid.uuid4().hex[:8]}"
     inputs = {name: f"{run}.{name}" for name in ("cdc", "copy", "eos-copy")}
-    # Each round's processor starts from nothing: outputs of its own (its state is rebuilt
-    # from its seat topic), and a consumer group of its own.
-    outputs = [{base: f"{run}.{i}.{base}" for base in (
-        SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER, ANOMALIES)}
-        for i in range(repeats)]
-    topics = [*inputs.values(), *(t for out in outputs for t in out.values())]
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    subjects = []
     rounds: list[_Round] = []
     try:
-        ensure_topics(admin, [TopicSpec(t, partitions=1) for t in topics])
-        for out in outputs:
-            for base, topic in out.items():
-                for part in ("key", "value"):
-                    if base == DEAD_LETTER and part == "key":
-                        continue
-                    registry.register_schema(f"{topic}-{part}",
-                                             Schema(load_schema(f"{base}-{part}").text, "AVRO"))
-                    subjects.append(f"{topic}-{part}")
+        ensure_topics(admin, [TopicSpec(t, partitions=1) for t in inputs.values()])
         say(f"encoding {changes:,} synthetic seat changes")
-        seats, values = _synthetic_changes(settings, changes)
+        seats, values = synthetic_changes(settings, changes)
         say(f"preloading {inputs['cdc']}")
-        _produce(settings, inputs["cdc"], values)
+        produce_changes(settings, inputs["cdc"], values)
         del values
-        for i, out in enumerate(outputs):
+        for i in range(repeats):
             say(f"round {i + 1} of {repeats}: plain copy, exactly-once copy, processor")
             copy_seconds = _plain_copy(settings, inputs["cdc"], inputs["copy"], changes)
             eos_seconds = _plain_copy(settings, inputs["cdc"], inputs["eos-copy"], changes,
                                       transactional_id=f"{run}-copy-{i}")
-            config = ProcessorConfig(
-                seat_inventory_topic=inputs["cdc"], reference_topics={},
-                seat_topic=out[SEAT_AVAILABILITY], section_topic=out[SECTION_AVAILABILITY],
-                event_topic=out[EVENT_AVAILABILITY], dead_letter_topic=out[DEAD_LETTER],
-                anomaly_topic=out[ANOMALIES],
-                group_id=f"{run}-processor-{i}", transactional_id=f"{run}-processor-{i}")
-            started = time.perf_counter()
-            stats = run_processor(settings, should_stop=lambda: False, until_end=True,
-                                  config=config)
-            rounds.append(_Round(copy_seconds, eos_seconds, time.perf_counter() - started, stats))
+            # Each round's processor starts from nothing: outputs of its own (its state is
+            # rebuilt from its seat topic), and a consumer group of its own.
+            with scratch_outputs(settings, f"{run}.{i}") as out:
+                config = scratch_config(inputs["cdc"], out, f"{run}-processor-{i}")
+                started = time.perf_counter()
+                stats = run_processor(settings, should_stop=lambda: False, until_end=True,
+                                      config=config)
+                rounds.append(_Round(copy_seconds, eos_seconds, time.perf_counter() - started,
+                                     stats))
         say("state memory: 10 events x 60,000 seats")
         memory, state_seats = state_memory_mb(10, 60_000)
     finally:
-        admin.delete_topics(topics, request_timeout=30)
-        for subject in subjects:
-            registry.delete_subject(subject, permanent=False)
-            registry.delete_subject(subject, permanent=True)
+        admin.delete_topics(list(inputs.values()), request_timeout=30)
     del seats
 
     def median(figure: Callable[[_Round], float]) -> float:
@@ -303,6 +318,18 @@ def bench_processor(settings: Settings, *, changes: int = 200_000, repeats: int 
         state_memory_mb=round(memory, 1),
         state_seats=state_seats,
     )
+
+
+def scratch_config(source: str, outputs: dict[str, str], name: str, *,
+                   slot: int | None = None, partitions: int | None = None) -> ProcessorConfig:
+    """A processor of source into scratch outputs: no reference topics, a group of its own;
+    `slot` numbers its instances (their transactional ids)."""
+    return ProcessorConfig(
+        seat_inventory_topic=source, reference_topics={},
+        seat_topic=outputs[SEAT_AVAILABILITY], section_topic=outputs[SECTION_AVAILABILITY],
+        event_topic=outputs[EVENT_AVAILABILITY], dead_letter_topic=outputs[DEAD_LETTER],
+        anomaly_topic=outputs[ANOMALIES], group_id=name,
+        transactional_id=name if slot is None else f"{name}-{slot}", partitions=partitions)
 
 
 def report_dict(report: BenchReport) -> dict[str, Any]:

@@ -64,6 +64,7 @@ __all__ = [
     "Fault",
     "FaultResult",
     "KindSummary",
+    "OnSale",
     "ProcessRow",
     "VersionLedger",
     "VersionTail",
@@ -513,7 +514,7 @@ def _onsale_child(rate: float, duration: float, seed: int, hold_ttl: float) -> N
         raise SystemExit(f"on-sale ended: {e}") from None
 
 
-class _OnSale:
+class OnSale:
     """On-sale processes one after another, for as long as asked; one that ends early (its
     database stopped) is followed by another once PostgreSQL answers again."""
 
@@ -697,7 +698,7 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
         say(f"on-sale at {rate:.0f} changes/s; {len(schedule)} faults "
             f"({', '.join(f'{k} x{n}' for k, n in mix.items()) or 'none'})")
         injector = _Injector(settings, tail)
-        onsale = _OnSale(settings, rate=rate, seed=seed, hold_ttl=hold_ttl)
+        onsale = OnSale(settings, rate=rate, seed=seed, hold_ttl=hold_ttl)
         results: list[FaultResult] = []
         t0 = time.time()
         current: tuple[FaultResult, int | None, float] | None = None

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "seatflow")
 
     bind_host: str = "127.0.0.1"
+    # Where clients reach a service that is not on bind_host (docker-compose.yml's processor
+    # containers reach kafka, registry and postgres by name; other machines in production).
+    # The local stack binds every service to bind_host and leaves these unset.
+    kafka_host: str | None = None
+    registry_host: str | None = None
+    pg_host: str | None = None
     pg_port: int = 54329
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
@@ -78,7 +84,7 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.bind_host}:{self.kafka_port}"
+        return f"{self.kafka_host or self.bind_host}:{self.kafka_port}"
 
     @property
     def connect_url(self) -> str:
@@ -87,7 +93,7 @@ class Settings(BaseSettings):
     @property
     def registry_url(self) -> str:
         """Base URL of Apicurio Registry (core v3 API lives under /apis/registry/v3)."""
-        return f"http://{self.bind_host}:{self.registry_port}"
+        return f"http://{self.registry_host or self.bind_host}:{self.registry_port}"
 
     @property
     def ccompat_url(self) -> str:
@@ -102,7 +108,7 @@ class Settings(BaseSettings):
             self.pg_app_password if user == self.pg_app_user else None
         )
         parts = [
-            f"host={self.bind_host}",
+            f"host={self.pg_host or self.bind_host}",
             f"port={self.pg_port}",
             f"dbname={database or self.pg_database}",
             f"user={user}",

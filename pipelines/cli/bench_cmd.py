@@ -12,6 +12,7 @@ from rich.table import Table
 from pipelines.bench import bench_latency, bench_processor, report_dict
 from pipelines.chaos import DEFAULT_FAULTS, ChaosReport, bench_chaos, parse_faults, targets
 from pipelines.cli.output import console, fail
+from pipelines.scale import bench_scale
 from pipelines.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -69,6 +70,55 @@ def latency(
     for name, value in asdict(report).items():
         table.add_row(name, str(value), _target_cell(targets, name))
     console.print(table)
+
+
+@app.command()
+def scale(
+    changes: Annotated[int, typer.Option(min=1000, help="Changes to preload.")] = 300_000,
+    instances: Annotated[str, typer.Option(help="Instance counts to time, comma-separated.")] = "1,2,4",
+    rate: Annotated[float, typer.Option(
+        min=1, help="On-sale changes per second while slots come and go.")] = 1000,
+    step: Annotated[float, typer.Option(min=5, help="Seconds between changes of membership.")] = 15,
+    membership: Annotated[bool, typer.Option(
+        help="Also add, stop and kill slots of the pipeline's processor during an on-sale "
+             "(--no-membership: throughput only).")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """The processor over 1, 2, 4... instances of one consumer group, and the staleness that
+    adding, stopping and killing an instance causes.
+
+    Needs the stack up and the pipeline deployed, and (for the membership part) no processor
+    running: it runs its own slots, as the Dagster keeper does.
+    """
+    try:
+        counts = [int(x) for x in instances.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--instances: comma-separated numbers, not {instances!r}")
+    if not counts or min(counts) < 1:
+        fail(f"--instances: at least one count of 1 or more, not {instances!r}")
+    say = (lambda m: console.print(f"[dim]{m}…[/]")) if not as_json else (lambda _: None)
+    try:
+        report = bench_scale(get_settings(), changes=changes, instances=counts, rate=rate,
+                             step_s=step, membership=membership, say=say)
+    except (RuntimeError, TimeoutError) as e:
+        fail(str(e))
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+        return
+    table = Table("instances", "seconds", "changes/s", "ratio to 1", "CPU s per instance",
+                  title=f"seatflow bench scale: {report.changes:,} changes, "
+                        f"{report.partitions_with_changes} of {report.partitions} partitions")
+    for r in report.rounds:
+        table.add_row(str(r.instances), f"{r.seconds:.2f}", f"{r.changes_per_s:,.0f}",
+                      f"{r.ratio:.2f}", ", ".join(f"{c:.1f}" for c in r.cpu_s))
+    console.print(table)
+    if report.changes_of_membership:
+        members = Table("at (s)", "change", "longest staleness (s)",
+                        title=f"membership during an on-sale at {report.onsale_rate:,.0f}/s "
+                              f"(before any: {report.baseline_staleness_s:.2f} s)")
+        for m in report.changes_of_membership:
+            members.add_row(f"{m.at_s:.1f}", m.what, f"{m.staleness_s:.2f}")
+        console.print(members)
 
 
 @app.command()

@@ -5,6 +5,7 @@ import threading
 import time
 
 import dagster as dg
+from confluent_kafka import KafkaException
 
 from pipelines.host import CAPTURED_TABLES
 from pipelines.monitoring import (
@@ -18,7 +19,7 @@ from pipelines.orchestration.resources import (
     RegistryResource,
     settings_of,
 )
-from pipelines.processor.runner import BatchStats, run_processor
+from pipelines.processor.runner import GROUP_ID, BatchStats, ProcessorConfig, run_processor
 from pipelines.processor.supervise import EXIT_OFFSETS_LOST, supervise_worker
 from pipelines.reconcile import event_ids, reconcile_events
 from pipelines.settings import Settings
@@ -28,6 +29,8 @@ from pipelines.topics import (
     EVENT_AVAILABILITY,
     SEAT_AVAILABILITY,
     SECTION_AVAILABILITY,
+    cdc_topic,
+    group_shares,
 )
 
 TABLES = [t for t in CAPTURED_TABLES if t not in ("heartbeat", "debezium_signal")]
@@ -72,6 +75,33 @@ assets = [
 ]
 
 
+PARTITIONS_TAG = "seatflow/partitions"
+LAG_TAG = "seatflow/lag"
+TAG_EVERY_S = 15.0
+
+
+def _tag_partitions(context: dg.OpExecutionContext, settings: Settings, slot: int,
+                    done: threading.Event) -> None:
+    """Keep the run's tags saying which partitions its instance owns and their lag, as the
+    consumer group has them: the Dagster UI shows them with the run."""
+    me = ProcessorConfig.of(settings, slot=slot).transactional_id
+    topic = cdc_topic(settings, "seat_inventory")
+    shown: dict[str, str] = {}
+    while not done.wait(TAG_EVERY_S):
+        try:
+            share = next((s for s in group_shares(settings.kafka_bootstrap, GROUP_ID, topic)
+                          if s.instance == me), None)
+        except KafkaException as e:  # the broker restarting: the next round tells
+            context.log.debug(f"partition tags: {e}")
+            continue
+        tags = ({PARTITIONS_TAG: ",".join(map(str, share.partitions)) or "none",
+                 LAG_TAG: str(share.lag)} if share is not None
+                else {PARTITIONS_TAG: "not in the group", LAG_TAG: "-"})
+        if tags != shown:
+            context.instance.add_run_tags(context.run_id, tags)
+            shown = tags
+
+
 def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: RegistryResource,
              postgres: PostgresResource, *, until_end: bool, slot: int = 0) -> None:
     settings = settings_of(kafka, registry, postgres)
@@ -79,8 +109,14 @@ def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: Reg
         # The stream runs as a supervised worker process with a warm standby: a crash is
         # taken over within a second or two, by this run, instead of failing it and waiting
         # for the keeper.
-        code = supervise_worker(settings, ["--slot", str(slot)], should_stop=lambda: False,
-                                say=context.log.warning)
+        done = threading.Event()
+        threading.Thread(target=_tag_partitions, args=(context, settings, slot, done),
+                         daemon=True, name="partition-tags").start()
+        try:
+            code = supervise_worker(settings, ["--slot", str(slot)], should_stop=lambda: False,
+                                    say=context.log.warning)
+        finally:
+            done.set()
         if code == EXIT_OFFSETS_LOST:
             # The tag is how offsets_lost_backfill_sensor finds the events to backfill.
             context.instance.add_run_tags(context.run_id, {OFFSETS_LOST_TAG: "all"})

@@ -269,10 +269,13 @@ _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
 # supervisor starts a fresh one, which fences the old transaction and goes on.
 COMMIT_LIMIT_S = 10.0
 EXIT_HUNG = 4
+# A transaction left open by a processor that died blocks read_committed readers of its
+# partitions, and its offsets' next owner, until its successor fences it or this passes.
+TRANSACTION_TIMEOUT_S = 15
 # How long a new assignment waits for the group's committed offsets. They are pending while a
-# transaction that commits them is open; this processor's own predecessor's was ended by
-# init_transactions already, so a longer wait is a broker that lost a transaction marker.
-COMMITTED_WAIT_S = 30.0
+# transaction that commits them is open: one never stays open longer than
+# TRANSACTION_TIMEOUT_S, so a longer wait is a broker that lost a transaction marker.
+COMMITTED_WAIT_S = 2.0 * TRANSACTION_TIMEOUT_S
 
 
 class _Watchdog:
@@ -337,9 +340,7 @@ class AvailabilityRunner:
             "transactional.id": config.transactional_id,
             "linger.ms": 5,
             "compression.type": "lz4",
-            # A transaction left open by a processor that died blocks read_committed readers of
-            # its partitions until its successor fences it or this passes.
-            "transaction.timeout.ms": 15_000,
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_S * 1000,
             # A transaction begun while the coordinator still writes the previous one's markers
             # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff: at the
             # default 100 ms, one commit in a few dozen took 90-130 ms instead of 3-7 ms.
@@ -535,10 +536,10 @@ class AvailabilityRunner:
                 raise
             raise ProcessorError(
                 f"the group coordinator has held offset commits of {', '.join(unstable)} as "
-                f"pending (UNSTABLE_OFFSET_COMMIT) for over {COMMITTED_WAIT_S:.0f} s after this "
-                "processor ended its predecessor's transaction: the coordinator lost a "
-                "transaction marker (seen after a broker crash, stack/NOTES.md). Restarting the "
-                "broker reloads it.") from e
+                f"pending (UNSTABLE_OFFSET_COMMIT) for over {COMMITTED_WAIT_S:.0f} s, longer "
+                "than any transaction may stay open: the coordinator lost a transaction marker "
+                "(seen after a broker crash, stack/NOTES.md). Restarting the broker reloads "
+                "it.") from e
 
     def run(self, *, should_stop: Callable[[], bool], until_end: bool = False,
             on_batch: Callable[[BatchStats], None] | None = None,

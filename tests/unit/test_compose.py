@@ -70,21 +70,24 @@ def test_published_host_ports_are_the_settings_defaults() -> None:
         "kafka": [_default("kafka_port")],
         "registry": [_default("registry_port")],
         "connect": [_default("connect_port")],
+        "processor-0": [],
+        "processor-1": [],
     }
 
 
 def test_every_image_has_an_exact_version_tag() -> None:
     images = [svc["image"] for svc in SERVICES.values()]
     # The base images of the kafka and connect builds; FROM <earlier stage> needs no tag.
-    stages: set[str] = set()
-    for line in (COMPOSE_DIR / "Dockerfile").read_text().splitlines():
-        match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
-        if match:
-            if match.group(1).lower() not in stages:
-                images.append(match.group(1))
-            if match.group(2):
-                stages.add(match.group(2).lower())
-    assert len(images) >= 6
+    for dockerfile in ("Dockerfile", "app.Dockerfile"):
+        stages: set[str] = set()
+        for line in (COMPOSE_DIR / dockerfile).read_text().splitlines():
+            match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
+            if match:
+                if match.group(1).lower() not in stages:
+                    images.append(match.group(1))
+                if match.group(2):
+                    stages.add(match.group(2).lower())
+    assert len(images) >= 9
     for image in images:
         tag = _tag(image)
         assert tag != "latest" and EXACT_TAG.match(tag), image
@@ -122,6 +125,23 @@ def test_connect_worker_gets_exactly_the_local_connect_environment() -> None:
     assert env["SEATFLOW_PG_HOST"] == "postgres"
     assert env["SEATFLOW_PG_PORT"] == "5432"
     assert env["SEATFLOW_REGISTRY_URL"] == "http://registry:8080/apis/registry/v2"
+
+
+def test_two_processor_slots_reach_the_services_by_name_with_settings_variables() -> None:
+    slots = {name: svc for name, svc in SERVICES.items() if name.startswith("processor-")}
+    assert [svc["command"] for svc in slots.values()] == [["--slot", "0"], ["--slot", "1"]]
+    fields = {f"SEATFLOW_{f.upper()}" for f in Settings.model_fields}
+    for name, svc in slots.items():
+        env = svc["environment"]
+        assert set(env) <= fields, (name, set(env) - fields)
+        assert (env["SEATFLOW_KAFKA_HOST"], env["SEATFLOW_REGISTRY_HOST"],
+                env["SEATFLOW_PG_HOST"]) == ("kafka", "registry", "postgres")
+        # Values compose takes from .env ("${...}") are left to their defaults.
+        settings = Settings(**{k.removeprefix("SEATFLOW_").lower(): v for k, v in env.items()
+                               if not str(v).startswith("${")})
+        assert settings.kafka_bootstrap == "kafka:9092", name
+        assert settings.ccompat_url.startswith("http://registry:8080/"), name
+        assert "host=postgres" in settings.pg_dsn() and "port=5432" in settings.pg_dsn(), name
 
 
 def test_services_have_healthchecks_and_wait_for_healthy_dependencies() -> None:
