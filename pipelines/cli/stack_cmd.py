@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from confluent_kafka import KafkaException
 from rich.status import Status
-from rich.table import Table
+from rich.table import Column, Table
 
 from pipelines import stack
 from pipelines.cli.output import console, err_console, fail
@@ -101,7 +101,7 @@ def _processor_instances(settings: Settings) -> None:
     if not shares:
         console.print(f"processor instances: none in consumer group {GROUP_ID}")
         return
-    table = Table("processor instance", "partitions", "lag", "client",
+    table = Table(Column("processor instance", no_wrap=True), "partitions", "lag", "client",
                   title=f"consumer group {GROUP_ID} on {topic}")
     for share in shares:
         table.add_row(share.instance, ",".join(map(str, share.partitions)) or "-",

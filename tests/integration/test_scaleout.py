@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from pipelines.chaos import VersionTail, seat_versions
+from pipelines.cli.stack_cmd import app as stack_app
 from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
@@ -23,7 +25,7 @@ from pipelines.processor.runner import GROUP_ID, ProcessorConfig, ProcessorError
 from pipelines.processor.supervise import WORKER_MODULE, settings_environment
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import Settings
-from pipelines.topics import SEAT_AVAILABILITY, end_offsets, group_members
+from pipelines.topics import SEAT_AVAILABILITY, cdc_topic, end_offsets, group_members, group_shares
 from tests.integration.conftest import ProcessorThread, wait_for
 
 pytestmark = pytest.mark.integration
@@ -81,6 +83,7 @@ def test_instances_come_and_go_during_an_onsale_and_every_version_is_published_o
         workers[slot] = Worker(settings, slot)
     wait_for(lambda: group_members(settings.kafka_bootstrap, GROUP_ID) == 3, timeout=120,
              what="three instances in the group")
+    _assert_shares_cover_the_topic(settings, {f"{GROUP_ID}-{slot}" for slot in (0, 1, 2)})
     onsale = _onsale(settings, events, 45)
     time.sleep(10)
     workers[2].stop(signal.SIGKILL)  # its partitions go to the others after the session timeout
@@ -105,6 +108,21 @@ def test_instances_come_and_go_during_an_onsale_and_every_version_is_published_o
     for event_id, result in reconcile_events(settings, events).items():
         assert result.passed, f"event {event_id}: {result.report()}"
     assert all(w.process.poll() is None for s, w in workers.items() if s in (1, 3))
+
+
+def _assert_shares_cover_the_topic(settings: Settings, instances: set[str]) -> None:
+    """What `seatflow stack status` shows: each instance with its own partitions, all covered."""
+    topic = cdc_topic(settings, "seat_inventory")
+
+    def settled() -> bool:
+        shares = group_shares(settings.kafka_bootstrap, GROUP_ID, topic)
+        owned = [p for share in shares for p in share.partitions]
+        return ({share.instance for share in shares} == instances
+                and sorted(owned) == list(range(settings.partitions)))
+
+    wait_for(settled, timeout=60, what="the partitions shared out among " + ", ".join(instances))
+    result = CliRunner().invoke(stack_app, ["status"])
+    assert all(instance in result.output for instance in instances), result.output
 
 
 def test_a_second_instance_of_a_slot_fences_the_first(pipeline: Settings,
