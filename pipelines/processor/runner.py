@@ -388,23 +388,19 @@ class AvailabilityRunner:
 
     def follow(self, timeout: float) -> None:
         """As a warm standby: keep reading the published state, so that taking over costs only
-        the records published since."""
+        the records published since; the reference data is loaded already (prepare)."""
         if self.published is None:
             self.published = PublishedState(self.settings, self.config.seat_topic, self._registry)
+            self.prepare()
         if self.published.poll(timeout) < POLL_RECORDS:  # caught up for now: decode what came
             self.published.apply()
 
-    def start(self) -> None:
-        """Take over: fence the predecessor, read its last published state, load the reference
-        data. Until this, the runner holds no transactional id and publishes nothing."""
-        started = time.monotonic()
-        # Fences a zombie with the same transactional id and aborts its open transaction,
-        # before the state is read back from the output topic.
-        try:
-            _transaction_retry(self.producer.init_transactions)(60)
-        except KafkaException as e:
-            raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
-        log.info("fenced in %.2f s", time.monotonic() - started)
+    def prepare(self) -> None:
+        """What needs no transactional id: the reference data (its topics followed from their
+        current end, then the database loaded) and the engine. A standby does it while it waits:
+        a take-over measured 0.4-0.9 s of database load under an on-sale's load."""
+        if self._engine is not None:
+            return
         config = self.config
         self.references = self._follow_references()
         reference = load_reference(self.settings) if config.load_reference_from_db else Reference()
@@ -414,7 +410,22 @@ class AvailabilityRunner:
             OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
                          config.dead_letter_topic, config.anomaly_topic, config.partitions),
             reference_wait_ms=config.reference_wait_ms)
+
+    def start(self) -> None:
+        """Take over: fence the predecessor, then prepare (unless a standby did). The published
+        state comes with each assignment (_on_assign). Until this, the runner holds no
+        transactional id and publishes nothing."""
+        started = time.monotonic()
+        # Fences a zombie with the same transactional id and aborts its open transaction,
+        # before the state is read back from the output topic.
+        try:
+            _transaction_retry(self.producer.init_transactions)(60)
+        except KafkaException as e:
+            raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
+        fenced = time.monotonic()
+        self.prepare()
         _tune_garbage_collector()
+        log.info("fenced in %.2f s, ready in %.2f s", fenced - started, time.monotonic() - fenced)
 
     def _follow_references(self) -> Consumer:
         """A consumer of every reference topic from its current end: the reference data is
