@@ -52,6 +52,7 @@ class ThroughputRound:
     changes_per_s: float
     ratio: float  # to one instance
     cpu_s: list[float]  # per instance, over the round
+    changes_each: list[int]  # what each instance processed
 
 
 @dataclass
@@ -86,9 +87,10 @@ def speedups(seconds: Sequence[tuple[int, float]], changes: int) -> list[tuple[i
 # ---- throughput --------------------------------------------------------------------------------
 
 def _instance(settings: Settings, source: str, outputs: dict[str, str], name: str, slot: int,
-              partitions: int, go: Any, stop: Any, cpu: Any) -> None:
+              partitions: int, go: Any, stop: Any, cpu: Any, processed: Any) -> None:
     """One instance (a process of its own): ready and waiting until `go`, then processing until
-    `stop`; its CPU seconds from `go` on into cpu[slot]."""
+    `stop`; its CPU seconds from `go` on into cpu[slot], the changes it read into
+    processed[slot]."""
     config = scratch_config(source, outputs, name, slot=slot, partitions=partitions)
     me = psutil.Process()
     at_go: list[float] = []
@@ -99,21 +101,23 @@ def _instance(settings: Settings, source: str, outputs: dict[str, str], name: st
             at_go.append(times.user + times.system)
         return bool(at_go)
 
-    run_processor(settings, should_stop=stop.is_set, config=config, standby=started)
+    stats = run_processor(settings, should_stop=stop.is_set, config=config, standby=started)
     times = me.cpu_times()
     cpu[slot] = times.user + times.system - (at_go[0] if at_go else 0.0)
+    processed[slot] = stats.records_in
 
 
 def _round(settings: Settings, source: str, changes: int, instances: int, run: str,
-           *, timeout_s: float, say: Callable[[str], None]) -> tuple[float, list[float]]:
-    """Seconds for `instances` to process the whole source, and each one's CPU seconds."""
+           *, timeout_s: float, say: Callable[[str], None]) -> tuple[float, list[float], list[int]]:
+    """Seconds for `instances` to process the whole source; each one's CPU seconds and
+    changes."""
     ctx = mp.get_context("spawn")  # a fresh interpreter each, like a worker process
     name = f"{run}-{instances}"
     with scratch_outputs(settings, name, partitions=settings.partitions) as outputs:
         go, stop = ctx.Event(), ctx.Event()
-        cpu = ctx.Array("d", instances)
+        cpu, processed = ctx.Array("d", instances), ctx.Array("q", instances)
         procs = [ctx.Process(target=_instance, daemon=True, args=(
-            settings, source, outputs, name, slot, settings.partitions, go, stop, cpu))
+            settings, source, outputs, name, slot, settings.partitions, go, stop, cpu, processed))
             for slot in range(instances)]
         for proc in procs:
             proc.start()
@@ -133,7 +137,8 @@ def _round(settings: Settings, source: str, changes: int, instances: int, run: s
         stop.set()
         for proc in procs:
             proc.join(60)
-    return seconds, [round(cpu[i], 1) for i in range(instances)]
+    return (seconds, [round(cpu[i], 1) for i in range(instances)],
+            [processed[i] for i in range(instances)])
 
 
 # ---- membership ----------------------------------------------------------------------------------
@@ -247,15 +252,16 @@ def bench_scale(settings: Settings, *, changes: int = 300_000,
         report = ScaleReport(changes, settings.partitions, used)
         timings: list[tuple[int, float]] = []
         cpus: dict[int, list[float]] = {}
+        each: dict[int, list[int]] = {}
         for n in instances:
-            seconds, cpu = _round(settings, source, changes, n, run, timeout_s=timeout_s, say=say)
+            seconds, cpus[n], each[n] = _round(settings, source, changes, n, run,
+                                               timeout_s=timeout_s, say=say)
             timings.append((n, seconds))
-            cpus[n] = cpu
             say(f"{n} instance(s): {changes / seconds:,.0f} changes/s")
     finally:
         admin.delete_topics([source], request_timeout=30)
     for (n, per_s, ratio), (_, seconds) in zip(speedups(timings, changes), timings, strict=True):
-        report.rounds.append(ThroughputRound(n, round(seconds, 2), per_s, ratio, cpus[n]))
+        report.rounds.append(ThroughputRound(n, round(seconds, 2), per_s, ratio, cpus[n], each[n]))
     if membership:
         _membership(settings, report, rate=rate, step_s=step_s, say=say)
     return report

@@ -106,11 +106,13 @@ def scale(
         console.print_json(json.dumps(report.as_dict()))
         return
     table = Table("instances", "seconds", "changes/s", "ratio to 1", "CPU s per instance",
+                  "changes per instance",
                   title=f"seatflow bench scale: {report.changes:,} changes, "
                         f"{report.partitions_with_changes} of {report.partitions} partitions")
     for r in report.rounds:
         table.add_row(str(r.instances), f"{r.seconds:.2f}", f"{r.changes_per_s:,.0f}",
-                      f"{r.ratio:.2f}", ", ".join(f"{c:.1f}" for c in r.cpu_s))
+                      f"{r.ratio:.2f}", ", ".join(f"{c:.1f}" for c in r.cpu_s),
+                      ", ".join(f"{n:,}" for n in r.changes_each))
     console.print(table)
     if report.changes_of_membership:
         members = Table("at (s)", "change", "longest staleness (s)",

@@ -142,3 +142,20 @@ def test_a_second_instance_of_a_slot_fences_the_first(pipeline: Settings,
             assert second.error is None, second.error
     for event_id, result in reconcile_events(settings, events).items():
         assert result.passed, f"event {event_id}: {result.report()}"
+
+
+def test_the_scale_bench_times_each_instance_count_and_every_instance_works(
+        pipeline: Settings) -> None:
+    from pipelines.scale import bench_scale
+
+    report = bench_scale(pipeline, changes=20_000, instances=(1, 2), membership=False,
+                         timeout_s=300)
+    assert [r.instances for r in report.rounds] == [1, 2]
+    assert report.partitions == pipeline.partitions and report.partitions_with_changes >= 2
+    for r in report.rounds:
+        assert r.seconds > 0 and r.changes_per_s > 0, r
+        # Every instance of the group took partitions and processed some of them, and together
+        # all of it (a batch cut short by a rebalance is read again: at least all).
+        assert len(r.cpu_s) == r.instances and all(n > 0 for n in r.changes_each), r
+        assert sum(r.changes_each) >= report.changes, r
+    assert report.rounds[0].ratio == 1.0
