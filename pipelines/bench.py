@@ -89,8 +89,10 @@ def synthetic_changes(settings: Settings, count: int) -> tuple[int, list[tuple[i
     schema = fastavro.parse_schema(json.loads(latest.schema.schema_str or "null"))
     header = b"\x00" + int(latest.schema_id or 0).to_bytes(4, "big")
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        # Seat by seat across the events: any prefix of the changes spreads over every event
+        # (and so over the partitions, which are by event).
         rows = conn.execute("SELECT event_id, seat_id, price_level_id, price FROM "
-                            "ticketing.seat_inventory ORDER BY event_id, seat_id").fetchall()
+                            "ticketing.seat_inventory ORDER BY seat_id, event_id").fetchall()
     status = {(e, s): "open" for e, s, _, _ in rows}
     version = dict.fromkeys(status, 1)
     commit = datetime.now(UTC)

@@ -145,7 +145,7 @@ def test_a_second_instance_of_a_slot_fences_the_first(pipeline: Settings,
 
 
 def test_the_scale_bench_times_each_instance_count_and_every_instance_works(
-        pipeline: Settings) -> None:
+        pipeline: Settings, events: list[int]) -> None:
     from pipelines.scale import bench_scale
 
     report = bench_scale(pipeline, changes=20_000, instances=(1, 2), membership=False,
