@@ -211,6 +211,12 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(100_000)
 
 
+def _is_fatal(error: KafkaError) -> bool:
+    """librdkafka reports a fatal error (a static member fenced by another with its
+    group.instance.id) as code _FATAL, whose fatal() flag is not set."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -464,7 +470,7 @@ class AvailabilityRunner:
         exits at once: its successor waits for them in init_transactions and starts clean, while
         this one's producer would block in send_offsets_to_transaction once they are back (see
         COMMIT_LIMIT_S)."""
-        if error.fatal():
+        if _is_fatal(error):
             self._fatal = error
         if (error.code() == KafkaError._ALL_BROKERS_DOWN and self.config.exit_when_hung
                 and self._streaming and not _any_broker_answers(self.settings.kafka_bootstrap)):
@@ -589,7 +595,7 @@ class AvailabilityRunner:
                 elif err.code() in _OFFSET_LOST:
                     low, _ = self.consumer.get_watermark_offsets(TopicPartition(*where), timeout=10)
                     self._fail(OffsetsLostError([(*where, msg.offset() or -1, low)]))
-                elif err.fatal():
+                elif _is_fatal(err):
                     raise ProcessorError(f"consumer failed: {err}")
                 elif err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                     log.warning("consumer: %s", err)
@@ -665,7 +671,10 @@ class AvailabilityRunner:
         # (AvroDecoder retries), holding the stream, with no transaction open meanwhile.
         decoded = [self._decode(msg) for msg in records]
         engine = self.engine
-        self.producer.begin_transaction()
+        try:
+            self.producer.begin_transaction()
+        except KafkaException as e:  # fenced by a successor with this slot's id: a zombie
+            raise ProcessorError(f"cannot begin a transaction: {e.args[0]}") from e
         b = None
         try:
             b = engine.begin(_now_ms(), len(records), self._send)
