@@ -1,10 +1,11 @@
 """`seatflow bench scale`: the processor over 1, 2, 4... instances, and what a change of
 instances costs the fans.
 
-Two parts. Throughput: the same preloaded, event-partitioned topic processed by each number of
-instances (processes that are members of one consumer group, each with its own transactional
-id), timed from the moment they all start until the group has committed the whole topic; with
-each instance's CPU, since this machine's two cores bound the gain. Membership: the pipeline's
+Two parts. Throughput: the same synthetic changes, event-partitioned, processed by each number
+of instances (processes that are members of one consumer group, each with its own
+transactional id), timed from when they are written, once the group has shared out the
+partitions, until the group has committed them all; with each instance's CPU, since this
+machine's two cores bound the gain. Membership: the pipeline's
 own processor as supervised slots (`python -m pipelines.processor.supervise --slot N`, as the
 Dagster keeper runs them) during an on-sale, while a slot is added, stopped gracefully, and its
 worker killed; the longest staleness a read_committed reader of seat-availability saw after
@@ -40,6 +41,7 @@ from pipelines.topics import (
     ensure_topics,
     group_lag,
     group_members,
+    group_shares,
 )
 
 __all__ = ["MembershipChange", "ScaleReport", "ThroughputRound", "bench_scale", "speedups"]
@@ -107,38 +109,65 @@ def _instance(settings: Settings, source: str, outputs: dict[str, str], name: st
     processed[slot] = stats.records_in
 
 
-def _round(settings: Settings, source: str, changes: int, instances: int, run: str,
+def _round(settings: Settings, values: list[tuple[int, bytes]], instances: int, run: str,
            *, timeout_s: float, say: Callable[[str], None]) -> tuple[float, list[float], list[int]]:
-    """Seconds for `instances` to process the whole source; each one's CPU seconds and
-    changes."""
+    """Seconds for `instances` to process all the changes; each one's CPU seconds and
+    changes. The changes are written once the group has shared out the partitions: the
+    instances that join first would otherwise take everything before the others are in."""
     ctx = mp.get_context("spawn")  # a fresh interpreter each, like a worker process
     name = f"{run}-{instances}"
-    with scratch_outputs(settings, name, partitions=settings.partitions) as outputs:
-        go, stop = ctx.Event(), ctx.Event()
-        cpu, processed = ctx.Array("d", instances), ctx.Array("q", instances)
-        procs = [ctx.Process(target=_instance, daemon=True, args=(
-            settings, source, outputs, name, slot, settings.partitions, go, stop, cpu, processed))
-            for slot in range(instances)]
-        for proc in procs:
-            proc.start()
-        time.sleep(5)  # imported and connected, waiting for `go`
-        say(f"{instances} instance(s): go")
-        started = time.perf_counter()
-        go.set()
-        deadline = started + timeout_s
-        while group_lag(settings.kafka_bootstrap, name, source) > 0:
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"{instances} instance(s) did not process {source} "
-                                   f"within {timeout_s:.0f} s")
-            if not all(p.is_alive() for p in procs):
-                raise RuntimeError(f"an instance of {name} died")
-            time.sleep(0.1)
-        seconds = time.perf_counter() - started
-        stop.set()
-        for proc in procs:
-            proc.join(60)
+    source = f"{name}.cdc"
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    ensure_topics(admin, [TopicSpec(source, partitions=settings.partitions)])
+    try:
+        with scratch_outputs(settings, name, partitions=settings.partitions) as outputs:
+            go, stop = ctx.Event(), ctx.Event()
+            cpu, processed = ctx.Array("d", instances), ctx.Array("q", instances)
+            procs = [ctx.Process(target=_instance, daemon=True, args=(
+                settings, source, outputs, name, slot, settings.partitions, go, stop, cpu,
+                processed)) for slot in range(instances)]
+            for proc in procs:
+                proc.start()
+            go.set()
+            _wait_shared_out(settings, name, source, instances, procs)
+            say(f"{instances} instance(s) in the group: writing the changes")
+            started = time.perf_counter()
+            produce_changes(settings, source, values, partitions=settings.partitions)
+            deadline = started + timeout_s
+            while group_lag(settings.kafka_bootstrap, name, source) > 0:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{instances} instance(s) did not process {source} "
+                                       f"within {timeout_s:.0f} s")
+                if not all(p.is_alive() for p in procs):
+                    raise RuntimeError(f"an instance of {name} died")
+                time.sleep(0.1)
+            seconds = time.perf_counter() - started
+            stop.set()
+            for proc in procs:
+                proc.join(60)
+    finally:
+        admin.delete_topics([source], request_timeout=30)
     return (seconds, [round(cpu[i], 1) for i in range(instances)],
             [processed[i] for i in range(instances)])
+
+
+def _wait_shared_out(settings: Settings, group: str, topic: str, instances: int,
+                     procs: Sequence[Any], timeout_s: float = 120) -> None:
+    """Until every instance is in the group and the topic's partitions are all assigned, each
+    instance holding some (as far as there are partitions for all)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shares = group_shares(settings.kafka_bootstrap, group, topic)
+        owned = sorted(p for share in shares for p in share.partitions)
+        if (len(shares) == instances and owned == list(range(settings.partitions))
+                and all(share.partitions for share in shares[:settings.partitions])):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{instances} instance(s) did not share out {topic} in "
+                               f"{timeout_s:.0f} s: {shares}")
+        if not all(p.is_alive() for p in procs):
+            raise RuntimeError(f"an instance of {group} died")
+        time.sleep(0.2)
 
 
 # ---- membership ----------------------------------------------------------------------------------
@@ -239,27 +268,20 @@ def bench_scale(settings: Settings, *, changes: int = 300_000,
                 membership: bool = True, timeout_s: float = 600.0,
                 say: Callable[[str], None] = lambda _: None) -> ScaleReport:
     run = f"bench-scale-{uuid.uuid4().hex[:8]}"
-    source = f"{run}.cdc"
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    try:
-        ensure_topics(admin, [TopicSpec(source, partitions=settings.partitions)])
-        say(f"encoding {changes:,} synthetic seat changes")
-        _, values = synthetic_changes(settings, changes)
-        used = len({event_partition(e, settings.partitions) for e, _ in values})
-        say(f"preloading {source}: {settings.partitions} partitions, {used} carrying changes")
-        produce_changes(settings, source, values, partitions=settings.partitions)
-        del values
-        report = ScaleReport(changes, settings.partitions, used)
-        timings: list[tuple[int, float]] = []
-        cpus: dict[int, list[float]] = {}
-        each: dict[int, list[int]] = {}
-        for n in instances:
-            seconds, cpus[n], each[n] = _round(settings, source, changes, n, run,
-                                               timeout_s=timeout_s, say=say)
-            timings.append((n, seconds))
-            say(f"{n} instance(s): {changes / seconds:,.0f} changes/s")
-    finally:
-        admin.delete_topics([source], request_timeout=30)
+    say(f"encoding {changes:,} synthetic seat changes")
+    _, values = synthetic_changes(settings, changes)
+    used = len({event_partition(e, settings.partitions) for e, _ in values})
+    say(f"{settings.partitions} partitions, {used} carrying changes")
+    report = ScaleReport(changes, settings.partitions, used)
+    timings: list[tuple[int, float]] = []
+    cpus: dict[int, list[float]] = {}
+    each: dict[int, list[int]] = {}
+    for n in instances:
+        seconds, cpus[n], each[n] = _round(settings, values, n, run, timeout_s=timeout_s,
+                                           say=say)
+        timings.append((n, seconds))
+        say(f"{n} instance(s): {changes / seconds:,.0f} changes/s")
+    del values
     for (n, per_s, ratio), (_, seconds) in zip(speedups(timings, changes), timings, strict=True):
         report.rounds.append(ThroughputRound(n, round(seconds, 2), per_s, ratio, cpus[n], each[n]))
     if membership:
