@@ -27,6 +27,7 @@ from typing import Any
 
 import psutil
 from confluent_kafka.admin import AdminClient
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
 from pipelines.bench import produce_changes, scratch_config, scratch_outputs, synthetic_changes
 from pipelines.chaos import OnSale, VersionTail, find_processor, staleness_s
@@ -133,14 +134,8 @@ def _round(settings: Settings, values: list[tuple[int, bytes]], instances: int, 
             say(f"{instances} instance(s) in the group: writing the changes")
             started = time.perf_counter()
             produce_changes(settings, source, values, partitions=settings.partitions)
-            deadline = started + timeout_s
-            while group_lag(settings.kafka_bootstrap, name, source) > 0:
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"{instances} instance(s) did not process {source} "
-                                       f"within {timeout_s:.0f} s")
-                if not all(p.is_alive() for p in procs):
-                    raise RuntimeError(f"an instance of {name} died")
-                time.sleep(0.1)
+            _until(lambda: group_lag(settings.kafka_bootstrap, name, source) == 0, procs,
+                   f"{instances} instance(s) to process {source}", timeout_s, every_s=0.1)
             seconds = time.perf_counter() - started
             stop.set()
             for proc in procs:
@@ -155,19 +150,30 @@ def _wait_shared_out(settings: Settings, group: str, topic: str, instances: int,
                      procs: Sequence[Any], timeout_s: float = 120) -> None:
     """Until every instance is in the group and the topic's partitions are all assigned, each
     instance holding some (as far as there are partitions for all)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def shared_out() -> bool:
         shares = group_shares(settings.kafka_bootstrap, group, topic)
         owned = sorted(p for share in shares for p in share.partitions)
-        if (len(shares) == instances and owned == list(range(settings.partitions))
-                and all(share.partitions for share in shares[:settings.partitions])):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{instances} instance(s) did not share out {topic} in "
-                               f"{timeout_s:.0f} s: {shares}")
+        return (len(shares) == instances and owned == list(range(settings.partitions))
+                and all(share.partitions for share in shares[:settings.partitions]))
+
+    _until(shared_out, procs, f"{instances} instance(s) to share out {topic}", timeout_s,
+           every_s=0.2)
+
+
+def _until(done: Callable[[], bool], procs: Sequence[Any], what: str, timeout_s: float, *,
+           every_s: float) -> None:
+    """Poll done() until it is true; an instance that dies meanwhile fails the round at once."""
+    @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(every_s),
+           retry=retry_if_result(lambda ok: not ok))
+    def poll() -> bool:
         if not all(p.is_alive() for p in procs):
-            raise RuntimeError(f"an instance of {group} died")
-        time.sleep(0.2)
+            raise RuntimeError(f"an instance died while waiting for {what}")
+        return done()
+
+    try:
+        poll()
+    except RetryError as e:
+        raise TimeoutError(f"waited {timeout_s:.0f} s for {what}") from e
 
 
 # ---- membership ----------------------------------------------------------------------------------
@@ -187,11 +193,8 @@ def _worker_of(supervisor: subprocess.Popen[bytes]) -> psutil.Process | None:
 
 
 def _wait_members(settings: Settings, count: int, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while group_members(settings.kafka_bootstrap, GROUP_ID) != count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the group did not reach {count} members in {timeout_s:.0f} s")
-        time.sleep(0.5)
+    _until(lambda: group_members(settings.kafka_bootstrap, GROUP_ID) == count, (),
+           f"{count} members in {GROUP_ID}", timeout_s, every_s=0.5)
 
 
 def _membership(settings: Settings, report: ScaleReport, *, rate: float, step_s: float,

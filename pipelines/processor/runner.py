@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
 import statistics
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-import psycopg
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -31,7 +26,6 @@ from tenacity import (
     before_sleep_log,
     retry,
     retry_if_exception,
-    retry_if_exception_type,
     stop_after_delay,
     wait_exponential,
 )
@@ -45,15 +39,15 @@ from pipelines.processor.core import (
     decode_seat_change,
 )
 from pipelines.processor.engine import Batch, BatchEngine, BatchStats, Encoders, OutputTopics
-from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
-from pipelines.processor.reference import (
-    REFERENCE_TABLES,
-    EventRef,
-    PriceLevelRef,
-    Reference,
-    SeatRef,
-    SectionRef,
+from pipelines.processor.guards import (
+    EXIT_HUNG,
+    Watchdog,
+    any_broker_answers,
+    tune_garbage_collector,
 )
+from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
+from pipelines.processor.reference import REFERENCE_TABLES
+from pipelines.processor.reference_feed import ReferenceFeed
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import (
@@ -63,7 +57,6 @@ from pipelines.topics import (
     SEAT_AVAILABILITY,
     SECTION_AVAILABILITY,
     cdc_topic,
-    committed_ends,
     next_records,
     unstable_offsets,
 )
@@ -75,7 +68,6 @@ __all__ = [
     "ProcessorConfig",
     "ProcessorError",
     "RunStats",
-    "load_reference",
     "run_processor",
 ]
 
@@ -168,49 +160,6 @@ class RunStats:
         self.last_batch = batch
 
 
-@retry(retry=retry_if_exception_type(psycopg.OperationalError),
-       wait=wait_exponential(multiplier=0.5, max=5), stop=stop_after_delay(300),
-       before_sleep=before_sleep_log(log, logging.WARNING), reraise=True)
-def load_reference(settings: Settings) -> Reference:
-    """Events, sections, seats and price levels from the ticketing host, for enrichment (the
-    database restarting is waited for)."""
-    ref = Reference()
-    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn, conn.cursor() as cur:
-        # fetchall: iterating a cursor costs a call per row, and there is a row per seat.
-        cur.execute("SELECT event_id, name, status FROM ticketing.events")
-        ref.events = {i: EventRef(name, status) for i, name, status in cur.fetchall()}
-        cur.execute("SELECT section_id, code FROM ticketing.sections")
-        ref.sections = {i: SectionRef(code) for i, code in cur.fetchall()}
-        cur.execute("SELECT seat_id, section_id, row_label, seat_number FROM ticketing.seats")
-        ref.seats = {i: SeatRef(sec, row, num) for i, sec, row, num in cur.fetchall()}
-        cur.execute("SELECT price_level_id, event_id, code, price FROM ticketing.price_levels")
-        ref.price_levels = {i: PriceLevelRef(e, code, price)
-                            for i, e, code, price in cur.fetchall()}
-    return ref
-
-
-def _refreeze(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and info["generation"] == 2:
-        gc.freeze()
-
-
-def _tune_garbage_collector() -> None:
-    """The state is hundreds of thousands of long-lived objects, and a full collection of the
-    cyclic garbage collector walks them all: 40 ms for 150,000 seats on an idle machine, far
-    more under load, with every record waiting. Frozen after each full collection, they are
-    walked once. (The state holds no reference cycles: what it drops, reference counting frees.)
-
-    Each change also makes about fifteen short-lived objects, none in a cycle: a young
-    collection every 700 allocations (Python's default) took about a tenth of the processor's
-    time in `seatflow bench processor`; one every 100,000 takes next to none.
-    """
-    gc.collect()
-    gc.freeze()
-    if _refreeze not in gc.callbacks:
-        gc.callbacks.append(_refreeze)
-    gc.set_threshold(100_000)
-
-
 def _is_fatal(error: KafkaError) -> bool:
     """librdkafka reports a fatal error (a static member fenced by another with its
     group.instance.id) as code _FATAL, whose fatal() flag is not set."""
@@ -274,7 +223,6 @@ _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
 # seen here after a broker SIGKILL): no exception ever comes, so the process exits and its
 # supervisor starts a fresh one, which fences the old transaction and goes on.
 COMMIT_LIMIT_S = 10.0
-EXIT_HUNG = 4
 # A transaction left open by a processor that died blocks read_committed readers of its
 # partitions, and its offsets' next owner, until its successor fences it or this passes.
 TRANSACTION_TIMEOUT_S = 15
@@ -284,49 +232,7 @@ TRANSACTION_TIMEOUT_S = 15
 COMMITTED_WAIT_S = 2.0 * TRANSACTION_TIMEOUT_S
 
 
-class _Watchdog:
-    """Ends the process when a guarded call overruns its limit (see COMMIT_LIMIT_S)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._deadline: float | None = None
-        self._what = ""
-        if enabled:
-            threading.Thread(target=self._watch, name="seatflow-watchdog", daemon=True).start()
-
-    @contextmanager
-    def limit(self, what: str, seconds: float) -> Iterator[None]:
-        self._what, self._deadline = what, time.monotonic() + seconds
-        try:
-            yield
-        finally:
-            self._deadline = None
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(0.5)
-            deadline = self._deadline
-            if deadline is not None and time.monotonic() > deadline:
-                log.critical("%s has blocked for more than its limit: exiting, so that a fresh "
-                             "processor takes over", self._what)
-                logging.shutdown()
-                os._exit(EXIT_HUNG)
-
-
 _OFFSET_LOST = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
-
-
-def _any_broker_answers(bootstrap: str) -> bool:
-    """Whether a bootstrap broker accepts a connection now. (An error event can be served long
-    after it was raised: a fresh worker's first poll hands it the brokers-down event of its
-    start, while the broker was still restarting.)"""
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-            return True
-        except (OSError, ValueError):
-            continue
-    return False
 
 
 class AvailabilityRunner:
@@ -383,14 +289,13 @@ class AvailabilityRunner:
         })
         self._registry = registry
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        self.references: Consumer | None = None  # every reference topic, outside the group
-        self._reference_starts: dict[tuple[str, int], int] = {}
+        self.references: ReferenceFeed | None = None
         self.stats = RunStats()
         self._assign_error: BaseException | None = None
         # A fatal error of either client, as its error_cb reports it: librdkafka raises some
         # (a static member fenced by another with its group.instance.id) in no poll result.
         self._fatal: KafkaError | None = None
-        self._watchdog = _Watchdog(config.exit_when_hung)
+        self._watchdog = Watchdog(config.exit_when_hung)
 
     def follow(self, timeout: float) -> None:
         """As a warm standby: keep reading the published state, so that taking over costs only
@@ -408,8 +313,9 @@ class AvailabilityRunner:
         if self._engine is not None:
             return
         config = self.config
-        self.references = self._follow_references()
-        reference = load_reference(self.settings) if config.load_reference_from_db else Reference()
+        self.references = ReferenceFeed(self.settings, config.reference_topics, self._admin,
+                                        from_db=config.load_reference_from_db)
+        reference = self.references.reference
         # The seats' state comes partition by partition, as the group assigns them (_on_assign).
         self._engine = BatchEngine(
             Availability(), reference, self.codecs.encoders,
@@ -430,30 +336,8 @@ class AvailabilityRunner:
             raise ProcessorError(f"cannot initialise transactions: {e.args[0]}") from e
         fenced = time.monotonic()
         self.prepare()
-        _tune_garbage_collector()
+        tune_garbage_collector()
         log.info("fenced in %.2f s, ready in %.2f s", fenced - started, time.monotonic() - fenced)
-
-    def _follow_references(self) -> Consumer:
-        """A consumer of every reference topic from its current end: the reference data is
-        loaded from the database after this, so a change committed meanwhile is read again,
-        never missed (applying it twice does no harm). From the beginning when nothing is
-        loaded from the database."""
-        topics = list(self.config.reference_topics.values())
-        consumer = Consumer({
-            "bootstrap.servers": self.settings.kafka_bootstrap,
-            "group.id": f"seatflow-reference-{uuid.uuid4()}",  # commits nothing
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        })
-        meta = consumer.list_topics(timeout=10).topics
-        starts = []
-        for topic in topics:
-            parts = sorted(meta[topic].partitions) if topic in meta else []
-            ends = (committed_ends(self._admin, topic, parts)
-                    if self.config.load_reference_from_db and parts else {})
-            starts += [TopicPartition(topic, p, ends.get(p, OFFSET_BEGINNING)) for p in parts]
-        consumer.assign(starts)
-        return consumer
 
     @property
     def engine(self) -> BatchEngine:
@@ -473,7 +357,7 @@ class AvailabilityRunner:
         if _is_fatal(error):
             self._fatal = error
         if (error.code() == KafkaError._ALL_BROKERS_DOWN and self.config.exit_when_hung
-                and self._streaming and not _any_broker_answers(self.settings.kafka_bootstrap)):
+                and self._streaming and not any_broker_answers(self.settings.kafka_bootstrap)):
             log.critical("all brokers are down: exiting, so that a fresh processor takes over "
                          "when they are back")
             logging.shutdown()
@@ -574,7 +458,7 @@ class AvailabilityRunner:
             messages = next_records(self.consumer, self.config.batch_size,
                                     self.config.batch_timeout_s)
             if self.references is not None:
-                messages = [*self._reference_records(), *messages]
+                messages = [*self.references.records(self.config.batch_size), *messages]
             if self._assign_error is not None:
                 self._fail(self._assign_error)
             if self._fatal is not None:
@@ -622,18 +506,6 @@ class AvailabilityRunner:
                     and len(at_end) >= len(assignment)):
                 break
         return self.stats
-
-    def _reference_records(self) -> list[Message]:
-        """Reference changes that have arrived (without waiting), remembering where this batch's
-        began: an aborted batch reads them again."""
-        assert self.references is not None
-        found = [m for m in next_records(self.references, self.config.batch_size, 0)
-                 if m.error() is None]
-        self._reference_starts = {}
-        for m in found:
-            self._reference_starts.setdefault((str(m.topic()), m.partition() or 0),
-                                              m.offset() or 0)
-        return found
 
     def _fail(self, error: BaseException) -> NoReturn:
         """Raise `error`; when changes were trimmed away, first move the group past the gap
@@ -731,8 +603,7 @@ class AvailabilityRunner:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         if self.references is not None:
-            for (topic, partition), offset in self._reference_starts.items():
-                self.references.seek(TopicPartition(topic, partition, offset))
+            self.references.rewind()
 
     def _offsets(self) -> list[TopicPartition]:
         """Positions to commit; a partition with pending records commits at its oldest one."""
