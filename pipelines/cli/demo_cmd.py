@@ -18,7 +18,19 @@ from pipelines.host.simulate import OnSaleStats, run_onsale
 from pipelines.settings import get_settings
 from pipelines.stack import StackError
 
-__all__ = ["demo"]
+__all__ = ["demo", "deploy"]
+
+
+def deploy(
+    events: Annotated[int, typer.Option(min=1, help="Events to seed when none exist.")] = 3,
+) -> None:
+    """Deploy the pipeline on a running stack (local or docker-compose.yml): migrate, seed,
+    register the schemas, create the partitioned topics, apply the connectors. Idempotent."""
+    try:
+        deploy_pipeline(get_settings(), events=events,
+                        say=lambda m: console.print(f"[green]✓[/] {m}"))
+    except (HostError, ConnectError, TimeoutError) as e:
+        fail(str(e))
 
 
 def demo(
