@@ -250,6 +250,9 @@ class AvailabilityRunner:
             "bootstrap.servers": settings.kafka_bootstrap,
             "error_cb": self._on_client_error,
             "transactional.id": config.transactional_id,
+            # Never create a topic by writing to it (librdkafka's producer default): a worker
+            # left running against a fresh broker once made the output topics with 1 partition.
+            "allow.auto.create.topics": False,
             "linger.ms": 5,
             "compression.type": "lz4",
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_S * 1000,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     log = logging.getLogger("seatflow.worker")
     go = threading.Event()
+    threading.Thread(target=watch_parent, args=(os.getppid(), stop), daemon=True,
+                     name="parent-watch").start()
     if args.standby:
         threading.Thread(target=_wait_for_go, args=(go, stop), daemon=True).start()
     last = [0.0]
@@ -69,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("stopped: %s", stats)
     return 0
+
+
+def watch_parent(parent: int, stop: threading.Event, *, every_s: float = 1.0) -> None:
+    """Stop (gracefully) once the supervising parent is gone: an orphaned worker would go on
+    publishing beside the one that replaced it, or against whatever broker comes up next."""
+    while not stop.wait(every_s):
+        if os.getppid() != parent:
+            logging.getLogger("seatflow.worker").warning(
+                "the supervising process %d is gone: stopping", parent)
+            stop.set()
 
 
 def _wait_for_go(go: threading.Event, stop: threading.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -99,3 +100,21 @@ def test_with_two_standbys_a_crash_right_after_a_take_over_finds_the_older_one_w
     assert result == [0]
     assert [x for x in said if "exited with 1" in x and "standby takes over in 0.0 s" in x] == said
     assert len(said) == 2
+
+
+def test_a_worker_whose_supervising_parent_is_gone_stops() -> None:
+    from pipelines.processor.worker import watch_parent
+
+    stop = threading.Event()
+    # A parent pid that is not ours any more (as after a reparenting to init).
+    thread = threading.Thread(target=watch_parent, args=(-1, stop), kwargs={"every_s": 0.05})
+    thread.start()
+    assert stop.wait(5), "the worker did not stop"
+    thread.join(5)
+    # With its parent alive it runs on.
+    alive = threading.Event()
+    watcher = threading.Thread(target=watch_parent, args=(os.getppid(), alive),
+                               kwargs={"every_s": 0.05}, daemon=True)
+    watcher.start()
+    assert not alive.wait(0.5)
+    alive.set()
