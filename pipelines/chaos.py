@@ -483,6 +483,16 @@ class VersionTail(threading.Thread):
     def fresh_since(self, at: float) -> bool:
         return fresh_since(dict(self.latest_by_partition), at)
 
+    def staleness(self, windows: Sequence[tuple[float, float]]) -> list[float]:
+        """staleness_s of each (start, end) window, over every change this reader received;
+        rounded to the millisecond. For after the reading stopped."""
+        order = sorted(range(len(self.commits)), key=self.commits.__getitem__)
+        commits = [self.commits[i] for i in order]
+        receipts = [self.receipts[i] for i in order]
+        longest = max((r - c for c, r in zip(commits, receipts, strict=True)), default=0.0)
+        return [round(staleness_s(commits, receipts, start, end, max_latency_s=longest), 3)
+                for start, end in windows]
+
     def reached(self, ends: Mapping[int, int]) -> bool:
         with self._lock:
             return all(self.position.get(p, 0) >= end for p, end in ends.items())
@@ -783,22 +793,17 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
     finally:
         if started_processor:
             stack.stop_app(settings, "processor")
-    # Staleness per fault: from its injection until the next fault (or the on-sale's end).
-    order = sorted(range(len(tail.commits)), key=tail.commits.__getitem__)
-    commits = [tail.commits[i] for i in order]
-    receipts = [tail.receipts[i] for i in order]
-    max_latency = max((r - c for c, r in zip(commits, receipts, strict=True)), default=0.0)
     injected = [r for r in results if not r.error]
-    for i, r in enumerate(injected):
-        start = t0 + r.at_s
-        end = t0 + injected[i + 1].at_s if i + 1 < len(injected) else t_end
-        r.staleness_s = round(staleness_s(commits, receipts, start, end,
-                                          max_latency_s=max_latency), 3)
+    # Staleness per fault: from its injection until the next fault (or the on-sale's end).
+    starts = [t0 + r.at_s for r in injected]
+    windows = list(zip(starts, [*starts[1:], t_end], strict=True))
+    for r, stale in zip(injected, tail.staleness(windows), strict=True):
+        r.staleness_s = stale
     return ChaosReport(
         rate_target=rate,
         seconds=round(t_end - t0, 1),
         changes_committed=committed_versions,
-        changes_published=len(commits),
+        changes_published=len(tail.commits),
         versions_lost=lost,
         versions_duplicated=tail.ledger.duplicated,
         seat_differences=sum(len(r.seat_differences) for r in reconciliations.values()),

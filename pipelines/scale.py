@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
 from pipelines.bench import produce_changes, scratch_config, scratch_outputs, synthetic_changes
-from pipelines.chaos import OnSale, VersionTail, find_processor, staleness_s
+from pipelines.chaos import OnSale, VersionTail, find_processor
 from pipelines.partitioning import event_partition
 from pipelines.processor.runner import GROUP_ID, run_processor
 from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE, settings_environment
@@ -251,17 +251,13 @@ def _membership(settings: Settings, report: ScaleReport, *, rate: float, step_s:
         if tail is not None:
             tail.stop.set()
             tail.join(30)
-    order = sorted(range(len(tail.commits)), key=tail.commits.__getitem__)
-    commits = [tail.commits[i] for i in order]
-    receipts = [tail.receipts[i] for i in order]
-    longest = max((r - c for c, r in zip(commits, receipts, strict=True)), default=0.0)
+    # Before any change, then each change until the next (the last: until the on-sale's end).
+    starts = [t0 + step_s / 2, *(at for _, at in marks)]
+    baseline, *after = tail.staleness(list(zip(starts, [*starts[1:], end], strict=True)))
     report.onsale_rate = rate
-    report.baseline_staleness_s = round(staleness_s(
-        commits, receipts, t0 + step_s / 2, marks[0][1], max_latency_s=longest), 3)
-    for i, (what, at) in enumerate(marks):
-        until_s = marks[i + 1][1] if i + 1 < len(marks) else end
-        report.changes_of_membership.append(MembershipChange(what, round(at - t0, 1), round(
-            staleness_s(commits, receipts, at, until_s, max_latency_s=longest), 3)))
+    report.baseline_staleness_s = baseline
+    report.changes_of_membership = [MembershipChange(what, round(at - t0, 1), stale)
+                                    for (what, at), stale in zip(marks, after, strict=True)]
 
 
 # ---- the bench -----------------------------------------------------------------------------------
