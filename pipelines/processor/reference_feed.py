@@ -5,11 +5,10 @@ outside the consumer group (like a global table: they are small, and every event
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from tenacity import (
     before_sleep_log,
@@ -21,7 +20,7 @@ from tenacity import (
 
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
 from pipelines.settings import Settings
-from pipelines.topics import committed_ends, next_records
+from pipelines.topics import committed_ends, next_records, topic_reader
 
 __all__ = ["ReferenceFeed", "load_reference"]
 
@@ -58,12 +57,7 @@ class ReferenceFeed:
 
     def __init__(self, settings: Settings, topics: Mapping[str, str], admin: AdminClient, *,
                  from_db: bool) -> None:
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"seatflow-reference-{uuid.uuid4()}",  # commits nothing
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        })
+        self.consumer = topic_reader(settings.kafka_bootstrap, "reference")
         meta = self.consumer.list_topics(timeout=10).topics
         starts = []
         for topic in topics.values():
