@@ -259,11 +259,8 @@ def group_shares(bootstrap: str, group_id: str, topic: str, *,
         committed: dict[int, int] = {}
     else:
         ends = committed_ends(admin, topic, everything, timeout=timeout)
-        request = ConsumerGroupTopicPartitions(
-            group_id, [TopicPartition(topic, p) for p in everything])
-        result = admin.list_consumer_group_offsets([request], request_timeout=timeout)
-        committed = {tp.partition: max(tp.offset, 0)
-                     for tp in result[group_id].result(timeout).topic_partitions}
+        committed = {tp.partition: max(tp.offset, 0) for tp in _group_offsets(
+            admin, group_id, [TopicPartition(topic, p) for p in everything], timeout=timeout)}
     return sorted((GroupShare(m.group_instance_id or m.member_id, f"{m.client_id}@{m.host}",
                               tuple(ps), sum(max(ends[p] - committed.get(p, 0), 0) for p in ps))
                    for m, ps in owned), key=lambda share: share.instance)
@@ -274,12 +271,19 @@ def unstable_offsets(bootstrap: str, group_id: str, partitions: Iterable[TopicPa
     """Which of the partitions' committed offsets the group coordinator holds as pending (an
     open transaction's): "topic[partition]" each."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+    listed = _group_offsets(admin, group_id, partitions, require_stable=True, timeout=timeout)
+    return [f"{tp.topic}[{tp.partition}]" for tp in listed
+            if tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT]
+
+
+def _group_offsets(admin: AdminClient, group_id: str, partitions: Iterable[TopicPartition], *,
+                   require_stable: bool = False, timeout: float) -> list[TopicPartition]:
+    """The group's committed offset of each partition, as the group coordinator lists it."""
     request = ConsumerGroupTopicPartitions(
         group_id, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
-    result = admin.list_consumer_group_offsets([request], require_stable=True,
+    result = admin.list_consumer_group_offsets([request], require_stable=require_stable,
                                                request_timeout=timeout)
-    return [f"{tp.topic}[{tp.partition}]" for tp in result[group_id].result(timeout).topic_partitions
-            if tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT]
+    return list(result[group_id].result(timeout).topic_partitions)
 
 
 def topic_reader(bootstrap: str, purpose: str, **overrides: Any) -> Consumer:
