@@ -51,7 +51,7 @@ __all__ = ["MembershipChange", "ScaleReport", "ThroughputRound", "bench_scale", 
 @dataclass
 class ThroughputRound:
     instances: int
-    seconds: float  # from the start of all instances until the group committed everything
+    seconds: float  # from writing the changes (the group settled) until it committed them all
     changes_per_s: float
     ratio: float  # to one instance
     cpu_s: list[float]  # per instance, over the round
