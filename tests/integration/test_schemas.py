@@ -188,8 +188,10 @@ def test_every_captured_table_decodes_through_the_registry(pipeline: Settings) -
                      what=f"a record in {topic}")
             assert {f"{topic}-key", f"{topic}-value"} <= subjects or \
                 {f"{topic}-key", f"{topic}-value"} <= set(registry.client.get_subjects()), topic
-            partition = next(p for p, end in end_offsets(settings, topic).items() if end > 0)
-            consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+            # Every partition: one whose end is past 0 may hold only an earlier test's truncate,
+            # tombstones or an aborted transaction, none of which a row's first change is.
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                             for p in end_offsets(settings, topic)])
             msg = wait_for(lambda: _first_record(consumer), timeout=30, what=f"reading {topic}")
             key, value = decoder.decode(msg.key()), decoder.decode(msg.value())
             assert isinstance(key, dict) and key, (topic, key)
@@ -202,9 +204,11 @@ def test_every_captured_table_decodes_through_the_registry(pipeline: Settings) -
 
 
 def _first_record(consumer: Consumer) -> Any:
-    """The first change of a row: a truncate (an earlier test's) is table-wide and has no key."""
+    """The first change of a row: a truncate (an earlier test's) is table-wide and has no key,
+    and a record another test injected as junk has no Avro magic byte."""
     msg = consumer.poll(1.0)
-    keyed = msg is not None and msg.error() is None and msg.value() is not None and msg.key() is not None
+    keyed = (msg is not None and msg.error() is None and msg.value() is not None
+             and msg.key() is not None and msg.key()[:1] == b"\x00")
     return msg if keyed else None
 
 
