@@ -8,7 +8,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from confluent_kafka import (
@@ -32,6 +32,12 @@ from tenacity import (
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
 from pipelines.processor.aggregate import Availability
+from pipelines.processor.config import (
+    OffsetsLostError,
+    ProcessorConfig,
+    ProcessorError,
+    RunStats,
+)
 from pipelines.processor.core import (
     ENVELOPE_FIELDS,
     ChangeError,
@@ -46,7 +52,6 @@ from pipelines.processor.guards import (
     tune_garbage_collector,
 )
 from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
-from pipelines.processor.reference import REFERENCE_TABLES
 from pipelines.processor.reference_feed import ReferenceFeed
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings
@@ -56,108 +61,13 @@ from pipelines.topics import (
     EVENT_AVAILABILITY,
     SEAT_AVAILABILITY,
     SECTION_AVAILABILITY,
-    cdc_topic,
     next_records,
     unstable_offsets,
 )
 
-__all__ = [
-    "GROUP_ID",
-    "BatchStats",
-    "OffsetsLostError",
-    "ProcessorConfig",
-    "ProcessorError",
-    "RunStats",
-    "run_processor",
-]
+__all__ = ["AvailabilityRunner", "run_processor"]
 
 log = logging.getLogger(__name__)
-
-GROUP_ID = "seatflow-availability"
-
-
-class ProcessorError(RuntimeError):
-    """The processor cannot go on (a fatal Kafka error, a missing schema)."""
-
-
-class OffsetsLostError(ProcessorError):
-    """The group's committed position in a CDC partition is older than the partition's log start:
-    changes were trimmed (retention) before the processor read them. Never skipped silently:
-    the affected events must be backfilled from the database."""
-
-    def __init__(self, lost: list[tuple[str, int, int, int]]) -> None:
-        self.lost = lost  # (topic, partition, committed offset, log start offset)
-        where = ", ".join(f"{t}[{p}] committed {c} < log start {s}" for t, p, c, s in lost)
-        super().__init__(f"changes were trimmed before they were processed: {where}; "
-                         "backfill the events of these partitions (backfill_event job, or "
-                         "`seatflow backfill`), then reset the group's offsets")
-
-
-@dataclass(frozen=True)
-class ProcessorConfig:
-    """Topics and tuning of one processor; the defaults are the pipeline's own."""
-
-    seat_inventory_topic: str
-    reference_topics: dict[str, str]  # table -> CDC topic
-    seat_topic: str = SEAT_AVAILABILITY
-    section_topic: str = SECTION_AVAILABILITY
-    event_topic: str = EVENT_AVAILABILITY
-    dead_letter_topic: str = DEAD_LETTER
-    anomaly_topic: str = ANOMALIES
-    group_id: str = GROUP_ID
-    transactional_id: str = f"{GROUP_ID}-0"
-    batch_size: int = 5000
-    batch_timeout_s: float = 0.05
-    # Partitions of the co-partitioned output topics (None: the producer's partitioner, for
-    # topics of tests that are not co-partitioned).
-    partitions: int | None = None
-    reference_wait_ms: int = 10_000
-    load_reference_from_db: bool = True
-    # Exit the process (EXIT_HUNG) when a transaction call blocks past its limit; for a worker
-    # process that a supervisor restarts, never for a processor run inside another program.
-    exit_when_hung: bool = False
-
-    @classmethod
-    def of(cls, settings: Settings, *, slot: int = 0, **overrides: Any) -> ProcessorConfig:
-        """The pipeline's processor; `slot` numbers the instances of a scaled-out processor
-        (each has its own transactional id and static group member id)."""
-        overrides.setdefault("transactional_id", f"{GROUP_ID}-{slot}")
-        return cls(
-            seat_inventory_topic=cdc_topic(settings, "seat_inventory"),
-            reference_topics={t: cdc_topic(settings, t) for t in REFERENCE_TABLES},
-            **{"partitions": settings.partitions, **overrides},
-        )
-
-    @property
-    def input_topics(self) -> list[str]:
-        """What the consumer group shares out: the changes, partitioned by event. (Every
-        instance reads all of the small reference topics itself, outside the group.)"""
-        return [self.seat_inventory_topic]
-
-
-@dataclass
-class RunStats:
-    batches: int = 0
-    records_in: int = 0
-    records_out: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    anomalies: int = 0
-    aborted: int = 0
-    last_batch: BatchStats = field(default_factory=BatchStats)
-    # Wall time from subscribing to the input to the last batch committed (start-up, the
-    # state's rebuild included, excluded), and from the first record read to the same end.
-    run_seconds: float = 0.0
-    busy_seconds: float = 0.0
-
-    def add(self, batch: BatchStats) -> None:
-        self.batches += 1
-        self.records_in += batch.records_in
-        self.records_out += batch.records_out
-        self.duplicates += batch.duplicates
-        self.dead_lettered += batch.dead_lettered
-        self.anomalies += batch.anomalies
-        self.last_batch = batch
 
 
 def _is_fatal(error: KafkaError) -> bool:
