@@ -9,9 +9,9 @@ their references; it knows how to undo a batch that was not committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability, SectionKey
@@ -32,7 +32,19 @@ from pipelines.processor.step import (
     undo,
 )
 
-__all__ = ["Batch", "BatchEngine", "BatchStats", "Encoders", "Message", "OutputTopics", "Send"]
+__all__ = [
+    "Batch",
+    "BatchEngine",
+    "BatchStats",
+    "Decoded",
+    "Encoders",
+    "Message",
+    "OutputTopics",
+    "ReferenceChange",
+    "Send",
+    "Truncate",
+    "Undecodable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +109,34 @@ class BatchStats:
     latency_max_ms: float = 0.0
     # Sending the offsets and committing: round trips to the transaction coordinator.
     commit_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceChange:
+    """A change of a reference table, its Debezium envelope decoded whole."""
+
+    table: str
+    envelope: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    """A truncate of seat_inventory."""
+
+    envelope: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """Bytes that cannot be read as a change at all: dead-lettered, with the reason."""
+
+    reason: str
+    error: BaseException
+
+
+# A consumed record as the engine takes it (codec.RecordDecoder makes it). None: Debezium's
+# tombstone after a delete (the delete itself carries the change).
+Decoded: TypeAlias = SeatChange | ReferenceChange | Truncate | Undecodable | None
 
 
 @dataclass
@@ -171,6 +211,20 @@ class BatchEngine:
         for item in retry:
             self.seat_change(b, item.msg, item.change, item.first_seen_ms)
         return b
+
+    def apply(self, b: Batch, records: Sequence[Message], decoded: Sequence[Decoded]) -> None:
+        """The batch's records, in order, each as decoded."""
+        for msg, item in zip(records, decoded, strict=True):
+            if isinstance(item, SeatChange):
+                self.seat_change(b, msg, item, b.now)
+            elif item is None:
+                continue
+            elif isinstance(item, ReferenceChange):
+                self.reference_change(b, msg, item.table, item.envelope)
+            elif isinstance(item, Truncate):
+                self.truncate(b, msg, item.envelope)
+            else:
+                self.dead_letter(b, msg, item.reason, item.error)
 
     def finish(self, b: Batch) -> None:
         """Publish the section and event counts the batch moved (once each)."""

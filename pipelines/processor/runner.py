@@ -8,8 +8,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -30,21 +29,10 @@ from tenacity import (
     wait_exponential,
 )
 
-from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
 from pipelines.processor.aggregate import Availability
-from pipelines.processor.config import (
-    OffsetsLostError,
-    ProcessorConfig,
-    ProcessorError,
-    RunStats,
-)
-from pipelines.processor.core import (
-    ENVELOPE_FIELDS,
-    ChangeError,
-    SeatChange,
-    decode_seat_change,
-)
-from pipelines.processor.engine import Batch, BatchEngine, BatchStats, Encoders, OutputTopics
+from pipelines.processor.codec import RecordDecoder, lookup_encoders
+from pipelines.processor.config import OffsetsLostError, ProcessorConfig, ProcessorError, RunStats
+from pipelines.processor.engine import Batch, BatchEngine, BatchStats, OutputTopics
 from pipelines.processor.guards import (
     EXIT_HUNG,
     Watchdog,
@@ -53,17 +41,8 @@ from pipelines.processor.guards import (
 )
 from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
 from pipelines.processor.reference_feed import ReferenceFeed
-from pipelines.schemas import load_schema
 from pipelines.settings import Settings
-from pipelines.topics import (
-    ANOMALIES,
-    DEAD_LETTER,
-    EVENT_AVAILABILITY,
-    SEAT_AVAILABILITY,
-    SECTION_AVAILABILITY,
-    next_records,
-    unstable_offsets,
-)
+from pipelines.topics import next_records, unstable_offsets
 
 __all__ = ["AvailabilityRunner", "run_processor"]
 
@@ -78,37 +57,6 @@ def _is_fatal(error: KafkaError) -> bool:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-
-
-@dataclass
-class _Codecs:
-    """The decoders of the CDC records and the engine's encoders (schemas looked up once)."""
-
-    decoder: AvroDecoder
-    changes: AvroDecoder  # seat_inventory envelopes: only what decode_seat_change reads
-    encoders: Encoders
-
-    @classmethod
-    def lookup(cls, registry: SchemaRegistryClient, config: ProcessorConfig) -> _Codecs:
-        def enc(topic: str, base: str, part: str) -> AvroEncoder:
-            return AvroEncoder(registry, f"{topic}-{part}", load_schema(f"{base}-{part}").text)
-
-        try:
-            return cls(AvroDecoder(registry), AvroDecoder(registry, projection=ENVELOPE_FIELDS),
-                       Encoders(
-                           enc(config.seat_topic, SEAT_AVAILABILITY, "key"),
-                           enc(config.seat_topic, SEAT_AVAILABILITY, "value"),
-                           enc(config.section_topic, SECTION_AVAILABILITY, "key"),
-                           enc(config.section_topic, SECTION_AVAILABILITY, "value"),
-                           enc(config.event_topic, EVENT_AVAILABILITY, "key"),
-                           enc(config.event_topic, EVENT_AVAILABILITY, "value"),
-                           enc(config.dead_letter_topic, DEAD_LETTER, "value"),
-                           enc(config.anomaly_topic, ANOMALIES, "key"),
-                           enc(config.anomaly_topic, ANOMALIES, "value")))
-        except WireFormatError as e:
-            raise ProcessorError(str(e)) from e
 
 
 def _kafka_transient(error: BaseException) -> bool:
@@ -154,8 +102,8 @@ class AvailabilityRunner:
         self.config = config
         self._streaming = False  # set once started: at start, init_transactions waits instead
         registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
-        self.codecs = _Codecs.lookup(registry, config)
-        self.table_of = {topic: table for table, topic in config.reference_topics.items()}
+        self.decoder = RecordDecoder.of(registry, config)
+        self.encoders = lookup_encoders(registry, config)
         self.producer = Producer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "error_cb": self._on_client_error,
@@ -231,7 +179,7 @@ class AvailabilityRunner:
         reference = self.references.reference
         # The seats' state comes partition by partition, as the group assigns them (_on_assign).
         self._engine = BatchEngine(
-            Availability(), reference, self.codecs.encoders,
+            Availability(), reference, self.encoders,
             OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
                          config.dead_letter_topic, config.anomaly_topic, config.partitions),
             reference_wait_ms=config.reference_wait_ms)
@@ -454,7 +402,7 @@ class AvailabilityRunner:
         """One transaction: publish the batch and commit its offsets; None when aborted."""
         # Decoded before the transaction begins: a registry that is away is waited for
         # (AvroDecoder retries), holding the stream, with no transaction open meanwhile.
-        decoded = [self._decode(msg) for msg in records]
+        decoded = [self.decoder.decode(msg) for msg in records]
         engine = self.engine
         try:
             self.producer.begin_transaction()
@@ -463,17 +411,7 @@ class AvailabilityRunner:
         b = None
         try:
             b = engine.begin(_now_ms(), len(records), self._send)
-            for msg, item in zip(records, decoded, strict=True):
-                if isinstance(item, SeatChange):
-                    engine.seat_change(b, msg, item, b.now)
-                elif item is None:
-                    continue
-                elif item[0] == "ref":
-                    engine.reference_change(b, msg, item[1], item[2])
-                elif item[0] == "truncate":
-                    engine.truncate(b, msg, item[1])
-                else:
-                    engine.dead_letter(b, msg, item[1], item[2])
+            engine.apply(b, records, decoded)
             engine.finish(b)
             self.producer.poll(0)
             committing = time.monotonic()
@@ -533,28 +471,6 @@ class AvailabilityRunner:
                 _, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
                 lag += max(high - tp.offset, 0)
         return lag
-
-    def _decode(self, msg: Message) -> SeatChange | tuple[Any, ...] | None:
-        """A seat change; ("ref", table, envelope); ("truncate", envelope); ("dead", reason,
-        error) for bytes that cannot be read as a change at all; None for Debezium's tombstone
-        after a delete (the delete itself carries the change)."""
-        raw = msg.value()
-        if raw is None:
-            return None
-        table = self.table_of.get(str(msg.topic()))  # a reference table, or None: seat_inventory
-        try:
-            envelope = (self.codecs.decoder if table else self.codecs.changes).decode(raw)
-            if not isinstance(envelope, dict):
-                raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
-            if table:
-                return ("ref", table, envelope)
-            if envelope.get("op") == "t":
-                return ("truncate", envelope)
-            return decode_seat_change(envelope)
-        except (ChangeError, WireFormatError) as e:
-            return ("dead", e.reason, e)
-        except (KeyError, TypeError, ValueError) as e:
-            return ("dead", "undecodable", e)
 
     def _dead_letter_unreadable(self, unreadable: list[Unreadable]) -> None:
         now = _now_ms()
