@@ -9,6 +9,7 @@ their references; it knows how to undo a batch that was not committed.
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
@@ -185,6 +186,16 @@ class BatchEngine:
             return lambda _event_id: True
         return lambda event_id: self.partition(event_id) in partitions
 
+    def take_over(self, partitions: Collection[int], published: Availability) -> Availability:
+        """Newly assigned partitions: their events become what `published` (the state read back
+        from the seat topic) holds of them, replacing what this engine held of them from an
+        earlier assignment; the rest of `published` is not this processor's. The events taken."""
+        mine = self.in_partitions(partitions)
+        self.availability.drop_events(lambda event_id: not mine(event_id))
+        taken = published.split(mine)
+        self.availability.absorb(taken)
+        return taken
+
     def revoke(self, topic: str, partitions: Collection[int]) -> None:
         """These partitions of the input went to another processor: forget their events, and
         their changes that wait (the new owner reads them again: the committed offsets do not
@@ -239,6 +250,16 @@ class BatchEngine:
                 event_id, as_of_ms=b.now, committed_at_ms=committed)),
                 e.event_key.encode({"event_id": event_id}), None, self.partition(event_id))
         b.stats.pending = len(self.pending)
+
+    def done(self, b: Batch, now_ms: int) -> BatchStats:
+        """The batch was committed at now_ms: its figures, with how long its changes took from
+        their commit in the database."""
+        stats = b.stats
+        if b.committed:
+            latencies = [now_ms - committed for committed in b.committed]
+            stats.latency_p50_ms = statistics.median(latencies)
+            stats.latency_max_ms = max(latencies)
+        return stats
 
     def abort(self, b: Batch) -> None:
         """The batch was not committed: undo it. Pending records sit at or after the committed

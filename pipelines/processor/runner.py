@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import statistics
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -263,11 +262,7 @@ class AvailabilityRunner:
         try:
             published.catch_up(partitions)
             unreadable = published.unreadable
-            engine = self.engine
-            mine = engine.in_partitions(partitions)
-            engine.availability.drop_events(lambda event_id: not mine(event_id))
-            taken = published.availability.split(mine)
-            engine.availability.absorb(taken)
+            taken = self.engine.take_over(partitions, published.availability)
         finally:
             published.close()
         log.info("assigned partitions %s: state of %d seats (%d deleted) in %.2f s", partitions,
@@ -431,12 +426,7 @@ class AvailabilityRunner:
             # Interrupted (Dagster terminating the run, Ctrl-C) or a bug: leave nothing half done.
             self._abort(b)
             raise
-        done = _now_ms()
-        batch = b.stats
-        if b.committed:
-            latencies = [done - committed for committed in b.committed]
-            batch.latency_p50_ms = statistics.median(latencies)
-            batch.latency_max_ms = max(latencies)
+        batch = engine.done(b, _now_ms())
         batch.lag = self._lag()
         return batch
 

@@ -240,3 +240,27 @@ def test_a_batch_applies_each_record_as_decoded_in_order() -> None:
     assert (letter["reason"], letter["source_offset"]) == ("bad_op", 4)
     assert (b.stats.records_out, b.stats.dead_lettered) == (4, 1) and not e.pending
 
+
+def test_a_committed_batch_says_how_long_its_changes_took_since_their_commit() -> None:
+    e, out = engine(), Out()
+    b = batch(e, 10, out, (0, change(1, "OPEN", 1, op="c", lsn=1)),
+              (1, change(2, "OPEN", 1, op="c", lsn=2)._replace(committed_at_ms=1_400)),
+              (2, change(3, "OPEN", 1, op="c", lsn=3)._replace(committed_at_ms=1_900)))
+    stats = e.done(b, 2_000)
+    assert (stats.latency_p50_ms, stats.latency_max_ms) == (600, 1_000)
+    assert e.done(batch(e, 20, out), 3_000).latency_max_ms == 0  # nothing published
+
+
+def test_assigned_partitions_take_their_events_from_the_published_state() -> None:
+    topics = OutputTopics("seat", "section", "event", "dead", "anomaly", 6)
+    first, second = 1, next(i for i in range(2, 100) if event_partition(i, 6) != event_partition(1, 6))
+    e, out = engine(topics=topics), Out()
+    batch(e, 10, out, (0, change(1, "OPEN", 1, op="c", lsn=1)))
+    published = Availability()
+    published.put((first, 2), e.availability.seats[(first, 1)])
+    published.put((second, 3), e.availability.seats[(first, 1)])
+    taken = e.take_over([event_partition(first, 6)], published)
+    # What the engine held of the assigned partition's events is replaced; the other
+    # partition's event in the published state is not this processor's.
+    assert set(taken.seats) == set(e.availability.seats) == {(first, 2)}
+    assert set(e.availability.events) == {first}
