@@ -38,6 +38,7 @@ from pipelines.processor.guards import (
     any_broker_answers,
     tune_garbage_collector,
 )
+from pipelines.processor.intake import Intake, is_fatal, start_positions
 from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
 from pipelines.processor.reference_feed import ReferenceFeed
 from pipelines.settings import Settings
@@ -46,12 +47,6 @@ from pipelines.topics import next_records, unstable_offsets
 __all__ = ["AvailabilityRunner", "run_processor"]
 
 log = logging.getLogger(__name__)
-
-
-def _is_fatal(error: KafkaError) -> bool:
-    """librdkafka reports a fatal error (a static member fenced by another with its
-    group.instance.id) as code _FATAL, whose fatal() flag is not set."""
-    return bool(error.fatal()) or error.code() == KafkaError._FATAL
 
 
 def _now_ms() -> int:
@@ -87,9 +82,6 @@ TRANSACTION_TIMEOUT_S = 15
 # transaction that commits them is open: one never stays open longer than
 # TRANSACTION_TIMEOUT_S, so a longer wait is a broker that lost a transaction marker.
 COMMITTED_WAIT_S = 2.0 * TRANSACTION_TIMEOUT_S
-
-
-_OFFSET_LOST = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
 
 
 class AvailabilityRunner:
@@ -214,7 +206,7 @@ class AvailabilityRunner:
         exits at once: its successor waits for them in init_transactions and starts clean, while
         this one's producer would block in send_offsets_to_transaction once they are back (see
         COMMIT_LIMIT_S)."""
-        if _is_fatal(error):
+        if is_fatal(error):
             self._fatal = error
         if (error.code() == KafkaError._ALL_BROKERS_DOWN and self.config.exit_when_hung
                 and self._streaming and not any_broker_answers(self.settings.kafka_bootstrap)):
@@ -236,15 +228,14 @@ class AvailabilityRunner:
         committed none; and fail loudly where the committed offset was trimmed away."""
         try:
             committed = self._committed(partitions)
-            lost = []
-            for tp in committed:
-                low, _ = consumer.get_watermark_offsets(tp, timeout=10)
-                if tp.offset < 0:
-                    tp.offset = OFFSET_BEGINNING
-                elif tp.offset < low:
-                    lost.append((tp.topic, tp.partition, tp.offset, low))
+            lows = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[0]
+                    for tp in committed}
+            starts, lost = start_positions({(tp.topic, tp.partition): tp.offset
+                                            for tp in committed}, lows)
             if lost:
                 raise OffsetsLostError(lost)
+            for tp in committed:
+                tp.offset = starts[(tp.topic, tp.partition)]
             self._take_state(sorted(tp.partition for tp in partitions))
             consumer.incremental_assign(committed)
         except BaseException as e:  # raised from poll() by run(): a callback cannot raise
@@ -307,7 +298,7 @@ class AvailabilityRunner:
         self.consumer.subscribe(self.config.input_topics, on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
         self._streaming = True
-        at_end: set[tuple[str, int]] = set()
+        intake = Intake()
         first_record_at: float | None = None
         while not should_stop():
             # A batch is as large as the backlog: no record waits for a timer.
@@ -321,24 +312,14 @@ class AvailabilityRunner:
                 # Fenced, as a zombie is: another instance has this slot's ids. Publishing on
                 # is impossible (the broker refuses its epoch), and stopping says so at once.
                 raise ProcessorError(f"fatal Kafka error: {self._fatal}")
-            records = []
-            for msg in messages:
-                err = msg.error()
-                if err is None:
-                    records.append(msg)
-                    if at_end:
-                        at_end.discard((str(msg.topic()), msg.partition() or 0))
-                    continue
-                where = (str(msg.topic()), msg.partition() or 0)
-                if err.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(where)
-                elif err.code() in _OFFSET_LOST:
-                    low, _ = self.consumer.get_watermark_offsets(TopicPartition(*where), timeout=10)
-                    self._fail(OffsetsLostError([(*where, msg.offset() or -1, low)]))
-                elif _is_fatal(err):
-                    raise ProcessorError(f"consumer failed: {err}")
-                elif err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    log.warning("consumer: %s", err)
+            polled = intake.sort(messages)
+            if (gone := polled.lost) is not None:
+                low, _ = self.consumer.get_watermark_offsets(
+                    TopicPartition(gone.topic, gone.partition), timeout=10)
+                self._fail(OffsetsLostError([(gone.topic, gone.partition, gone.offset, low)]))
+            if polled.fatal is not None:
+                raise ProcessorError(f"consumer failed: {polled.fatal}")
+            records = polled.records
             if records and first_record_at is None:
                 first_record_at = time.monotonic()
             if records or self.engine.pending:
@@ -349,7 +330,7 @@ class AvailabilityRunner:
                     self.stats.busy_seconds = done_at - first_record_at
                 if batch is None:
                     self.stats.aborted += 1
-                    at_end.clear()
+                    intake.rewound()
                 else:
                     self.stats.add(batch)
                     if on_batch:
@@ -359,7 +340,7 @@ class AvailabilityRunner:
                 on_ready()
                 on_ready = None
             if (until_end and not records and not self.engine.pending and assignment
-                    and len(at_end) >= len(assignment)):
+                    and intake.all_at_end(len(assignment))):
                 break
         return self.stats
 
