@@ -10,7 +10,7 @@ from typing import Generic, Protocol, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError
 
-__all__ = ["Intake", "OffsetLost", "Polled", "is_fatal", "start_positions"]
+__all__ = ["Intake", "OffsetLost", "Polled", "is_fatal", "resume_at", "start_positions"]
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +95,18 @@ class Intake:
         return len(self.at_end) >= assigned
 
 
+def resume_at(committed: int) -> int:
+    """Where a partition is read from: the group's committed offset; the partition's beginning
+    where the group committed none."""
+    return committed if committed >= 0 else OFFSET_BEGINNING
+
+
 def start_positions(
     committed: Mapping[TopicPartitionKey, int], low_watermarks: Mapping[TopicPartitionKey, int],
 ) -> tuple[dict[TopicPartitionKey, int], list[tuple[str, int, int, int]]]:
-    """Where newly assigned partitions start: at the group's committed offset; at the beginning
-    where the group committed none. And the partitions whose committed offset retention trimmed
-    away (topic, partition, committed offset, log start): never skipped silently."""
-    positions: dict[TopicPartitionKey, int] = {}
-    lost: list[tuple[str, int, int, int]] = []
-    for where, offset in committed.items():
-        low = low_watermarks[where]
-        if offset < 0:
-            offset = OFFSET_BEGINNING
-        elif offset < low:
-            lost.append((*where, offset, low))
-        positions[where] = offset
-    return positions, lost
+    """Where newly assigned partitions start (resume_at), and those whose committed offset
+    retention trimmed away (topic, partition, committed offset, log start): never skipped
+    silently."""
+    lost = [(*where, offset, low_watermarks[where]) for where, offset in committed.items()
+            if 0 <= offset < low_watermarks[where]]
+    return {where: resume_at(offset) for where, offset in committed.items()}, lost

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -38,7 +37,7 @@ from pipelines.processor.guards import (
     any_broker_answers,
     tune_garbage_collector,
 )
-from pipelines.processor.intake import Intake, is_fatal, start_positions
+from pipelines.processor.intake import Intake, is_fatal, resume_at, start_positions
 from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
 from pipelines.processor.reference_feed import ReferenceFeed
 from pipelines.settings import Settings
@@ -422,8 +421,7 @@ class AvailabilityRunner:
         else:
             self.engine.pending = []
         for tp in self.consumer.committed(self.consumer.assignment(), timeout=30):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, resume_at(tp.offset)))
         if self.references is not None:
             self.references.rewind()
 
