@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.processor.engine import BatchStats
+from pipelines.processor.engine import BatchStats, OutputTopics
 from pipelines.processor.reference import REFERENCE_TABLES
 from pipelines.settings import Settings
 from pipelines.topics import (
@@ -73,6 +73,11 @@ class ProcessorConfig:
             reference_topics={t: cdc_topic(settings, t) for t in REFERENCE_TABLES},
             **{"partitions": settings.partitions, **overrides},
         )
+
+    @property
+    def output_topics(self) -> OutputTopics:
+        return OutputTopics(self.seat_topic, self.section_topic, self.event_topic,
+                            self.dead_letter_topic, self.anomaly_topic, self.partitions)
 
     @property
     def input_topics(self) -> list[str]:

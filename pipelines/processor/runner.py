@@ -30,7 +30,7 @@ from tenacity import (
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.codec import RecordDecoder, lookup_encoders
 from pipelines.processor.config import OffsetsLostError, ProcessorConfig, ProcessorError, RunStats
-from pipelines.processor.engine import Batch, BatchEngine, BatchStats, OutputTopics
+from pipelines.processor.engine import Batch, BatchEngine, BatchStats
 from pipelines.processor.guards import (
     EXIT_HUNG,
     Watchdog,
@@ -168,11 +168,8 @@ class AvailabilityRunner:
                                         from_db=config.load_reference_from_db)
         reference = self.references.reference
         # The seats' state comes partition by partition, as the group assigns them (_on_assign).
-        self._engine = BatchEngine(
-            Availability(), reference, self.encoders,
-            OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
-                         config.dead_letter_topic, config.anomaly_topic, config.partitions),
-            reference_wait_ms=config.reference_wait_ms)
+        self._engine = BatchEngine(Availability(), reference, self.encoders, config.output_topics,
+                                   reference_wait_ms=config.reference_wait_ms)
 
     def start(self) -> None:
         """Take over: fence the predecessor, then prepare (unless a standby did). The published
