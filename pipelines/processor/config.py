@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +18,19 @@ from pipelines.topics import (
     cdc_topic,
 )
 
-__all__ = ["GROUP_ID", "OffsetsLostError", "ProcessorConfig", "ProcessorError", "RunStats"]
+__all__ = [
+    "GROUP_ID",
+    "TRANSACTION_TIMEOUT_S",
+    "OffsetsLostError",
+    "ProcessorConfig",
+    "ProcessorError",
+    "RunStats",
+]
 
 GROUP_ID = "seatflow-availability"
+# A transaction left open by a processor that died blocks read_committed readers of its
+# partitions, and its offsets' next owner, until its successor fences it or this passes.
+TRANSACTION_TIMEOUT_S = 15
 
 
 class ProcessorError(RuntimeError):
@@ -84,6 +95,50 @@ class ProcessorConfig:
         """What the consumer group shares out: the changes, partitioned by event. (Every
         instance reads all of the small reference topics itself, outside the group.)"""
         return [self.seat_inventory_topic]
+
+    def producer_settings(self, bootstrap: str) -> dict[str, Any]:
+        """The transactional producer's settings (the runner adds its error callback)."""
+        return {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": self.transactional_id,
+            # Never create a topic by writing to it (librdkafka's producer default): a worker
+            # left running against a fresh broker once made the output topics with 1 partition.
+            "allow.auto.create.topics": False,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_S * 1000,
+            # A transaction begun while the coordinator still writes the previous one's markers
+            # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff: at the
+            # default 100 ms, one commit in a few dozen took 90-130 ms instead of 3-7 ms.
+            "retry.backoff.ms": 10,
+            "retry.backoff.max.ms": 100,
+        }
+
+    def consumer_settings(self, bootstrap: str) -> dict[str, Any]:
+        """The group consumer's settings (the runner adds its error callback)."""
+        return {
+            "bootstrap.servers": bootstrap,
+            "group.id": self.group_id,
+            # Static membership: a restarted processor takes its predecessor's partitions at
+            # once (and fences it), instead of waiting out the dead member's session timeout.
+            "group.instance.id": self.transactional_id,
+            # Named in the group's description (`seatflow stack status`, the stream run's tags).
+            "client.id": f"{self.transactional_id}@{socket.gethostname()}",
+            "enable.auto.commit": False,
+            # Never skip silently: a committed offset that retention trimmed away is an error
+            # (OffsetsLostError); a partition the group never committed starts at its beginning
+            # (intake.start_positions).
+            "auto.offset.reset": "error",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 52_428_800,
+            # Partitions move one by one when instances come and go; the others keep flowing.
+            "partition.assignment.strategy": "cooperative-sticky",
+            # An instance that dies without a successor (its standby takes over at once under
+            # the same member id) loses its partitions to the others after this.
+            "session.timeout.ms": 6_000,
+            "heartbeat.interval.ms": 1_000,
+        }
 
 
 @dataclass

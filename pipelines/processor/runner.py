@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -29,7 +28,13 @@ from tenacity import (
 
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.codec import RecordDecoder, lookup_encoders
-from pipelines.processor.config import OffsetsLostError, ProcessorConfig, ProcessorError, RunStats
+from pipelines.processor.config import (
+    TRANSACTION_TIMEOUT_S,
+    OffsetsLostError,
+    ProcessorConfig,
+    ProcessorError,
+    RunStats,
+)
 from pipelines.processor.engine import Batch, BatchEngine, BatchStats
 from pipelines.processor.guards import (
     EXIT_HUNG,
@@ -74,9 +79,6 @@ _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
 # seen here after a broker SIGKILL): no exception ever comes, so the process exits and its
 # supervisor starts a fresh one, which fences the old transaction and goes on.
 COMMIT_LIMIT_S = 10.0
-# A transaction left open by a processor that died blocks read_committed readers of its
-# partitions, and its offsets' next owner, until its successor fences it or this passes.
-TRANSACTION_TIMEOUT_S = 15
 # How long a new assignment waits for the group's committed offsets. They are pending while a
 # transaction that commits them is open: one never stays open longer than
 # TRANSACTION_TIMEOUT_S, so a longer wait is a broker that lost a transaction marker.
@@ -94,50 +96,14 @@ class AvailabilityRunner:
         registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
         self.decoder = RecordDecoder.of(registry, config)
         self.encoders = lookup_encoders(registry, config)
-        self.producer = Producer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "error_cb": self._on_client_error,
-            "transactional.id": config.transactional_id,
-            # Never create a topic by writing to it (librdkafka's producer default): a worker
-            # left running against a fresh broker once made the output topics with 1 partition.
-            "allow.auto.create.topics": False,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "transaction.timeout.ms": TRANSACTION_TIMEOUT_S * 1000,
-            # A transaction begun while the coordinator still writes the previous one's markers
-            # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff: at the
-            # default 100 ms, one commit in a few dozen took 90-130 ms instead of 3-7 ms.
-            "retry.backoff.ms": 10,
-            "retry.backoff.max.ms": 100,
-        })
+        self.producer = Producer({**config.producer_settings(settings.kafka_bootstrap),
+                                  "error_cb": self._on_client_error})
         self._produce = self.producer.produce
         # Followed all along by a warm standby (follow()); read at each assignment otherwise.
         self.published: PublishedState | None = None
         self._engine: BatchEngine | None = None
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "error_cb": self._on_client_error,
-            "group.id": config.group_id,
-            # Static membership: a restarted processor takes its predecessor's partitions at
-            # once (and fences it), instead of waiting out the dead member's session timeout.
-            "group.instance.id": config.transactional_id,
-            # Named in the group's description (`seatflow stack status`, the stream run's tags).
-            "client.id": f"{config.transactional_id}@{socket.gethostname()}",
-            "enable.auto.commit": False,
-            # Never skip silently: a committed offset that retention trimmed away is an error
-            # (OffsetsLostError); a partition the group never committed starts at its beginning
-            # (set in _on_assign).
-            "auto.offset.reset": "error",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "fetch.max.bytes": 52_428_800,
-            # Partitions move one by one when instances come and go; the others keep flowing.
-            "partition.assignment.strategy": "cooperative-sticky",
-            # An instance that dies without a successor (its standby takes over at once under
-            # the same member id) loses its partitions to the others after this.
-            "session.timeout.ms": 6_000,
-            "heartbeat.interval.ms": 1_000,
-        })
+        self.consumer = Consumer({**config.consumer_settings(settings.kafka_bootstrap),
+                                  "error_cb": self._on_client_error})
         self._registry = registry
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         self.references: ReferenceFeed | None = None
