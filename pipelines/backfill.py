@@ -40,7 +40,7 @@ from pipelines.avro import AvroDecoder, WireFormatError
 from pipelines.connect import ConnectClient
 from pipelines.connect.errors import ConnectError
 from pipelines.partitioning import event_partition
-from pipelines.processor.runner import GROUP_ID
+from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic, end_offsets, group_members
 

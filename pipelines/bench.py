@@ -29,8 +29,9 @@ from pipelines.avro import AvroDecoder, RecordWriter
 from pipelines.deploy import wait_caught_up
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
+from pipelines.processor.config import ProcessorConfig, RunStats
 from pipelines.processor.core import SeatState
-from pipelines.processor.runner import ProcessorConfig, RunStats, run_processor
+from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings

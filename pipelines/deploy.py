@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 from pipelines.connect import ConnectClient, apply_connector, load_connectors
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
-from pipelines.processor.runner import GROUP_ID
+from pipelines.processor.config import GROUP_ID
 from pipelines.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.settings import Settings
 from pipelines.stack.postgres import superuser_dsn

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from pipelines.processor.runner import GROUP_ID
+from pipelines.processor.config import GROUP_ID
 from pipelines.reconcile import latest_values
 from pipelines.settings import Settings
 from pipelines.topics import (

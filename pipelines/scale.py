@@ -32,7 +32,8 @@ from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_
 from pipelines.bench import produce_changes, scratch_config, scratch_outputs, synthetic_changes
 from pipelines.chaos import OnSale, VersionTail, find_processor
 from pipelines.partitioning import event_partition
-from pipelines.processor.runner import GROUP_ID, run_processor
+from pipelines.processor.config import GROUP_ID
+from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE, settings_environment
 from pipelines.settings import Settings
 from pipelines.topics import (

@@ -16,7 +16,9 @@ from rich.table import Table
 
 from pipelines.avro import AvroDecoder
 from pipelines.cli.output import console, fail
-from pipelines.processor.runner import BatchStats, ProcessorConfig, ProcessorError, run_processor
+from pipelines.processor.config import ProcessorConfig, ProcessorError
+from pipelines.processor.engine import BatchStats
+from pipelines.processor.runner import run_processor
 from pipelines.settings import Settings, get_settings
 from pipelines.topics import EVENT_AVAILABILITY, SECTION_AVAILABILITY, next_records
 

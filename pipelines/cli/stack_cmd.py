@@ -90,7 +90,7 @@ def status() -> None:
 def _processor_instances(settings: Settings) -> None:
     """The processor instances as their consumer group has them, wherever they run (a Dagster
     run, supervisord, another machine): the group is what decides who processes what."""
-    from pipelines.processor.runner import GROUP_ID
+    from pipelines.processor.config import GROUP_ID
 
     topic = cdc_topic(settings, "seat_inventory")
     try:

@@ -19,7 +19,9 @@ from pipelines.orchestration.resources import (
     RegistryResource,
     settings_of,
 )
-from pipelines.processor.runner import GROUP_ID, BatchStats, ProcessorConfig, run_processor
+from pipelines.processor.config import GROUP_ID, ProcessorConfig
+from pipelines.processor.engine import BatchStats
+from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import EXIT_OFFSETS_LOST, supervise_worker
 from pipelines.reconcile import event_ids, reconcile_events
 from pipelines.settings import Settings

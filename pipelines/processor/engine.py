@@ -9,9 +9,10 @@ their references; it knows how to undo a batch that was not committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+import statistics
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability, SectionKey
@@ -32,7 +33,19 @@ from pipelines.processor.step import (
     undo,
 )
 
-__all__ = ["Batch", "BatchEngine", "BatchStats", "Encoders", "Message", "OutputTopics", "Send"]
+__all__ = [
+    "Batch",
+    "BatchEngine",
+    "BatchStats",
+    "Decoded",
+    "Encoders",
+    "Message",
+    "OutputTopics",
+    "ReferenceChange",
+    "Send",
+    "Truncate",
+    "Undecodable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +112,34 @@ class BatchStats:
     commit_ms: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class ReferenceChange:
+    """A change of a reference table, its Debezium envelope decoded whole."""
+
+    table: str
+    envelope: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    """A truncate of seat_inventory."""
+
+    envelope: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """Bytes that cannot be read as a change at all: dead-lettered, with the reason."""
+
+    reason: str
+    error: BaseException
+
+
+# A consumed record as the engine takes it (codec.RecordDecoder makes it). None: Debezium's
+# tombstone after a delete (the delete itself carries the change).
+Decoded: TypeAlias = SeatChange | ReferenceChange | Truncate | Undecodable | None
+
+
 @dataclass
 class _Pending:
     msg: Message
@@ -145,6 +186,16 @@ class BatchEngine:
             return lambda _event_id: True
         return lambda event_id: self.partition(event_id) in partitions
 
+    def take_over(self, partitions: Collection[int], published: Availability) -> Availability:
+        """Newly assigned partitions: their events become what `published` (the state read back
+        from the seat topic) holds of them, replacing what this engine held of them from an
+        earlier assignment; the rest of `published` is not this processor's. The events taken."""
+        mine = self.in_partitions(partitions)
+        self.availability.drop_events(lambda event_id: not mine(event_id))
+        taken = published.split(mine)
+        self.availability.absorb(taken)
+        return taken
+
     def revoke(self, topic: str, partitions: Collection[int]) -> None:
         """These partitions of the input went to another processor: forget their events, and
         their changes that wait (the new owner reads them again: the committed offsets do not
@@ -172,6 +223,20 @@ class BatchEngine:
             self.seat_change(b, item.msg, item.change, item.first_seen_ms)
         return b
 
+    def apply(self, b: Batch, records: Sequence[Message], decoded: Sequence[Decoded]) -> None:
+        """The batch's records, in order, each as decoded."""
+        for msg, item in zip(records, decoded, strict=True):
+            if isinstance(item, SeatChange):
+                self.seat_change(b, msg, item, b.now)
+            elif item is None:
+                continue
+            elif isinstance(item, ReferenceChange):
+                self.reference_change(b, msg, item.table, item.envelope)
+            elif isinstance(item, Truncate):
+                self.truncate(b, msg, item.envelope)
+            else:
+                self.dead_letter(b, msg, item.reason, item.error)
+
     def finish(self, b: Batch) -> None:
         """Publish the section and event counts the batch moved (once each)."""
         e, t, a = self.encoders, self.topics, self.availability
@@ -185,6 +250,16 @@ class BatchEngine:
                 event_id, as_of_ms=b.now, committed_at_ms=committed)),
                 e.event_key.encode({"event_id": event_id}), None, self.partition(event_id))
         b.stats.pending = len(self.pending)
+
+    def done(self, b: Batch, now_ms: int) -> BatchStats:
+        """The batch was committed at now_ms: its figures, with how long its changes took from
+        their commit in the database."""
+        stats = b.stats
+        if b.committed:
+            latencies = [now_ms - committed for committed in b.committed]
+            stats.latency_p50_ms = statistics.median(latencies)
+            stats.latency_max_ms = max(latencies)
+        return stats
 
     def abort(self, b: Batch) -> None:
         """The batch was not committed: undo it. Pending records sit at or after the committed

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -30,175 +26,35 @@ from tenacity import (
     wait_exponential,
 )
 
-from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
 from pipelines.processor.aggregate import Availability
-from pipelines.processor.core import (
-    ENVELOPE_FIELDS,
-    ChangeError,
-    SeatChange,
-    decode_seat_change,
+from pipelines.processor.codec import RecordDecoder, lookup_encoders
+from pipelines.processor.config import (
+    TRANSACTION_TIMEOUT_S,
+    OffsetsLostError,
+    ProcessorConfig,
+    ProcessorError,
+    RunStats,
 )
-from pipelines.processor.engine import Batch, BatchEngine, BatchStats, Encoders, OutputTopics
+from pipelines.processor.engine import Batch, BatchEngine, BatchStats
 from pipelines.processor.guards import (
     EXIT_HUNG,
     Watchdog,
     any_broker_answers,
     tune_garbage_collector,
 )
+from pipelines.processor.intake import Intake, is_fatal, resume_at, start_positions
 from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
-from pipelines.processor.reference import REFERENCE_TABLES
 from pipelines.processor.reference_feed import ReferenceFeed
-from pipelines.schemas import load_schema
 from pipelines.settings import Settings
-from pipelines.topics import (
-    ANOMALIES,
-    DEAD_LETTER,
-    EVENT_AVAILABILITY,
-    SEAT_AVAILABILITY,
-    SECTION_AVAILABILITY,
-    cdc_topic,
-    next_records,
-    unstable_offsets,
-)
+from pipelines.topics import next_records, unstable_offsets
 
-__all__ = [
-    "GROUP_ID",
-    "BatchStats",
-    "OffsetsLostError",
-    "ProcessorConfig",
-    "ProcessorError",
-    "RunStats",
-    "run_processor",
-]
+__all__ = ["AvailabilityRunner", "run_processor"]
 
 log = logging.getLogger(__name__)
-
-GROUP_ID = "seatflow-availability"
-
-
-class ProcessorError(RuntimeError):
-    """The processor cannot go on (a fatal Kafka error, a missing schema)."""
-
-
-class OffsetsLostError(ProcessorError):
-    """The group's committed position in a CDC partition is older than the partition's log start:
-    changes were trimmed (retention) before the processor read them. Never skipped silently:
-    the affected events must be backfilled from the database."""
-
-    def __init__(self, lost: list[tuple[str, int, int, int]]) -> None:
-        self.lost = lost  # (topic, partition, committed offset, log start offset)
-        where = ", ".join(f"{t}[{p}] committed {c} < log start {s}" for t, p, c, s in lost)
-        super().__init__(f"changes were trimmed before they were processed: {where}; "
-                         "backfill the events of these partitions (backfill_event job, or "
-                         "`seatflow backfill`), then reset the group's offsets")
-
-
-@dataclass(frozen=True)
-class ProcessorConfig:
-    """Topics and tuning of one processor; the defaults are the pipeline's own."""
-
-    seat_inventory_topic: str
-    reference_topics: dict[str, str]  # table -> CDC topic
-    seat_topic: str = SEAT_AVAILABILITY
-    section_topic: str = SECTION_AVAILABILITY
-    event_topic: str = EVENT_AVAILABILITY
-    dead_letter_topic: str = DEAD_LETTER
-    anomaly_topic: str = ANOMALIES
-    group_id: str = GROUP_ID
-    transactional_id: str = f"{GROUP_ID}-0"
-    batch_size: int = 5000
-    batch_timeout_s: float = 0.05
-    # Partitions of the co-partitioned output topics (None: the producer's partitioner, for
-    # topics of tests that are not co-partitioned).
-    partitions: int | None = None
-    reference_wait_ms: int = 10_000
-    load_reference_from_db: bool = True
-    # Exit the process (EXIT_HUNG) when a transaction call blocks past its limit; for a worker
-    # process that a supervisor restarts, never for a processor run inside another program.
-    exit_when_hung: bool = False
-
-    @classmethod
-    def of(cls, settings: Settings, *, slot: int = 0, **overrides: Any) -> ProcessorConfig:
-        """The pipeline's processor; `slot` numbers the instances of a scaled-out processor
-        (each has its own transactional id and static group member id)."""
-        overrides.setdefault("transactional_id", f"{GROUP_ID}-{slot}")
-        return cls(
-            seat_inventory_topic=cdc_topic(settings, "seat_inventory"),
-            reference_topics={t: cdc_topic(settings, t) for t in REFERENCE_TABLES},
-            **{"partitions": settings.partitions, **overrides},
-        )
-
-    @property
-    def input_topics(self) -> list[str]:
-        """What the consumer group shares out: the changes, partitioned by event. (Every
-        instance reads all of the small reference topics itself, outside the group.)"""
-        return [self.seat_inventory_topic]
-
-
-@dataclass
-class RunStats:
-    batches: int = 0
-    records_in: int = 0
-    records_out: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    anomalies: int = 0
-    aborted: int = 0
-    last_batch: BatchStats = field(default_factory=BatchStats)
-    # Wall time from subscribing to the input to the last batch committed (start-up, the
-    # state's rebuild included, excluded), and from the first record read to the same end.
-    run_seconds: float = 0.0
-    busy_seconds: float = 0.0
-
-    def add(self, batch: BatchStats) -> None:
-        self.batches += 1
-        self.records_in += batch.records_in
-        self.records_out += batch.records_out
-        self.duplicates += batch.duplicates
-        self.dead_lettered += batch.dead_lettered
-        self.anomalies += batch.anomalies
-        self.last_batch = batch
-
-
-def _is_fatal(error: KafkaError) -> bool:
-    """librdkafka reports a fatal error (a static member fenced by another with its
-    group.instance.id) as code _FATAL, whose fatal() flag is not set."""
-    return bool(error.fatal()) or error.code() == KafkaError._FATAL
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-
-
-@dataclass
-class _Codecs:
-    """The decoders of the CDC records and the engine's encoders (schemas looked up once)."""
-
-    decoder: AvroDecoder
-    changes: AvroDecoder  # seat_inventory envelopes: only what decode_seat_change reads
-    encoders: Encoders
-
-    @classmethod
-    def lookup(cls, registry: SchemaRegistryClient, config: ProcessorConfig) -> _Codecs:
-        def enc(topic: str, base: str, part: str) -> AvroEncoder:
-            return AvroEncoder(registry, f"{topic}-{part}", load_schema(f"{base}-{part}").text)
-
-        try:
-            return cls(AvroDecoder(registry), AvroDecoder(registry, projection=ENVELOPE_FIELDS),
-                       Encoders(
-                           enc(config.seat_topic, SEAT_AVAILABILITY, "key"),
-                           enc(config.seat_topic, SEAT_AVAILABILITY, "value"),
-                           enc(config.section_topic, SECTION_AVAILABILITY, "key"),
-                           enc(config.section_topic, SECTION_AVAILABILITY, "value"),
-                           enc(config.event_topic, EVENT_AVAILABILITY, "key"),
-                           enc(config.event_topic, EVENT_AVAILABILITY, "value"),
-                           enc(config.dead_letter_topic, DEAD_LETTER, "value"),
-                           enc(config.anomaly_topic, ANOMALIES, "key"),
-                           enc(config.anomaly_topic, ANOMALIES, "value")))
-        except WireFormatError as e:
-            raise ProcessorError(str(e)) from e
 
 
 def _kafka_transient(error: BaseException) -> bool:
@@ -223,16 +79,10 @@ _transaction_retry = retry(retry=retry_if_exception(_kafka_transient),
 # seen here after a broker SIGKILL): no exception ever comes, so the process exits and its
 # supervisor starts a fresh one, which fences the old transaction and goes on.
 COMMIT_LIMIT_S = 10.0
-# A transaction left open by a processor that died blocks read_committed readers of its
-# partitions, and its offsets' next owner, until its successor fences it or this passes.
-TRANSACTION_TIMEOUT_S = 15
 # How long a new assignment waits for the group's committed offsets. They are pending while a
 # transaction that commits them is open: one never stays open longer than
 # TRANSACTION_TIMEOUT_S, so a longer wait is a broker that lost a transaction marker.
 COMMITTED_WAIT_S = 2.0 * TRANSACTION_TIMEOUT_S
-
-
-_OFFSET_LOST = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
 
 
 class AvailabilityRunner:
@@ -244,52 +94,16 @@ class AvailabilityRunner:
         self.config = config
         self._streaming = False  # set once started: at start, init_transactions waits instead
         registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
-        self.codecs = _Codecs.lookup(registry, config)
-        self.table_of = {topic: table for table, topic in config.reference_topics.items()}
-        self.producer = Producer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "error_cb": self._on_client_error,
-            "transactional.id": config.transactional_id,
-            # Never create a topic by writing to it (librdkafka's producer default): a worker
-            # left running against a fresh broker once made the output topics with 1 partition.
-            "allow.auto.create.topics": False,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "transaction.timeout.ms": TRANSACTION_TIMEOUT_S * 1000,
-            # A transaction begun while the coordinator still writes the previous one's markers
-            # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff: at the
-            # default 100 ms, one commit in a few dozen took 90-130 ms instead of 3-7 ms.
-            "retry.backoff.ms": 10,
-            "retry.backoff.max.ms": 100,
-        })
+        self.decoder = RecordDecoder.of(registry, config)
+        self.encoders = lookup_encoders(registry, config)
+        self.producer = Producer({**config.producer_settings(settings.kafka_bootstrap),
+                                  "error_cb": self._on_client_error})
         self._produce = self.producer.produce
         # Followed all along by a warm standby (follow()); read at each assignment otherwise.
         self.published: PublishedState | None = None
         self._engine: BatchEngine | None = None
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "error_cb": self._on_client_error,
-            "group.id": config.group_id,
-            # Static membership: a restarted processor takes its predecessor's partitions at
-            # once (and fences it), instead of waiting out the dead member's session timeout.
-            "group.instance.id": config.transactional_id,
-            # Named in the group's description (`seatflow stack status`, the stream run's tags).
-            "client.id": f"{config.transactional_id}@{socket.gethostname()}",
-            "enable.auto.commit": False,
-            # Never skip silently: a committed offset that retention trimmed away is an error
-            # (OffsetsLostError); a partition the group never committed starts at its beginning
-            # (set in _on_assign).
-            "auto.offset.reset": "error",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "fetch.max.bytes": 52_428_800,
-            # Partitions move one by one when instances come and go; the others keep flowing.
-            "partition.assignment.strategy": "cooperative-sticky",
-            # An instance that dies without a successor (its standby takes over at once under
-            # the same member id) loses its partitions to the others after this.
-            "session.timeout.ms": 6_000,
-            "heartbeat.interval.ms": 1_000,
-        })
+        self.consumer = Consumer({**config.consumer_settings(settings.kafka_bootstrap),
+                                  "error_cb": self._on_client_error})
         self._registry = registry
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         self.references: ReferenceFeed | None = None
@@ -320,11 +134,8 @@ class AvailabilityRunner:
                                         from_db=config.load_reference_from_db)
         reference = self.references.reference
         # The seats' state comes partition by partition, as the group assigns them (_on_assign).
-        self._engine = BatchEngine(
-            Availability(), reference, self.codecs.encoders,
-            OutputTopics(config.seat_topic, config.section_topic, config.event_topic,
-                         config.dead_letter_topic, config.anomaly_topic, config.partitions),
-            reference_wait_ms=config.reference_wait_ms)
+        self._engine = BatchEngine(Availability(), reference, self.encoders, config.output_topics,
+                                   reference_wait_ms=config.reference_wait_ms)
 
     def start(self) -> None:
         """Take over: fence the predecessor, then prepare (unless a standby did). The published
@@ -357,7 +168,7 @@ class AvailabilityRunner:
         exits at once: its successor waits for them in init_transactions and starts clean, while
         this one's producer would block in send_offsets_to_transaction once they are back (see
         COMMIT_LIMIT_S)."""
-        if _is_fatal(error):
+        if is_fatal(error):
             self._fatal = error
         if (error.code() == KafkaError._ALL_BROKERS_DOWN and self.config.exit_when_hung
                 and self._streaming and not any_broker_answers(self.settings.kafka_bootstrap)):
@@ -379,15 +190,14 @@ class AvailabilityRunner:
         committed none; and fail loudly where the committed offset was trimmed away."""
         try:
             committed = self._committed(partitions)
-            lost = []
-            for tp in committed:
-                low, _ = consumer.get_watermark_offsets(tp, timeout=10)
-                if tp.offset < 0:
-                    tp.offset = OFFSET_BEGINNING
-                elif tp.offset < low:
-                    lost.append((tp.topic, tp.partition, tp.offset, low))
+            lows = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[0]
+                    for tp in committed}
+            starts, lost = start_positions({(tp.topic, tp.partition): tp.offset
+                                            for tp in committed}, lows)
             if lost:
                 raise OffsetsLostError(lost)
+            for tp in committed:
+                tp.offset = starts[(tp.topic, tp.partition)]
             self._take_state(sorted(tp.partition for tp in partitions))
             consumer.incremental_assign(committed)
         except BaseException as e:  # raised from poll() by run(): a callback cannot raise
@@ -405,11 +215,7 @@ class AvailabilityRunner:
         try:
             published.catch_up(partitions)
             unreadable = published.unreadable
-            engine = self.engine
-            mine = engine.in_partitions(partitions)
-            engine.availability.drop_events(lambda event_id: not mine(event_id))
-            taken = published.availability.split(mine)
-            engine.availability.absorb(taken)
+            taken = self.engine.take_over(partitions, published.availability)
         finally:
             published.close()
         log.info("assigned partitions %s: state of %d seats (%d deleted) in %.2f s", partitions,
@@ -454,7 +260,7 @@ class AvailabilityRunner:
         self.consumer.subscribe(self.config.input_topics, on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
         self._streaming = True
-        at_end: set[tuple[str, int]] = set()
+        intake = Intake()
         first_record_at: float | None = None
         while not should_stop():
             # A batch is as large as the backlog: no record waits for a timer.
@@ -468,24 +274,14 @@ class AvailabilityRunner:
                 # Fenced, as a zombie is: another instance has this slot's ids. Publishing on
                 # is impossible (the broker refuses its epoch), and stopping says so at once.
                 raise ProcessorError(f"fatal Kafka error: {self._fatal}")
-            records = []
-            for msg in messages:
-                err = msg.error()
-                if err is None:
-                    records.append(msg)
-                    if at_end:
-                        at_end.discard((str(msg.topic()), msg.partition() or 0))
-                    continue
-                where = (str(msg.topic()), msg.partition() or 0)
-                if err.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(where)
-                elif err.code() in _OFFSET_LOST:
-                    low, _ = self.consumer.get_watermark_offsets(TopicPartition(*where), timeout=10)
-                    self._fail(OffsetsLostError([(*where, msg.offset() or -1, low)]))
-                elif _is_fatal(err):
-                    raise ProcessorError(f"consumer failed: {err}")
-                elif err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    log.warning("consumer: %s", err)
+            polled = intake.sort(messages)
+            if (gone := polled.lost) is not None:
+                low, _ = self.consumer.get_watermark_offsets(
+                    TopicPartition(gone.topic, gone.partition), timeout=10)
+                self._fail(OffsetsLostError([(gone.topic, gone.partition, gone.offset, low)]))
+            if polled.fatal is not None:
+                raise ProcessorError(f"consumer failed: {polled.fatal}")
+            records = polled.records
             if records and first_record_at is None:
                 first_record_at = time.monotonic()
             if records or self.engine.pending:
@@ -496,7 +292,7 @@ class AvailabilityRunner:
                     self.stats.busy_seconds = done_at - first_record_at
                 if batch is None:
                     self.stats.aborted += 1
-                    at_end.clear()
+                    intake.rewound()
                 else:
                     self.stats.add(batch)
                     if on_batch:
@@ -506,7 +302,7 @@ class AvailabilityRunner:
                 on_ready()
                 on_ready = None
             if (until_end and not records and not self.engine.pending and assignment
-                    and len(at_end) >= len(assignment)):
+                    and intake.all_at_end(len(assignment))):
                 break
         return self.stats
 
@@ -544,7 +340,7 @@ class AvailabilityRunner:
         """One transaction: publish the batch and commit its offsets; None when aborted."""
         # Decoded before the transaction begins: a registry that is away is waited for
         # (AvroDecoder retries), holding the stream, with no transaction open meanwhile.
-        decoded = [self._decode(msg) for msg in records]
+        decoded = [self.decoder.decode(msg) for msg in records]
         engine = self.engine
         try:
             self.producer.begin_transaction()
@@ -553,17 +349,7 @@ class AvailabilityRunner:
         b = None
         try:
             b = engine.begin(_now_ms(), len(records), self._send)
-            for msg, item in zip(records, decoded, strict=True):
-                if isinstance(item, SeatChange):
-                    engine.seat_change(b, msg, item, b.now)
-                elif item is None:
-                    continue
-                elif item[0] == "ref":
-                    engine.reference_change(b, msg, item[1], item[2])
-                elif item[0] == "truncate":
-                    engine.truncate(b, msg, item[1])
-                else:
-                    engine.dead_letter(b, msg, item[1], item[2])
+            engine.apply(b, records, decoded)
             engine.finish(b)
             self.producer.poll(0)
             committing = time.monotonic()
@@ -583,12 +369,7 @@ class AvailabilityRunner:
             # Interrupted (Dagster terminating the run, Ctrl-C) or a bug: leave nothing half done.
             self._abort(b)
             raise
-        done = _now_ms()
-        batch = b.stats
-        if b.committed:
-            latencies = [done - committed for committed in b.committed]
-            batch.latency_p50_ms = statistics.median(latencies)
-            batch.latency_max_ms = max(latencies)
+        batch = engine.done(b, _now_ms())
         batch.lag = self._lag()
         return batch
 
@@ -603,8 +384,7 @@ class AvailabilityRunner:
         else:
             self.engine.pending = []
         for tp in self.consumer.committed(self.consumer.assignment(), timeout=30):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, resume_at(tp.offset)))
         if self.references is not None:
             self.references.rewind()
 
@@ -623,28 +403,6 @@ class AvailabilityRunner:
                 _, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
                 lag += max(high - tp.offset, 0)
         return lag
-
-    def _decode(self, msg: Message) -> SeatChange | tuple[Any, ...] | None:
-        """A seat change; ("ref", table, envelope); ("truncate", envelope); ("dead", reason,
-        error) for bytes that cannot be read as a change at all; None for Debezium's tombstone
-        after a delete (the delete itself carries the change)."""
-        raw = msg.value()
-        if raw is None:
-            return None
-        table = self.table_of.get(str(msg.topic()))  # a reference table, or None: seat_inventory
-        try:
-            envelope = (self.codecs.decoder if table else self.codecs.changes).decode(raw)
-            if not isinstance(envelope, dict):
-                raise ChangeError("not_a_record", f"decoded to {type(envelope).__name__}")
-            if table:
-                return ("ref", table, envelope)
-            if envelope.get("op") == "t":
-                return ("truncate", envelope)
-            return decode_seat_change(envelope)
-        except (ChangeError, WireFormatError) as e:
-            return ("dead", e.reason, e)
-        except (KeyError, TypeError, ValueError) as e:
-            return ("dead", "undecodable", e)
 
     def _dead_letter_unreadable(self, unreadable: list[Unreadable]) -> None:
         now = _now_ms()

@@ -19,12 +19,8 @@ import sys
 import threading
 import time
 
-from pipelines.processor.runner import (
-    OffsetsLostError,
-    ProcessorConfig,
-    ProcessorError,
-    run_processor,
-)
+from pipelines.processor.config import OffsetsLostError, ProcessorConfig, ProcessorError
+from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import EXIT_OFFSETS_LOST
 from pipelines.settings import Settings
 

@@ -14,7 +14,8 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from pipelines import stack, topics
 from pipelines.deploy import deploy_pipeline
-from pipelines.processor.runner import ProcessorConfig, RunStats, run_processor
+from pipelines.processor.config import ProcessorConfig, RunStats
+from pipelines.processor.runner import run_processor
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic
 

@@ -26,7 +26,7 @@ from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
 from pipelines.partitioning import event_partition
-from pipelines.processor.runner import GROUP_ID, ProcessorConfig
+from pipelines.processor.config import GROUP_ID, ProcessorConfig
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.topics import ANOMALIES, DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic, group_committed

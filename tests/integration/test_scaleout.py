@@ -21,7 +21,8 @@ from pipelines.cli.stack_cmd import app as stack_app
 from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
-from pipelines.processor.runner import GROUP_ID, ProcessorConfig, ProcessorError, run_processor
+from pipelines.processor.config import GROUP_ID, ProcessorConfig, ProcessorError
+from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import WORKER_MODULE, settings_environment
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import Settings

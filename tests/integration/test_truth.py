@@ -19,7 +19,8 @@ from pipelines.avro import AvroDecoder, AvroEncoder
 from pipelines.backfill import backfill_event
 from pipelines.deploy import wait_captured, wait_caught_up
 from pipelines.host.seed import seed_host
-from pipelines.processor.runner import GROUP_ID, OffsetsLostError, ProcessorConfig, run_processor
+from pipelines.processor.config import GROUP_ID, OffsetsLostError, ProcessorConfig
+from pipelines.processor.runner import run_processor
 from pipelines.reconcile import event_ids, reconcile_events
 from pipelines.schemas import load_schema
 from pipelines.settings import Settings

@@ -15,7 +15,15 @@ from pipelines.avro import RecordWriter
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatChange
-from pipelines.processor.engine import Batch, BatchEngine, Encoders, OutputTopics
+from pipelines.processor.engine import (
+    Batch,
+    BatchEngine,
+    Encoders,
+    OutputTopics,
+    ReferenceChange,
+    Truncate,
+    Undecodable,
+)
 from pipelines.processor.records import parse_deleted_header
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
 from pipelines.schemas import load_schema
@@ -211,3 +219,48 @@ def test_a_revoked_partition_takes_its_events_and_their_waiting_changes_along() 
     assert not e.pending and e.availability.seats
     e.revoke(CDC, [event_partition(1, 6)])  # event 1's partition: its seats and counts go
     assert not e.availability.seats and not e.availability.events
+
+
+def test_a_batch_applies_each_record_as_decoded_in_order() -> None:
+    e, out = engine(), Out()
+    b = e.begin(10, 6, out)
+    e.apply(b, [Msg(i) for i in range(6)], [
+        change(1, "OPEN", 1, op="c", lsn=1),
+        None,  # the tombstone after a delete: nothing
+        ReferenceChange("seats", {"op": "c", "after": {"seat_id": 4, "section_id": 10,
+                                                       "row_label": "B", "seat_number": 4}}),
+        change(4, "OPEN", 1, op="c", lsn=2),  # the seat the reference change brought
+        Undecodable("bad_op", ValueError("op='x'")),
+        Truncate({"op": "t", "source": {"lsn": 3, "ts_ms": 9}}),
+    ])
+    e.finish(b)
+    seats = [(read("seat-availability-key", r[2])["seat_id"], r[1] is None) for r in out.of("seat")]
+    assert seats == [(1, False), (4, False), (1, True), (4, True)]
+    [letter] = [read("seatflow.dead-letter-value", r[1]) for r in out.of("dead")]
+    assert (letter["reason"], letter["source_offset"]) == ("bad_op", 4)
+    assert (b.stats.records_out, b.stats.dead_lettered) == (4, 1) and not e.pending
+
+
+def test_a_committed_batch_says_how_long_its_changes_took_since_their_commit() -> None:
+    e, out = engine(), Out()
+    b = batch(e, 10, out, (0, change(1, "OPEN", 1, op="c", lsn=1)),
+              (1, change(2, "OPEN", 1, op="c", lsn=2)._replace(committed_at_ms=1_400)),
+              (2, change(3, "OPEN", 1, op="c", lsn=3)._replace(committed_at_ms=1_900)))
+    stats = e.done(b, 2_000)
+    assert (stats.latency_p50_ms, stats.latency_max_ms) == (600, 1_000)
+    assert e.done(batch(e, 20, out), 3_000).latency_max_ms == 0  # nothing published
+
+
+def test_assigned_partitions_take_their_events_from_the_published_state() -> None:
+    topics = OutputTopics("seat", "section", "event", "dead", "anomaly", 6)
+    first, second = 1, next(i for i in range(2, 100) if event_partition(i, 6) != event_partition(1, 6))
+    e, out = engine(topics=topics), Out()
+    batch(e, 10, out, (0, change(1, "OPEN", 1, op="c", lsn=1)))
+    published = Availability()
+    published.put((first, 2), e.availability.seats[(first, 1)])
+    published.put((second, 3), e.availability.seats[(first, 1)])
+    taken = e.take_over([event_partition(first, 6)], published)
+    # What the engine held of the assigned partition's events is replaced; the other
+    # partition's event in the published state is not this processor's.
+    assert set(taken.seats) == set(e.availability.seats) == {(first, 2)}
+    assert set(e.availability.events) == {first}
