@@ -31,6 +31,10 @@ GROUP_ID = "seatflow-availability"
 # A transaction left open by a processor that died blocks read_committed readers of its
 # partitions, and its offsets' next owner, until its successor fences it or this passes.
 TRANSACTION_TIMEOUT_S = 15
+# librdkafka doubles its wait between attempts to reach a broker up to 10 s by default: a
+# standby that waited through a broker's restart noticed the broker back that much later, and
+# took over that much later (Java's clients, Connect's among them, stop at 1 s).
+_RECONNECT = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 1000}
 
 
 class ProcessorError(RuntimeError):
@@ -112,6 +116,7 @@ class ProcessorConfig:
             # default 100 ms, one commit in a few dozen took 90-130 ms instead of 3-7 ms.
             "retry.backoff.ms": 10,
             "retry.backoff.max.ms": 100,
+            **_RECONNECT,
         }
 
     def consumer_settings(self, bootstrap: str) -> dict[str, Any]:
@@ -138,6 +143,7 @@ class ProcessorConfig:
             # the same member id) loses its partitions to the others after this.
             "session.timeout.ms": 6_000,
             "heartbeat.interval.ms": 1_000,
+            **_RECONNECT,
         }
 
 
