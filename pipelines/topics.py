@@ -41,6 +41,7 @@ __all__ = [
     "group_committed",
     "group_lag",
     "group_members",
+    "group_offsets",
     "group_shares",
     "next_records",
     "output_topics",
@@ -167,13 +168,10 @@ def group_lag(bootstrap: str, group_id: str, topic: str, *, timeout: float = 10.
 
 def _committed(bootstrap: str, group_id: str, topic: str, partitions: Iterable[int], *,
                timeout: float) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
-                                       timeout=timeout)
-    finally:
-        consumer.close()
-    return {tp.partition: max(tp.offset, 0) for tp in committed}
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+    listed = group_offsets(admin, group_id, [TopicPartition(topic, p) for p in partitions],
+                           timeout=timeout)
+    return {tp.partition: max(tp.offset, 0) for tp in listed}
 
 
 def next_records(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:
@@ -259,7 +257,7 @@ def group_shares(bootstrap: str, group_id: str, topic: str, *,
         committed: dict[int, int] = {}
     else:
         ends = committed_ends(admin, topic, everything, timeout=timeout)
-        committed = {tp.partition: max(tp.offset, 0) for tp in _group_offsets(
+        committed = {tp.partition: max(tp.offset, 0) for tp in group_offsets(
             admin, group_id, [TopicPartition(topic, p) for p in everything], timeout=timeout)}
     return sorted((GroupShare(m.group_instance_id or m.member_id, f"{m.client_id}@{m.host}",
                               tuple(ps), sum(max(ends[p] - committed.get(p, 0), 0) for p in ps))
@@ -271,14 +269,17 @@ def unstable_offsets(bootstrap: str, group_id: str, partitions: Iterable[TopicPa
     """Which of the partitions' committed offsets the group coordinator holds as pending (an
     open transaction's): "topic[partition]" each."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
-    listed = _group_offsets(admin, group_id, partitions, require_stable=True, timeout=timeout)
+    listed = group_offsets(admin, group_id, partitions, require_stable=True, timeout=timeout)
     return [f"{tp.topic}[{tp.partition}]" for tp in listed
             if tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT]
 
 
-def _group_offsets(admin: AdminClient, group_id: str, partitions: Iterable[TopicPartition], *,
-                   require_stable: bool = False, timeout: float) -> list[TopicPartition]:
-    """The group's committed offset of each partition, as the group coordinator lists it."""
+def group_offsets(admin: AdminClient, group_id: str, partitions: Iterable[TopicPartition], *,
+                  require_stable: bool = False, timeout: float) -> list[TopicPartition]:
+    """The group's committed offset of each partition, as the group coordinator lists it:
+    without require_stable, the offsets committed for good, an open transaction's pending ones
+    not waited for (a consumer's committed() waits for them, and for ever when the coordinator
+    lost a transaction's marker)."""
     request = ConsumerGroupTopicPartitions(
         group_id, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
     result = admin.list_consumer_group_offsets([request], require_stable=require_stable,

@@ -46,7 +46,7 @@ from pipelines.processor.intake import Intake, is_fatal, resume_at, start_positi
 from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
 from pipelines.processor.reference_feed import ReferenceFeed
 from pipelines.settings import Settings
-from pipelines.topics import next_records, unstable_offsets
+from pipelines.topics import group_offsets, next_records, unstable_offsets
 
 __all__ = ["AvailabilityRunner", "run_processor"]
 
@@ -234,7 +234,10 @@ class AvailabilityRunner:
     def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """The group's committed offsets, stable ones only (read_committed: an offset commit of
         an open transaction is waited for). Longer than any transaction may stay open, the wait
-        means the broker lost track of one: say so, naming the partitions."""
+        means the group coordinator lost a transaction's marker (seen after a broker crash,
+        stack/NOTES.md): then the offsets committed for good. Either way the transaction is
+        over: if it was aborted they are right; if it committed, its changes are in the
+        published state, which the engine reads, and are skipped by their versions."""
         try:
             return self.consumer.committed(partitions, timeout=COMMITTED_WAIT_S)
         except KafkaException as e:
@@ -244,12 +247,11 @@ class AvailabilityRunner:
                                         partitions)
             if not unstable:
                 raise
-            raise ProcessorError(
-                f"the group coordinator has held offset commits of {', '.join(unstable)} as "
-                f"pending (UNSTABLE_OFFSET_COMMIT) for over {COMMITTED_WAIT_S:.0f} s, longer "
-                "than any transaction may stay open: the coordinator lost a transaction marker "
-                "(seen after a broker crash, stack/NOTES.md). Restarting the broker reloads "
-                "it.") from e
+            log.error("the group coordinator has held offset commits of %s as pending "
+                      "(UNSTABLE_OFFSET_COMMIT) for over %.0f s, longer than any transaction may "
+                      "stay open: it lost a transaction's marker. Starting from the offsets "
+                      "committed for good", ", ".join(unstable), COMMITTED_WAIT_S)
+            return group_offsets(self._admin, self.config.group_id, partitions, timeout=10)
 
     def run(self, *, should_stop: Callable[[], bool], until_end: bool = False,
             on_batch: Callable[[BatchStats], None] | None = None,
