@@ -658,7 +658,7 @@ def _wait_ready(settings: Settings, *, timeout_s: float, say: Callable[[str], No
     @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(1),
            retry=retry_if_result(lambda problem: problem is not None))
     def probe() -> str | None:
-        for service in ("postgres", "kafka", "registry", "connect"):
+        for service in health.CHECKS:
             problem = health.check(service, settings)
             if problem is not None:
                 return f"{service}: {problem}"

@@ -37,6 +37,7 @@ __all__ = [
 
 TEMPLATES_DIR = STACK_DIR / "conf"
 CONF_TEMPLATES = (
+    "controller.properties",
     "server.properties",
     "connect-distributed.properties",
     "log4j2.properties",
@@ -47,7 +48,8 @@ CONF_TEMPLATES = (
 # Modest heaps: everything shares 2 cores with the tests. G1 sizes the young generation to its
 # pause goal: at 50 ms the broker paused 20-60 ms every few seconds of an on-sale, and every
 # record in flight waited; 20 ms is Kafka's own default (kafka-run-class.sh).
-HEAPS = {"kafka": "-Xms256m -Xmx768m", "connect": "-Xms256m -Xmx768m", "registry": "-Xmx512m"}
+HEAPS = {"controller": "-Xms64m -Xmx256m", "kafka": "-Xms256m -Xmx768m",
+         "connect": "-Xms256m -Xmx768m", "registry": "-Xmx512m"}
 JVM_FLAGS = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
 PG_OS_USER = "postgres"
 
@@ -81,6 +83,7 @@ class Restart:
 
 RESTART = {
     "postgres": Restart(startsecs=3),
+    "controller": Restart(startsecs=10),
     "kafka": Restart(startsecs=10),
     "registry": Restart(startsecs=10),
     "connect": Restart(startsecs=10),
@@ -100,6 +103,7 @@ def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
         "KAFKA_PORT": str(settings.kafka_port),
         "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
         "KAFKA_DATA_DIR": str(layout.kafka_data),
+        "KAFKA_CONTROLLER_DATA_DIR": str(layout.controller_data),
         "CONNECT_PORT": str(settings.connect_port),
         "PLUGIN_PATH": str(layout.connect_plugins),
         "SECRETS_DIR": str(layout.secrets),
@@ -154,9 +158,10 @@ def java_command(java: Path, layout: StackLayout, service: str) -> list[str]:
     log4j = f"-Dlog4j2.configurationFile={layout.conf / 'log4j2.properties'}"
     flags = [*HEAPS[service].split(), *JVM_FLAGS.split()]
     classpath = f"{layout.kafka_libs}/*"  # expanded by the JVM, not by a shell
-    if service == "kafka":
+    if service in ("controller", "kafka"):
+        properties = "controller.properties" if service == "controller" else "server.properties"
         return [str(java), *flags, log4j, "-cp", classpath, "kafka.Kafka",
-                str(layout.conf / "server.properties")]
+                str(layout.conf / properties)]
     if service == "connect":
         return [str(java), *flags, log4j, "-cp", classpath,
                 "org.apache.kafka.connect.cli.ConnectDistributed",
@@ -207,12 +212,16 @@ serverurl=unix://{_esc(str(sock))}
         # SIGINT is PostgreSQL's fast shutdown; only the postmaster gets it.
         "stopsignal=INT\nstopwaitsecs=60\n"
     ), directory=layout.pg_root, restart=RESTART["postgres"]))
-    for service in ("kafka", "registry", "connect"):
+    for service in ("controller", "kafka", "registry", "connect"):
         env = connect_environment(settings) if service == "connect" else {}
         directory = layout.registry_work if service == "registry" else layout.home
         jvm = registry_java if service == "registry" else java
+        # supervisord starts lower priorities first and stops them last: the broker's clean
+        # shutdown asks the controller to move its leaderships, so the controller outlives it.
+        priority = "priority=10\n" if service == "controller" else ""
         sections.append(_program(service, java_command(jvm, layout, service), layout,
-                                 extra="stopsignal=TERM\nstopwaitsecs=90\nkillasgroup=true\n",
+                                 extra="stopsignal=TERM\nstopwaitsecs=90\nkillasgroup=true\n"
+                                 + priority,
                                  env=env, directory=directory, restart=RESTART[service]))
     sections.extend(_app_program(name, settings, layout) for name in APPS)
     return "\n".join(sections)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import psycopg
 import requests
 from confluent_kafka.admin import AdminClient
@@ -9,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 from pipelines.settings import Settings
 from pipelines.stack.postgres import superuser_dsn
 
-__all__ = ["DEBEZIUM_POSTGRES", "check"]
+__all__ = ["CHECKS", "DEBEZIUM_POSTGRES", "check"]
 
 DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 TIMEOUT_S = 3.0
@@ -22,6 +24,17 @@ def postgres(settings: Settings) -> str | None:
     except psycopg.Error as e:
         return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return None
+
+
+def controller(settings: Settings) -> str | None:
+    """Its listener accepts connections once it has loaded the metadata and leads the quorum
+    (it enables request processing then); the broker's own check covers the rest."""
+    try:
+        with socket.create_connection((settings.bind_host, settings.kafka_controller_port),
+                                      timeout=TIMEOUT_S):
+            return None
+    except OSError as e:
+        return f"controller listener: {e.strerror or type(e).__name__}"
 
 
 def kafka(settings: Settings) -> str | None:
@@ -59,7 +72,9 @@ def connect(settings: Settings) -> str | None:
     return None
 
 
-CHECKS = {"postgres": postgres, "kafka": kafka, "registry": registry, "connect": connect}
+# In the stack's start order.
+CHECKS = {"postgres": postgres, "controller": controller, "kafka": kafka, "registry": registry,
+          "connect": connect}
 
 
 def check(service: str, settings: Settings) -> str | None:

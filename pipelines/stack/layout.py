@@ -82,6 +82,11 @@ class StackLayout:
         return self.home / "kafka" / "data"
 
     @property
+    def controller_data(self) -> Path:
+        """The KRaft controller's metadata log (a process of its own beside the broker)."""
+        return self.home / "kafka" / "controller"
+
+    @property
     def registry_work(self) -> Path:
         return self.home / "registry"
 

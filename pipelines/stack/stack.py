@@ -51,11 +51,14 @@ class Service:
 # In start order: each needs the ones before it.
 SERVICES = (
     Service("postgres", lambda s: s.pg_port, 60),
+    Service("controller", lambda s: s.kafka_controller_port, 120),
     Service("kafka", lambda s: s.kafka_port, 120),
     Service("registry", lambda s: s.registry_port, 180),
     Service("connect", lambda s: s.connect_port, 300),
 )
 SERVICE_NAMES = tuple(s.name for s in SERVICES)
+# The setting of each service's port where it is not SEATFLOW_<NAME>_PORT.
+PORT_SETTINGS = {"postgres": "SEATFLOW_PG_PORT", "controller": "SEATFLOW_KAFKA_CONTROLLER_PORT"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +181,11 @@ def up(settings: Settings, reporter: Reporter | None = None) -> None:
         try:
             if not already:
                 if _port_taken(settings.bind_host, port):
-                    env = f"SEATFLOW_{service.name.upper()}_PORT"
+                    env = PORT_SETTINGS.get(service.name, f"SEATFLOW_{service.name.upper()}_PORT")
                     raise StackError(
                         f"port {settings.bind_host}:{port} is taken by a process this stack "
                         f"did not start; stop it or choose another port "
-                        f"({'SEATFLOW_PG_PORT' if service.name == 'postgres' else env})",
+                        f"({env})",
                         service=service.name, log_tail="-")
                 # Not waiting for supervisord's startsecs: the health probe below is the
                 # real wait, and it sees a process that dies while starting.

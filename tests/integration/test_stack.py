@@ -215,14 +215,14 @@ def consume(settings: Settings, topic: str, count: int, timeout_s: float = 120) 
 
 def test_status_shows_all_services_healthy(running_stack: Settings) -> None:
     rows = stack.status(running_stack)
-    assert [r.name for r in rows] == ["postgres", "kafka", "registry", "connect"]
+    assert [r.name for r in rows] == ["postgres", "controller", "kafka", "registry", "connect"]
     assert all(r.state == "RUNNING" and r.healthy for r in rows), rows
 
     result = CliRunner().invoke(stack_app, ["status"])
     assert result.exit_code == 0, result.output
-    for name in ("postgres", "kafka", "registry", "connect"):
+    for name in ("postgres", "controller", "kafka", "registry", "connect"):
         assert name in result.output
-    assert result.output.count("healthy") == 4
+    assert result.output.count("healthy") == 5
 
 
 def test_validate_resolves_env_placeholders(running_stack: Settings, probe: Probe) -> None:

@@ -13,7 +13,7 @@ from pipelines.stack.layout import StackLayout
 
 pytestmark = pytest.mark.unit
 
-SERVICES = ("postgres", "kafka", "registry", "connect")
+SERVICES = ("postgres", "controller", "kafka", "registry", "connect")
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_a_crash_loop_backs_off_and_is_bounded(programs: dict) -> None:
         # 1, 2, 3 ... s and gives up (FATAL) after startretries tries.
         assert 1 <= int(program["startretries"]) <= 10, name
         assert int(program["startsecs"]) >= 2, name
-    for name in ("kafka", "registry", "connect"):
+    for name in ("controller", "kafka", "registry", "connect"):
         # A JVM's start-up failures (config, ports, storage) happen in its first seconds.
         assert int(programs[name]["startsecs"]) >= 10, name
 
@@ -61,7 +61,7 @@ def test_deliberate_stops_are_clean(programs: dict) -> None:
     # `down` and stop_app stop through supervisord, which never restarts what it stopped; the
     # stop signals are each service's clean shutdown.
     assert programs["postgres"]["stopsignal"] == "INT"
-    for name in ("kafka", "registry", "connect"):
+    for name in ("controller", "kafka", "registry", "connect"):
         assert programs[name]["stopsignal"] == "TERM"
 
 
