@@ -83,13 +83,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("processor", "connect", "kafka", "registry", "postgres")
+FAULT_KINDS = ("processor", "connect", "kafka", "controller", "registry", "postgres")
 # The issue's target mix for one on-sale of at least 100,000 changes.
 DEFAULT_FAULTS = "processor=20,connect=10,kafka=5,registry=5,postgres=3"
 # Every fault must heal within 30 s; the processor, which fans' staleness depends on most
 # directly, within 5 s.
-HEAL_TARGET_S = {"processor": 5.0, "connect": 30.0, "kafka": 30.0, "registry": 30.0,
-                 "postgres": 30.0}
+HEAL_TARGET_S = {"processor": 5.0, "connect": 30.0, "kafka": 30.0, "controller": 30.0,
+                 "registry": 30.0, "postgres": 30.0}
 ANOMALIES = "seatflow.anomalies"
 # The processor's worker: the process that consumes and publishes, run (and restarted at once)
 # by a supervising parent; its command line names the module.

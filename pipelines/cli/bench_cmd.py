@@ -131,7 +131,8 @@ def chaos(
     duration: Annotated[float | None, typer.Option(
         min=1, help="Or for this many seconds (whichever comes first).")] = None,
     faults: Annotated[str, typer.Option(
-        help="The mix: kind=count, kinds processor, connect, kafka, registry, postgres.")
+        help="The mix: kind=count, kinds processor, connect, kafka (the broker), controller, "
+             "registry, postgres.")
     ] = DEFAULT_FAULTS,
     seed: Annotated[int, typer.Option(help="Seed of the fault times and the on-sale.")] = 1,
     min_gap: Annotated[float, typer.Option(

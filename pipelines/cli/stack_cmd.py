@@ -112,7 +112,8 @@ def _processor_instances(settings: Settings) -> None:
 @app.command()
 def logs(
     service: Annotated[str | None, typer.Argument(
-        help="postgres, kafka, registry, connect, processor or dagster (default: the services)."
+        help="postgres, controller, kafka, registry, connect, processor or dagster "
+             "(default: the services)."
     )] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 40,
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.chaos import (
@@ -48,7 +48,7 @@ def test_parse_faults_sums_repeats_drops_zeros_and_refuses_unknown_kinds() -> No
 def test_the_schedule_has_the_mix_in_time_order_within_the_span_and_repeats_by_seed() -> None:
     mix = parse_faults(DEFAULT_FAULTS)
     schedule = fault_schedule(mix, 600, seed=4)
-    assert {k: sum(f.kind == k for f in schedule) for k in FAULT_KINDS} == mix
+    assert {k: n for k in FAULT_KINDS if (n := sum(f.kind == k for f in schedule))} == mix
     times = [f.at_s for f in schedule]
     assert times == sorted(times) and all(5 <= t <= 600 for t in times)
     assert fault_schedule(mix, 600, seed=4) == schedule
@@ -88,6 +88,8 @@ def test_a_version_published_twice_by_the_stream_is_a_duplicate_a_snapshot_resta
     assert ledger.lost({(2, 20): 8}, {(2, 20): 9})[:2] == (1, 0)
 
 
+# No deadline: what is checked is the count, and CI runs it beside a stack under load.
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(1, 40)), max_size=200),
        st.randoms(use_true_random=False))
 def test_lost_and_duplicated_agree_with_a_plain_count(changes: list[tuple[int, int]],

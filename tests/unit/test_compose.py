@@ -67,6 +67,7 @@ def test_published_host_ports_are_the_settings_defaults() -> None:
     host_ports = {s: [host for _, host, _ in _published(s)] for s in SERVICES}
     assert host_ports == {
         "postgres": [_default("pg_port")],
+        "controller": [],  # the broker's alone, inside the network
         "kafka": [_default("kafka_port")],
         "registry": [_default("registry_port")],
         "connect": [_default("connect_port")],
@@ -195,6 +196,7 @@ def test_postgres_runs_with_the_local_settings() -> None:
 PLACEHOLDERS = {
     "BIND_HOST": "0.0.0.0", "PG_PORT": "5432", "PG_SOCKET_DIR": "/run/pg", "PG_OS_USER": "pg",
     "KAFKA_PORT": "9092", "KAFKA_CONTROLLER_PORT": "9093", "KAFKA_DATA_DIR": "/data",
+    "KAFKA_CONTROLLER_DATA_DIR": "/controller",
     "CONNECT_PORT": "8083", "PLUGIN_PATH": "/plugins", "SECRETS_DIR": "/secrets",
     "REGISTRY_PORT": "8080", "REGISTRY_MANAGEMENT_PORT": "9000", "REGISTRY_DATABASE": "reg",
     "REGISTRY_USER": "reg", "REGISTRY_PASSWORD": "a$b&c\\1/d",
