@@ -220,7 +220,7 @@ def state_memory_mb(events: int, seats: int) -> tuple[float, int]:
     """Peak resident memory of a fresh process holding `events` x `seats` seats in state.
 
     Read from the process's own VmHWM: getrusage's ru_maxrss survives exec on Linux, so a
-    child started by a big parent would report the parent's peak (the benchmark's, 300-400 MB).
+    child started by a big parent would report the parent's peak (the benchmark's own).
     """
     code = (
         "from pipelines.bench import fill_state;"
@@ -441,8 +441,8 @@ def _seatflow(*args: str, nice: int = 0) -> subprocess.Popen[bytes]:
 
 # The simulator stands in for the fans' apps, which run on other machines. Here it shares the 2
 # cores with what it measures, so it runs at a lower priority: it still makes its rate (see
-# changes_published), but no longer delays Connect, Kafka and the processor (p99 about 100 ms
-# lower). Its queries run in PostgreSQL's backends, at their usual priority.
+# changes_published), but no longer delays Connect, Kafka and the processor (docs/performance.md).
+# Its queries run in PostgreSQL's backends, at their usual priority.
 SIMULATOR_NICE = 10
 
 

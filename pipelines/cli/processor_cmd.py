@@ -11,11 +11,10 @@ from typing import Annotated
 import typer
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from rich.live import Live
 from rich.table import Table
 
 from pipelines.avro import AvroDecoder
-from pipelines.cli.output import console, fail
+from pipelines.cli.output import console, fail, live_view
 from pipelines.processor.config import ProcessorConfig, ProcessorError
 from pipelines.processor.engine import BatchStats
 from pipelines.processor.runner import run_processor
@@ -88,7 +87,7 @@ def watch_availability(settings: Settings, *, duration_s: float | None,
     consumer.subscribe([SECTION_AVAILABILITY, EVENT_AVAILABILITY])
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
-        with Live(console=console, refresh_per_second=4) as live:
+        with live_view(console) as live:
             while deadline is None or time.monotonic() < deadline:
                 for msg in next_records(consumer, 5000, 0.25):
                     if msg.error() is not None or msg.value() is None:

@@ -177,9 +177,12 @@ def availability_catchup() -> None:
 
 # On a stream run that failed because changes were trimmed before they were processed.
 OFFSETS_LOST_TAG = "seatflow/offsets-lost"
-ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-          dg.DagsterRunStatus.CANCELING]
+# A run in one of these is still running (a canceling one has not let go of its work yet): the
+# sensors start no second run of the same job (and slot or partition) while one is. The one list
+# for every job here.
+ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                       dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+                       dg.DagsterRunStatus.CANCELING]
 # Bounded: never more than 10 minutes between tries. The first failure in a row restarts at
 # once (the run's own worker supervision already absorbed plain crashes).
 BACKOFF_S = [0, 0, 10, 30, 60, 120, 300, 600]
@@ -224,7 +227,7 @@ def availability_stream_keeper(context: dg.SensorEvaluationContext) -> dg.Sensor
     for slot in range(Settings().processor_instances):
         tags = {SLOT_TAG: str(slot)}
         running = instance.get_runs(dg.RunsFilter(
-            job_name=availability_stream.name, statuses=ACTIVE, tags=tags), limit=1)
+            job_name=availability_stream.name, statuses=ACTIVE_RUN_STATUSES, tags=tags), limit=1)
         if running:
             skipped.append(f"slot {slot}: run {running[0].run_id[:8]} is alive")
             continue
@@ -250,7 +253,7 @@ def availability_stream_keeper(context: dg.SensorEvaluationContext) -> dg.Sensor
              description="Catch up every 30 minutes, for deployments without a stream run.")
 def availability_catchup_schedule(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | dg.RunRequest:
     running = context.instance.get_runs(
-        dg.RunsFilter(job_name=availability_stream.name, statuses=ACTIVE), limit=1)
+        dg.RunsFilter(job_name=availability_stream.name, statuses=ACTIVE_RUN_STATUSES), limit=1)
     if running:  # the stream holds the transactional id; a second processor would fence it
         return dg.SkipReason("availability_stream is running")
     return dg.RunRequest()

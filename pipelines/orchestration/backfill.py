@@ -12,7 +12,11 @@ import psycopg
 from pydantic import SecretStr
 
 from pipelines.backfill import BackfillError, Progress, backfill_event
-from pipelines.orchestration.availability import OFFSETS_LOST_TAG, availability_stream
+from pipelines.orchestration.availability import (
+    ACTIVE_RUN_STATUSES,
+    OFFSETS_LOST_TAG,
+    availability_stream,
+)
 from pipelines.orchestration.resources import (
     ConnectResource,
     KafkaResource,
@@ -28,8 +32,6 @@ __all__ = ["DRIFTED_TAG", "backfill_event_job", "defs", "drifted_events", "event
 
 events_partitions = dg.DynamicPartitionsDefinition(name="ticketing_events")
 DRIFTED_TAG = "seatflow/drifted-events"
-ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 def _settings(kafka: KafkaResource, registry: RegistryResource, postgres: PostgresResource,
@@ -189,7 +191,7 @@ def drift_backfill_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
             notes.append(f"event {key} has no partition yet")
             continue
         active = instance.get_runs(dg.RunsFilter(
-            job_name=backfill_event_job.name, statuses=ACTIVE,
+            job_name=backfill_event_job.name, statuses=ACTIVE_RUN_STATUSES,
             tags={"dagster/partition": key}), limit=1)
         if active:
             notes.append(f"event {key}: backfill {active[0].run_id[:8]} is running")

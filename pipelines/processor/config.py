@@ -113,7 +113,8 @@ class ProcessorConfig:
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_S * 1000,
             # A transaction begun while the coordinator still writes the previous one's markers
             # is refused (CONCURRENT_TRANSACTIONS) and retried after this backoff: at the
-            # default 100 ms, one commit in a few dozen took 90-130 ms instead of 3-7 ms.
+            # default 100 ms, one commit in a few dozen waited out the backoff, many times a
+            # commit's usual time (docs/performance.md).
             "retry.backoff.ms": 10,
             "retry.backoff.max.ms": 100,
             **_RECONNECT,

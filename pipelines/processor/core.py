@@ -53,10 +53,10 @@ class ChangeError(ValueError):
 
 
 # The processor makes one SeatChange and one SeatState per change: immutable named tuples, built
-# five times faster than frozen dataclasses (which set each field through object.__setattr__).
+# faster than frozen dataclasses (which set each field through object.__setattr__).
 # Where one is made per change, it is made by `new_tuple(Class, (fields in order))`: a named
-# tuple's constructor is a Python function, and skipping its frame halves the cost (420 -> 240
-# ns for a SeatState).
+# tuple's constructor is a Python function, and skipping its frame saves much of the cost
+# (docs/performance.md).
 new_tuple = tuple.__new__
 
 

@@ -71,13 +71,15 @@ def _refreeze(phase: str, info: dict[str, int]) -> None:
 
 def tune_garbage_collector() -> None:
     """The state is hundreds of thousands of long-lived objects, and a full collection of the
-    cyclic garbage collector walks them all: 40 ms for 150,000 seats on an idle machine, far
-    more under load, with every record waiting. Frozen after each full collection, they are
-    walked once. (The state holds no reference cycles: what it drops, reference counting frees.)
+    cyclic garbage collector walks them all: a pause that grows with the state and with the
+    machine's load, with every record waiting (docs/performance.md). Frozen after each full
+    collection, they are walked once. (The state holds no reference cycles: what it drops,
+    reference counting frees.)
 
     Each change also makes about fifteen short-lived objects, none in a cycle: a young
-    collection every 700 allocations (Python's default) took about a tenth of the processor's
-    time in `seatflow bench processor`; one every 100,000 takes next to none.
+    collection every 700 allocations (Python's default) took a good share of the processor's
+    time in `seatflow bench processor` (docs/performance.md); one every 100,000 takes next to
+    none.
     """
     gc.collect()
     gc.freeze()

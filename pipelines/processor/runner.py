@@ -125,8 +125,8 @@ class AvailabilityRunner:
 
     def prepare(self) -> None:
         """What needs no transactional id: the reference data (its topics followed from their
-        current end, then the database loaded) and the engine. A standby does it while it waits:
-        a take-over measured 0.4-0.9 s of database load under an on-sale's load."""
+        current end, then the database loaded) and the engine. A standby does it while it waits,
+        so that a take-over does not wait for the database (stack/NOTES.md)."""
         if self._engine is not None:
             return
         config = self.config

@@ -46,8 +46,8 @@ CONF_TEMPLATES = (
     "pg_hba.conf",
 )
 # Modest heaps: everything shares 2 cores with the tests. G1 sizes the young generation to its
-# pause goal: at 50 ms the broker paused 20-60 ms every few seconds of an on-sale, and every
-# record in flight waited; 20 ms is Kafka's own default (kafka-run-class.sh).
+# pause goal: at 50 ms the broker's pauses every few seconds of an on-sale held up every record
+# in flight (docs/performance.md); 20 ms is Kafka's own default (kafka-run-class.sh).
 HEAPS = {"controller": "-Xms64m -Xmx256m", "kafka": "-Xms256m -Xmx768m",
          "connect": "-Xms256m -Xmx768m", "registry": "-Xmx512m"}
 JVM_FLAGS = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
@@ -167,10 +167,10 @@ def java_command(java: Path, layout: StackLayout, service: str) -> list[str]:
                 "org.apache.kafka.connect.cli.ConnectDistributed",
                 str(layout.conf / "connect-distributed.properties")]
     if service == "registry":
-        # Its JVM start is all of a registry restart (24 s under an on-sale's load): a class
-        # data archive of its own, written when it exits cleanly and read by every start after
-        # (Java 19+; the registry needs 21), and the quick C1 compiler only (it serves a few
-        # schema lookups, never a hot loop).
+        # Its JVM start is all of a registry restart, a long one under an on-sale's load
+        # (stack/NOTES.md): a class data archive of its own, written when it exits cleanly and
+        # read by every start after (Java 19+; the registry needs 21), and the quick C1 compiler
+        # only (it serves a few schema lookups, never a hot loop).
         archive = layout.registry_work / "app-cds.jsa"
         return [str(java), *flags, "-XX:TieredStopAtLevel=1", "-XX:+AutoCreateSharedArchive",
                 f"-XX:SharedArchiveFile={archive}",

@@ -9,6 +9,7 @@ from decimal import Decimal
 import dagster as dg
 import fastavro
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
 
 from pipelines.backfill import covered_seat, lsn_int, row_image, snapshot_envelope, snapshot_signal
 from pipelines.orchestration import backfill as orchestration
@@ -156,3 +157,20 @@ def test_an_lsn_reads_as_the_number_debezium_sends() -> None:
     envelope = snapshot_envelope({"event_id": 1, "seat_id": 2}, server="cdc", committed_at_ms=5,
                                  lsn=lsn_int("1/10"))
     assert envelope["source"]["lsn"] == (1 << 32) + 16
+
+
+def test_drift_sensor_starts_no_backfill_of_an_event_whose_backfill_still_cancels() -> None:
+    # The drift sensor and the stream keeper share one list of still-running statuses.
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(orchestration.events_partitions.name or "", ["2"])
+    instance.add_run(DagsterRun(job_name=orchestration.backfill_event_job.name,
+                                run_id="c" * 36, status=dg.DagsterRunStatus.CANCELING,
+                                tags={"dagster/partition": "2"}))
+    resources = {"kafka": KafkaResource(), "registry": RegistryResource(),
+                 "postgres": PostgresResource(password="x"), "connect": ConnectResource()}
+    job = dg.Definitions.merge(orchestration.defs, dg.Definitions(resources=resources)
+                               ).get_job_def("reconcile_on_sale")
+    instance.report_run_failed(instance.create_run_for_job(
+        job, tags={orchestration.DRIFTED_TAG: "2"}))
+    result = orchestration.drift_backfill_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(result, dg.SensorResult) and not result.run_requests
