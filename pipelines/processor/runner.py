@@ -178,12 +178,19 @@ class AvailabilityRunner:
             os._exit(EXIT_HUNG)
 
     def close(self) -> None:
+        """Release the clients. Closing runs while the error that ended the run propagates: a
+        client in a fatal state (a zombie, fenced) raises that state again here, which is
+        logged, not raised, so that it never replaces the reason the run stopped."""
         if self.published is not None:
             self.published.close()
         if self.references is not None:
             self.references.close()
-        self.consumer.close()
-        self.producer.flush(10)
+        for what, release in (("consumer", self.consumer.close),
+                              ("producer", lambda: self.producer.flush(10))):
+            try:
+                release()
+            except KafkaException as e:
+                log.warning("closing the %s: %s", what, e.args[0])
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition at the group's committed offset; at the beginning where the group
@@ -439,5 +446,11 @@ def run_processor(
         runner.start()
         return runner.run(should_stop=should_stop, until_end=until_end, on_batch=on_batch,
                           on_ready=on_ready)
+    except KafkaException as e:
+        # A client in a fatal state (a zombie's producer, fenced by its successor) fails
+        # whichever call comes next, wherever it is: the run ends on it, named as such.
+        if e.args[0].fatal():
+            raise ProcessorError(f"fatal Kafka error: {e.args[0]}") from e
+        raise
     finally:
         runner.close()
