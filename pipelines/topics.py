@@ -264,11 +264,10 @@ def group_shares(bootstrap: str, group_id: str, topic: str, *,
                    for m, ps in owned), key=lambda share: share.instance)
 
 
-def unstable_offsets(bootstrap: str, group_id: str, partitions: Iterable[TopicPartition], *,
+def unstable_offsets(admin: AdminClient, group_id: str, partitions: Iterable[TopicPartition], *,
                      timeout: float = 10.0) -> list[str]:
     """Which of the partitions' committed offsets the group coordinator holds as pending (an
     open transaction's): "topic[partition]" each."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
     listed = group_offsets(admin, group_id, partitions, require_stable=True, timeout=timeout)
     return [f"{tp.topic}[{tp.partition}]" for tp in listed
             if tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT]

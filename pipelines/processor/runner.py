@@ -250,8 +250,7 @@ class AvailabilityRunner:
         except KafkaException as e:
             if e.args[0].code() != KafkaError._TIMED_OUT:
                 raise
-            unstable = unstable_offsets(self.settings.kafka_bootstrap, self.config.group_id,
-                                        partitions)
+            unstable = unstable_offsets(self._admin, self.config.group_id, partitions)
             if not unstable:
                 raise
             log.error("the group coordinator has held offset commits of %s as pending "

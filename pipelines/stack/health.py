@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 from pipelines.settings import Settings
 from pipelines.stack.postgres import superuser_dsn
 
-__all__ = ["CHECKS", "DEBEZIUM_POSTGRES", "check"]
+__all__ = ["CHECKS", "DEBEZIUM_POSTGRES", "check", "listening"]
 
 DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 TIMEOUT_S = 3.0
@@ -26,15 +26,19 @@ def postgres(settings: Settings) -> str | None:
     return None
 
 
+def listening(host: str, port: int, *, timeout: float = 1.0) -> bool:
+    """Something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
 def controller(settings: Settings) -> str | None:
     """Its listener accepts connections once it has loaded the metadata and leads the quorum
     (it enables request processing then); the broker's own check covers the rest."""
-    try:
-        with socket.create_connection((settings.bind_host, settings.kafka_controller_port),
-                                      timeout=TIMEOUT_S):
-            return None
-    except OSError as e:
-        return f"controller listener: {e.strerror or type(e).__name__}"
+    if listening(settings.bind_host, settings.kafka_controller_port, timeout=TIMEOUT_S):
+        return None
+    return "controller listener not accepting connections"
 
 
 def kafka(settings: Settings) -> str | None:

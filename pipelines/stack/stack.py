@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,12 +110,6 @@ def _downloaded(line: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host, port)) == 0
-
-
 def _wait_healthy(service: Service, settings: Settings, sup: Supervisor) -> None:
     @retry(stop=stop_after_delay(service.start_timeout_s), wait=wait_fixed(1),
            retry=retry_if_result(lambda problem: problem is not None))
@@ -180,7 +173,7 @@ def up(settings: Settings, reporter: Reporter | None = None) -> None:
         rep.step(f"{'Checking' if already else 'Starting'} {service.name} on port {port}")
         try:
             if not already:
-                if _port_taken(settings.bind_host, port):
+                if health.listening(settings.bind_host, port):
                     env = PORT_SETTINGS.get(service.name, f"SEATFLOW_{service.name.upper()}_PORT")
                     raise StackError(
                         f"port {settings.bind_host}:{port} is taken by a process this stack "
