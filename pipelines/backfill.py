@@ -39,6 +39,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pipelines.avro import AvroDecoder, WireFormatError
 from pipelines.connect import ConnectClient
 from pipelines.connect.errors import ConnectError
+from pipelines.errors import SeatflowError
 from pipelines.partitioning import event_partition
 from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings
@@ -68,8 +69,11 @@ _LOCK_ID = 0x5EA7F10B
 _PROGRESS_EVERY_S = 1.0
 
 
-class BackfillError(RuntimeError):
+class BackfillError(SeatflowError, RuntimeError):
     """A backfill cannot start or did not finish; the message says why and what to do."""
+
+    # `seatflow backfill event`: 1 is kept for differences found by the reconciliation after it.
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import requests
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from pipelines.errors import SeatflowError
 from pipelines.schema_rules import LEVELS, compatibility_problems, lint_problems
 from pipelines.settings import PROJECT_ROOT, Settings
 
@@ -55,7 +56,7 @@ _NOT_FOUND = 404
 Status = Literal["offline", "invalid", "new", "unchanged", "compatible", "incompatible"]
 
 
-class SchemaError(Exception):
+class SchemaError(SeatflowError):
     """A schema or the registry's answer about it is not what seatflow needs."""
 
 

@@ -28,6 +28,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from pipelines.errors import SeatflowError
 from pipelines.settings import Settings
 
 __all__ = [
@@ -72,7 +73,7 @@ def cdc_topic(settings: Settings, table: str) -> str:
     return f"{settings.topic_prefix}.ticketing.{table}"
 
 
-class TopicLayoutError(RuntimeError):
+class TopicLayoutError(SeatflowError, RuntimeError):
     """A topic exists with another partition count than the settings give it."""
 
 

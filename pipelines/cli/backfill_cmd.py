@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.backfill import METHODS, BackfillError, Progress, backfill_event
+from pipelines.backfill import METHODS, Progress, backfill_event
 from pipelines.cli.output import console, fail
 from pipelines.reconcile import on_sale_events, reconcile_events
 from pipelines.settings import get_settings
@@ -40,12 +40,9 @@ def event(
                           f"rows, {p.streamed:,} streamed) in {p.seconds:.1f} s, "
                           f"{p.seats_per_second:,.0f} seats/s[/]", highlight=False)
 
-    try:
-        report = backfill_event(settings, event_id, method=method,
-                                timeout_s=timeout, progress=progress,
-                                say=lambda m: None if as_json else console.print(f"[dim]{m}[/]"))
-    except BackfillError as e:
-        fail(str(e), code=CANNOT)
+    report = backfill_event(settings, event_id, method=method,
+                            timeout_s=timeout, progress=progress,
+                            say=lambda m: None if as_json else console.print(f"[dim]{m}[/]"))
     data = report.as_dict()
     result = reconcile_events(settings, [event_id])[event_id] if reconcile else None
     if result is not None:

@@ -8,8 +8,6 @@ request refused by Connect, unreadable file); 2 usage; 3 Kafka Connect unreachab
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.cli.output import console, err_console, fail
+from pipelines.cli.output import console, err_console
 from pipelines.connect import (
     CONNECTORS_DIR,
     DEFAULT_ENV,
@@ -46,7 +44,7 @@ from pipelines.settings import get_settings
 __all__ = ["EXIT_CHANGES", "EXIT_FINDINGS", "EXIT_UNREACHABLE", "app"]
 
 EXIT_FINDINGS = 1
-EXIT_UNREACHABLE = 3
+EXIT_UNREACHABLE = ConnectUnreachableError.exit_code  # raised, and mapped by the CLI root
 EXIT_CHANGES = 4
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -61,17 +59,6 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")]
 NamesArg = Annotated[list[str], typer.Argument(help="Connector names.")]
 
 
-@contextmanager
-def _guard() -> Iterator[None]:
-    """Connect's errors as one line and an exit code, never a stack trace."""
-    try:
-        yield
-    except ConnectUnreachableError as e:
-        fail(str(e), code=EXIT_UNREACHABLE)
-    except ConnectError as e:
-        fail(str(e), code=EXIT_FINDINGS)
-
-
 def _client() -> ConnectClient:
     return ConnectClient(get_settings().connect_url)
 
@@ -81,10 +68,7 @@ def _emit_json(data: Any) -> None:
 
 
 def _load(directory: Path, env: str) -> list[ConnectorFile]:
-    try:
-        return load_connectors(directory, env=env)
-    except ConnectError as e:
-        fail(str(e), code=EXIT_FINDINGS)
+    return load_connectors(directory, env=env)
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -165,12 +149,11 @@ def validate(directory: DirOpt = CONNECTORS_DIR, env: EnvOpt = DEFAULT_ENV,
     connectors = _load(directory, env)
     client = _client()
     errors: list[FieldError] = []
-    with _guard():
-        for c in connectors:
-            found = validate_config(client, c.name, c.config)
-            errors.extend(found)
-            if not as_json and not found:
-                console.print(f"{c.name}: valid")
+    for c in connectors:
+        found = validate_config(client, c.name, c.config)
+        errors.extend(found)
+        if not as_json and not found:
+            console.print(f"{c.name}: valid")
     if as_json:
         _emit_json([e.as_dict() for e in errors])
     elif errors:
@@ -188,8 +171,7 @@ def plan(
 ) -> None:
     """The difference between the files and what runs, secrets masked."""
     connectors = _load(directory, env)
-    with _guard():
-        result = plan_against(_client(), connectors, prune=prune)
+    result = plan_against(_client(), connectors, prune=prune)
     if as_json:
         _emit_json(result.as_dict())
     else:
@@ -227,20 +209,19 @@ def apply(
     def confirm(names: list[str]) -> bool:
         return yes or typer.confirm(f"delete {', '.join(names)} (no file)?", err=True)
 
-    with _guard():
-        report = deploy_connectors(client, connectors, dry_run=dry_run, prune=prune,
-                                   confirm_prune=confirm)
-        _report(report, as_json=as_json)
-        if not report.ok:
-            raise typer.Exit(EXIT_FINDINGS)
-        if wait:
-            for name, outcome in report.applied.items():
-                if outcome != "deleted":
-                    client.wait_running(name)
-                    if not as_json:
-                        console.print(f"{name}: running")
-        if not as_json and report.stage == "applied" and not report.applied:
-            console.print("nothing to apply")
+    report = deploy_connectors(client, connectors, dry_run=dry_run, prune=prune,
+                               confirm_prune=confirm)
+    _report(report, as_json=as_json)
+    if not report.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+    if wait:
+        for name, outcome in report.applied.items():
+            if outcome != "deleted":
+                client.wait_running(name)
+                if not as_json:
+                    console.print(f"{name}: running")
+    if not as_json and report.stage == "applied" and not report.applied:
+        console.print("nothing to apply")
 
 
 @app.command()
@@ -248,8 +229,7 @@ def status(names: Annotated[list[str] | None, typer.Argument(help="Connector nam
            directory: DirOpt = CONNECTORS_DIR, env: EnvOpt = DEFAULT_ENV,
            as_json: JsonOpt = False) -> None:
     """Connector and task states, workers and shortened error traces; exit 1 if anything failed."""
-    with _guard():
-        running = _client().connectors()
+    running = _client().connectors()
     wanted = list(names or [])
     if not wanted:
         try:
@@ -273,18 +253,16 @@ def restart(
 ) -> None:
     """Restart failed tasks (and the connector if it failed); --all restarts everything."""
     client = _client()
-    with _guard():
-        for name in names:
-            client.restart(name, only_failed=not all_tasks)
-            console.print(f"{name}: restart requested ({'all' if all_tasks else 'failed'} tasks)")
+    for name in names:
+        client.restart(name, only_failed=not all_tasks)
+        console.print(f"{name}: restart requested ({'all' if all_tasks else 'failed'} tasks)")
 
 
 def _simple(verb: str, names: list[str]) -> None:
     client = _client()
-    with _guard():
-        for name in names:
-            getattr(client, verb)(name)
-            console.print(f"{name}: {verb} requested")
+    for name in names:
+        getattr(client, verb)(name)
+        console.print(f"{name}: {verb} requested")
 
 
 @app.command()
@@ -317,8 +295,7 @@ def delete(names: NamesArg, yes: YesOpt = False) -> None:
 def offsets_show(names: NamesArg, as_json: JsonOpt = False) -> None:
     """The committed source offsets (for Debezium PostgreSQL: the LSN)."""
     client = _client()
-    with _guard():
-        found = {name: client.offsets(name) for name in names}
+    found = {name: client.offsets(name) for name in names}
     if as_json:
         _emit_json(found)
         return
@@ -348,5 +325,4 @@ def offsets_reset(
         raise typer.Exit(EXIT_FINDINGS)
     settings = get_settings()
     dropper = (lambda slot: drop_replication_slot(settings, slot)) if drop_slot else None
-    with _guard():
-        reset_offsets(_client(), name, drop_slot=dropper, say=console.print)
+    reset_offsets(_client(), name, drop_slot=dropper, say=console.print)

@@ -8,15 +8,12 @@ from typing import Annotated
 import typer
 
 from pipelines import stack
-from pipelines.cli.output import console, fail
+from pipelines.cli.output import console
 from pipelines.cli.processor_cmd import watch_availability
 from pipelines.cli.stack_cmd import ConsoleReporter
-from pipelines.connect import ConnectError
 from pipelines.deploy import deploy_pipeline, wait_caught_up
-from pipelines.host import HostError
 from pipelines.host.simulate import OnSaleStats, run_onsale
 from pipelines.settings import get_settings
-from pipelines.stack import StackError
 
 __all__ = ["demo", "deploy"]
 
@@ -26,11 +23,8 @@ def deploy(
 ) -> None:
     """Deploy the pipeline on a running stack (local or docker-compose.yml): migrate, seed,
     register the schemas, create the partitioned topics, apply the connectors. Idempotent."""
-    try:
-        deploy_pipeline(get_settings(), events=events,
-                        say=lambda m: console.print(f"[green]✓[/] {m}"))
-    except (HostError, ConnectError, TimeoutError) as e:
-        fail(str(e))
+    deploy_pipeline(get_settings(), events=events,
+                    say=lambda m: console.print(f"[green]✓[/] {m}"))
 
 
 def demo(
@@ -42,23 +36,20 @@ def demo(
 ) -> None:
     """Stack up, deploy, run the processor and a small on-sale; leave everything running."""
     settings = get_settings()
-    try:
-        with console.status("Starting the stack …") as spinner:
-            stack.up(settings, ConsoleReporter(spinner))
-        deploy_pipeline(settings, events=events, say=lambda m: console.print(f"[green]✓[/] {m}"))
-        if dagster:
-            # Dagster runs the processor: its sensor keeps one availability_stream run alive.
-            stack.start_app(settings, "dagster")
-            console.print(f"[green]✓[/] Dagster UI on http://{settings.bind_host}:"
-                          f"{settings.dagster_port}; its sensor starts the processor")
-        else:
-            stack.start_app(settings, "processor")
-            console.print("[green]✓[/] processor running (log: seatflow stack logs processor)")
-        with console.status("Waiting for the snapshot …") as spinner:
-            wait_caught_up(settings, say=lambda m: spinner.update(m))
-        console.print("[green]✓[/] every seat captured and published")
-    except (StackError, HostError, ConnectError, TimeoutError) as e:
-        fail(str(e))
+    with console.status("Starting the stack …") as spinner:
+        stack.up(settings, ConsoleReporter(spinner))
+    deploy_pipeline(settings, events=events, say=lambda m: console.print(f"[green]✓[/] {m}"))
+    if dagster:
+        # Dagster runs the processor: its sensor keeps one availability_stream run alive.
+        stack.start_app(settings, "dagster")
+        console.print(f"[green]✓[/] Dagster UI on http://{settings.bind_host}:"
+                      f"{settings.dagster_port}; its sensor starts the processor")
+    else:
+        stack.start_app(settings, "processor")
+        console.print("[green]✓[/] processor running (log: seatflow stack logs processor)")
+    with console.status("Waiting for the snapshot …") as spinner:
+        wait_caught_up(settings, say=lambda m: spinner.update(m))
+    console.print("[green]✓[/] every seat captured and published")
 
     result: dict[str, OnSaleStats] = {}
     onsale = threading.Thread(

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipelines.cli.output import console, fail
-from pipelines.host import PUBLICATION, HostError
+from pipelines.cli.output import console
+from pipelines.host import PUBLICATION
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import DEFAULT_SEATS, seed_host
 from pipelines.host.simulate import OnSaleStats, run_onsale
@@ -19,10 +19,7 @@ __all__ = ["migrate", "seed", "simulate"]
 
 def migrate() -> None:
     """Apply the ticketing host's pending schema migrations (as the PostgreSQL superuser)."""
-    try:
-        applied = apply_migrations(get_settings())
-    except HostError as e:
-        fail(str(e))
+    applied = apply_migrations(get_settings())
     if not applied:
         console.print("schema is up to date; nothing to apply")
         return
@@ -41,10 +38,7 @@ def seed(
     ] = False,
 ) -> None:
     """Create a stadium, its events on sale and every seat's open inventory; idempotent."""
-    try:
-        result = seed_host(get_settings(), events=events, seats=seats, reset=reset)
-    except HostError as e:
-        fail(str(e))
+    result = seed_host(get_settings(), events=events, seats=seats, reset=reset)
     venue = "created" if result.venue_created else "kept"
     console.print(
         f"venue {result.venue_id} {venue}: {result.sections} sections, {result.seats:,} seats",
@@ -76,19 +70,16 @@ def simulate(
         f"{'flat out' if rate == 0 else f'{rate:g} seat changes/s'}, hold TTL {hold_ttl:g} s",
         highlight=False,
     )
-    try:
-        stats = run_onsale(
-            get_settings(),
-            rate=rate,
-            duration=duration,
-            buyers=buyers,
-            events=event or None,
-            hold_ttl=hold_ttl,
-            seed=seed,
-            connections=connections,
-        )
-    except HostError as e:
-        fail(str(e))
+    stats = run_onsale(
+        get_settings(),
+        rate=rate,
+        duration=duration,
+        buyers=buyers,
+        events=event or None,
+        hold_ttl=hold_ttl,
+        seed=seed,
+        connections=connections,
+    )
     console.print(stats_table(stats))
 
 

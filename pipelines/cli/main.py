@@ -6,12 +6,14 @@ import typer
 
 import pipelines.cli.backfill_cmd as backfill_cmd
 from pipelines.cli import bench_cmd, connectors_cmd, demo_cmd, host_cmd, processor_cmd, schemas_cmd, stack_cmd
+from pipelines.cli.output import SeatflowGroup
 
 app = typer.Typer(
     name="seatflow",
     help="Seat availability, streamed from the ticketing host's database.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=SeatflowGroup,
 )
 app.add_typer(stack_cmd.app, name="stack", help="The local stack: PostgreSQL, Kafka, Connect, registry.")
 app.add_typer(connectors_cmd.app, name="connectors", help="Kafka Connect connectors from connectors/.")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.live import Live
+from typer.core import TyperGroup
 
-__all__ = ["console", "err_console", "fail", "live_view"]
+from pipelines.errors import SeatflowError
+
+__all__ = ["SeatflowGroup", "console", "err_console", "fail", "live_view"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -20,6 +23,25 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print one red line to stderr and exit with `code`."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+class SeatflowGroup(TyperGroup):
+    """The command line's root group: any `SeatflowError` (and a timeout) a command lets through
+    ends as its one-line message on stderr and its exit code, never as a stack trace. The one
+    place where errors become exit codes; commands catch only what they print more of."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except SeatflowError as e:
+            tail = getattr(e, "log_tail", "")
+            if tail:
+                err_console.rule(f"last lines of the {getattr(e, 'service', '')} log", style="red")
+                err_console.print(tail.rstrip(), markup=False, highlight=False, soft_wrap=True)
+                err_console.rule(style="red")
+            fail(e.one_line(), code=e.exit_code)
+        except TimeoutError as e:
+            fail(str(e) or "timed out")
 
 
 @contextmanager

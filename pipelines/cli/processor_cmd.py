@@ -14,8 +14,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from rich.table import Table
 
 from pipelines.avro import AvroDecoder
-from pipelines.cli.output import console, fail, live_view
-from pipelines.processor.config import ProcessorConfig, ProcessorError
+from pipelines.cli.output import console, live_view
+from pipelines.processor.config import ProcessorConfig
 from pipelines.processor.engine import BatchStats
 from pipelines.processor.runner import run_processor
 from pipelines.settings import Settings, get_settings
@@ -44,12 +44,9 @@ def run(
             highlight=False,
         )
 
-    try:
-        stats = run_processor(settings, should_stop=stop.is_set, until_end=until_end,
-                              config=ProcessorConfig.of(settings, batch_size=batch_size),
-                              on_batch=report)
-    except ProcessorError as e:
-        fail(str(e))
+    stats = run_processor(settings, should_stop=stop.is_set, until_end=until_end,
+                          config=ProcessorConfig.of(settings, batch_size=batch_size),
+                          on_batch=report)
     console.print(f"done: {stats.batches} batches, {stats.records_in} in, {stats.records_out} out, "
                   f"{stats.duplicates} duplicates, {stats.dead_lettered} dead-lettered, "
                   f"{stats.aborted} aborted", highlight=False)

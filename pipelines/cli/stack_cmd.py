@@ -11,7 +11,7 @@ from rich.status import Status
 from rich.table import Column, Table
 
 from pipelines import stack
-from pipelines.cli.output import console, err_console, fail
+from pipelines.cli.output import console, fail
 from pipelines.settings import Settings, get_settings
 from pipelines.stack.configs import APPS
 from pipelines.stack.layout import StackLayout
@@ -35,24 +35,13 @@ class ConsoleReporter:
                       highlight=False)
 
 
-def _fail_with_log(e: stack.StackError) -> None:
-    if e.log_tail:
-        err_console.rule(f"last lines of the {e.service} log", style="red")
-        err_console.print(e.log_tail.rstrip(), markup=False, highlight=False, soft_wrap=True)
-        err_console.rule(style="red")
-    fail(f"{e.service}: {e}" if e.service else str(e))
-
-
 @app.command()
 def up() -> None:
     """Start the stack (idempotent): fetch artifacts once, then PG, Kafka, registry, Connect."""
     settings = get_settings()
     started = time.monotonic()
-    try:
-        with console.status("Starting the stack …") as spinner:
-            stack.up(settings, ConsoleReporter(spinner))
-    except stack.StackError as e:
-        _fail_with_log(e)
+    with console.status("Starting the stack …") as spinner:
+        stack.up(settings, ConsoleReporter(spinner))
     console.print(f"[bold green]stack is up[/] in {time.monotonic() - started:.0f} s "
                   f"(home {settings.home})", highlight=False)
 
@@ -60,11 +49,8 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop everything `up` started (and nothing else)."""
-    try:
-        with console.status("Stopping the stack …"):
-            stopped = stack.down(get_settings())
-    except stack.StackError as e:
-        _fail_with_log(e)
+    with console.status("Stopping the stack …"):
+        stopped = stack.down(get_settings())
     console.print("stack stopped" if stopped else "stack was not running")
 
 
@@ -139,9 +125,6 @@ def reset(
     settings = get_settings()
     if not yes:
         typer.confirm(f"Stop the stack and delete everything under {settings.home}?", abort=True)
-    try:
-        removed = stack.reset(settings)
-    except stack.StackError as e:
-        _fail_with_log(e)
+    removed = stack.reset(settings)
     console.print(f"wiped {len(removed)} entries under {settings.home}; "
                   f"cache kept in {settings.cache_dir}", highlight=False)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pipelines.errors import SeatflowError
+
 __all__ = ["ConnectError", "ConnectUnreachableError", "ConnectorFileError"]
 
 
-class ConnectError(RuntimeError):
+class ConnectError(SeatflowError, RuntimeError):
     """Kafka Connect refused a request or cannot be reached."""
 
 
 class ConnectUnreachableError(ConnectError):
     """Kafka Connect did not answer (refused, timed out)."""
+
+    # Apart from a refusal (1), so that a deploy script can wait and try again.
+    exit_code = 3
 
 
 class ConnectorFileError(ConnectError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipelines.errors import SeatflowError
+
 __all__ = ["CAPTURED_TABLES", "PUBLICATION", "SCHEMA", "HostError"]
 
 # Names other parts of seatflow depend on (connector config, processors).
@@ -21,5 +23,5 @@ CAPTURED_TABLES = (
 )
 
 
-class HostError(Exception):
+class HostError(SeatflowError):
     """The ticketing host's database refused or failed an operation."""

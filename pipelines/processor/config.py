@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.errors import SeatflowError
 from pipelines.processor.engine import BatchStats, OutputTopics
 from pipelines.processor.reference import REFERENCE_TABLES
 from pipelines.settings import Settings
@@ -37,7 +38,7 @@ TRANSACTION_TIMEOUT_S = 15
 _RECONNECT = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 1000}
 
 
-class ProcessorError(RuntimeError):
+class ProcessorError(SeatflowError, RuntimeError):
     """The processor cannot go on (a fatal Kafka error, a missing schema)."""
 
 
