@@ -30,7 +30,7 @@ class SeatflowGroup(TyperGroup):
     ends as its one-line message on stderr and its exit code, never as a stack trace. The one
     place where errors become exit codes; commands catch only what they print more of."""
 
-    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer passes its own Context
         try:
             return super().invoke(ctx)
         except SeatflowError as e:
