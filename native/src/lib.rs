@@ -174,9 +174,16 @@ impl Compiler<'_> {
     }
 }
 
+/// Array items that take no bytes (null, an empty record) one record may hold. An array's
+/// item count comes before its items, so without a bound a few bytes that claim 2^62 such
+/// items would keep the decoder, and the GIL, busy for ever; every other item takes at least
+/// a byte, and running out of bytes ends the loop.
+const MAX_EMPTY_ITEMS: usize = 1 << 20;
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    empty_items: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -220,6 +227,21 @@ impl<'a> Reader<'a> {
     fn sized(&mut self) -> PyResult<&'a [u8]> {
         let n = self.length()?;
         self.take(n)
+    }
+
+    /// After an array item read from `started`: counts it against MAX_EMPTY_ITEMS when it took
+    /// no bytes.
+    fn item_done(&mut self, started: usize) -> PyResult<()> {
+        if self.pos == started {
+            self.empty_items += 1;
+            if self.empty_items > MAX_EMPTY_ITEMS {
+                return Err(err(format!(
+                    "more than {MAX_EMPTY_ITEMS} array items of zero bytes, at offset {}",
+                    self.pos
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Items of the next array or map block; 0 at the end. A negative count comes with the
@@ -285,7 +307,7 @@ impl ProjectingDecoder {
 
 impl ProjectingDecoder {
     fn decode_body<'py>(&self, py: Python<'py>, body: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        let mut reader = Reader { data: body, pos: 0 };
+        let mut reader = Reader { data: body, pos: 0, empty_items: 0 };
         let value = self.read(py, &self.plan, &mut reader)?;
         if reader.pos != body.len() {
             return Err(err(format!(
@@ -350,7 +372,9 @@ impl ProjectingDecoder {
                         break;
                     }
                     for _ in 0..count {
+                        let at = r.pos;
                         list.append(self.read(py, items, r)?)?;
+                        r.item_done(at)?;
                     }
                 }
                 list.into_any()
@@ -464,7 +488,9 @@ fn skip(plan: &Plan, r: &mut Reader<'_>) -> PyResult<()> {
                 break;
             }
             for _ in 0..count {
+                let at = r.pos;
                 skip(items, r)?;
+                r.item_done(at)?;
             }
         },
         Plan::Map(values) => loop {

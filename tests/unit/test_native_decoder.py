@@ -144,3 +144,39 @@ def test_the_wire_decoder_reads_the_header_and_picks_the_reader_of_its_id() -> N
             wire.decode(not_wire_format)
     with pytest.raises(ValueError, match="bytes left after the record"):
         wire.decode(b"\0\0\0\0\7" + body + b"\0")
+
+
+def _zigzag(n: int) -> bytes:
+    """Avro's long: zigzag, then base-128 varint."""
+    z, out = (n << 1) ^ (n >> 63), bytearray()
+    while True:
+        byte, z = z & 0x7F, z >> 7
+        out.append(byte | (0x80 if z else 0))
+        if not z:
+            return bytes(out)
+
+
+EMPTY_ITEMS = {"type": "record", "name": "Nulls", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "nulls", "type": {"type": "array", "items": "null"}},
+    {"name": "empties", "type": {"type": "array", "items": {
+        "type": "record", "name": "Empty", "fields": []}}}]}
+
+
+@pytest.mark.parametrize("projection", [None, {"id": None}], ids=["read", "skipped"])
+@pytest.mark.parametrize("field", ["nulls", "empties"])
+def test_a_huge_count_of_zero_byte_items_is_refused_not_looped_over(
+        projection: Any, field: str) -> None:
+    # A dozen bytes claiming 2^62 items that take no bytes: without a bound the decoder would
+    # loop (holding the GIL) for ever; read or skipped, it must end with an error at once.
+    huge = _zigzag(1) + (_zigzag(1 << 62) + _zigzag(0) + _zigzag(0) if field == "nulls"
+                         else _zigzag(0) + _zigzag(1 << 62) + _zigzag(0))
+    decoder = ProjectingDecoder(json.dumps(EMPTY_ITEMS), projection)
+    with pytest.raises(ValueError, match="array items of zero bytes"):
+        decoder.decode(huge)
+
+
+def test_many_zero_byte_items_within_the_bound_still_read() -> None:
+    record = {"id": 7, "nulls": [None] * 1000, "empties": [{}] * 3}
+    body, expected = fastavro_round_trip(EMPTY_ITEMS, record)
+    assert ProjectingDecoder(json.dumps(EMPTY_ITEMS)).decode(body) == expected
