@@ -1,4 +1,5 @@
-"""Settings of seatflow: ports, folders and credentials, from SEATFLOW_* variables or .env."""
+"""Settings of seatflow: ports, folders and credentials, from SEATFLOW_* variables or a settings
+file (the project's .env, or the file SEATFLOW_ENV_FILE names)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "settings_file"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_file() -> Path:
+    """The settings file read under the environment: SEATFLOW_ENV_FILE when set, else the .env in
+    the project's root. Never the current folder's: a .env left in any folder a command runs from
+    (as root, at `stack up`) could otherwise point SEATFLOW_PG_BIN_DIR at a program of its
+    writer's."""
+    explicit = os.environ.get("SEATFLOW_ENV_FILE")
+    return Path(explicit) if explicit else PROJECT_ROOT / ".env"
 
 
 def _default_home() -> Path:
@@ -26,7 +36,8 @@ class Settings(BaseSettings):
     """Everything that differs between machines; defaults suit one developer's laptop."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SEATFLOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SEATFLOW_", env_file=settings_file(), env_file_encoding="utf-8",
+        extra="ignore"
     )
 
     # Where the local stack keeps its data, logs and generated configs (wiped by `stack reset`).

@@ -20,6 +20,7 @@ from pipelines.stack.errors import StackError
 from pipelines.stack.java import ensure_artifacts, find_java, find_registry_java
 from pipelines.stack.layout import StackLayout
 from pipelines.stack.supervisor import ALIVE, Supervisor
+from pipelines.stack.trust import require_trusted
 
 __all__ = [
     "SERVICES",
@@ -137,6 +138,10 @@ def up(settings: Settings, reporter: Reporter | None = None) -> None:
     layout = StackLayout.of(settings)
     java = find_java()
     registry_java = find_registry_java()
+    require_trusted([("SEATFLOW_PG_BIN_DIR", settings.pg_bin_dir),
+                     ("the Java of Kafka and Connect", java.resolve().parent),
+                     ("the registry's Java", registry_java.resolve().parent),
+                     ("SEATFLOW_CACHE_DIR, the services' jars", settings.cache_dir)])
     postgres.ensure_installed(settings)
 
     rep.step("Checking the Java artifacts in the cache")
