@@ -43,7 +43,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SectionKey = tuple[str, int]  # (section_code, price_level_id) within one event
+# (section_code, price_level_id) within one event; the processor's aggregate.SectionKey also
+# names the event.
+SectionPrice = tuple[str, int]
 Counts = dict[str, int]  # {"OPEN": n, "HELD": n, "SOLD": n}, zeros left out
 Kind = Literal["missing", "unexpected", "wrong", "behind"]
 
@@ -61,11 +63,11 @@ class EventState:
     """One event's availability: seats, counts per section and price level, and totals."""
 
     seats: dict[int, SeatTruth] = field(default_factory=dict)
-    sections: dict[SectionKey, Counts] = field(default_factory=dict)
+    sections: dict[SectionPrice, Counts] = field(default_factory=dict)
     totals: Counts = field(default_factory=dict)
     # The database's side only: it lets a section's count gap be weighed against the seats that
     # moved, which is how a gap in flight is told from drift while a sale goes on.
-    seat_sections: dict[int, SectionKey] = field(default_factory=dict)
+    seat_sections: dict[int, SectionPrice] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,7 @@ def count_differences(database: EventState, published: EventState) -> list[Count
 
 
 def _keyed_count_differences(database: EventState, published: EventState
-                             ) -> Iterator[tuple[SectionKey | None, CountDifference]]:
+                             ) -> Iterator[tuple[SectionPrice | None, CountDifference]]:
     """count_differences with each one's section key (None for the event's totals)."""
     for key in sorted(database.sections.keys() | published.sections.keys()):
         want = _counts(database.sections.get(key, {}))
@@ -355,9 +357,9 @@ class _Bounds:
         return all(n >= 0 for n in extra) and self.must <= sum(extra) <= self.may
 
 
-def _window_bounds(reads: Sequence[EventState]) -> tuple[dict[SectionKey, _Bounds], _Bounds]:
+def _window_bounds(reads: Sequence[EventState]) -> tuple[dict[SectionPrice, _Bounds], _Bounds]:
     """The counts each section, and the event, can have had within the window read as `reads`."""
-    sections: dict[SectionKey, _Bounds] = {}
+    sections: dict[SectionPrice, _Bounds] = {}
     totals = _Bounds()
     for seat_id in set().union(*(r.seats.keys() for r in reads)):
         states = [r.seats.get(seat_id) for r in reads]

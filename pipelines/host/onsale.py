@@ -19,7 +19,7 @@ __all__ = [
     "OpenSeats",
     "Outcome",
     "OutcomeWeights",
-    "SeatRef",
+    "SeatPlace",
     "adjacent_blocks",
     "checkout_delay",
     "choose_outcome",
@@ -53,7 +53,10 @@ class OutcomeWeights:
 
 
 @dataclass(frozen=True, slots=True)
-class SeatRef:
+class SeatPlace:
+    """Where a seat on sale is: its section, row and number, which buyers choose by (the
+    processor's reference.SeatRef is what a published record says of a seat)."""
+
     seat_id: int
     section_id: int
     row_index: int
@@ -126,9 +129,9 @@ class OpenSeats:
 
     _TRIES = 6
 
-    def __init__(self, seats: Iterable[SeatRef], zone_of_section: Mapping[int, str]) -> None:
+    def __init__(self, seats: Iterable[SeatPlace], zone_of_section: Mapping[int, str]) -> None:
         """A map of these seats, none open yet (see `give_back`, `from_rows`)."""
-        self._refs: dict[int, SeatRef] = {}
+        self._refs: dict[int, SeatPlace] = {}
         self._ids: dict[tuple[int, int, int], int] = {}
         # (section, row) -> sorted seat numbers open in that row
         self._rows: dict[tuple[int, int], list[int]] = {}
@@ -145,7 +148,7 @@ class OpenSeats:
     @classmethod
     def from_rows(
         cls,
-        seats: Iterable[SeatRef],
+        seats: Iterable[SeatPlace],
         open_ids: Iterable[int],
         zone_of_section: Mapping[int, str],
     ) -> OpenSeats:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from pipelines.host import HostError
-from pipelines.host.layout import (
+from pipelines.host.venue import (
     PRICE_ZONES,
     StadiumPlan,
     event_plans,

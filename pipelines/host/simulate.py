@@ -25,7 +25,7 @@ from pipelines.host.onsale import (
     OpenSeats,
     Outcome,
     OutcomeWeights,
-    SeatRef,
+    SeatPlace,
     checkout_delay,
     choose_outcome,
     choose_quantity,
@@ -301,7 +301,7 @@ async def _load_seat_maps(
                 raise HostError(f"event {event_id} has no seat inventory")
             zones = {int(r[1]): str(r[5]) for r in rows}
             maps[event_id] = OpenSeats.from_rows(
-                (SeatRef(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows),
+                (SeatPlace(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows),
                 (int(r[0]) for r in rows if r[4]),
                 zones,
             )

@@ -2,7 +2,7 @@
 check of the replication slot's retained WAL.
 
 The sensor restarts failed tasks for as long as they fail, with a capped backoff kept in its
-cursor (pipelines.connect.health); once a connector has failed `report_after` restarts in a
+cursor (pipelines.connect.restarts); once a connector has failed `report_after` restarts in a
 row it also starts a `connector_failure_report` run, which fails with the connector's error so
 the UI shows it, and goes on restarting.
 """
@@ -24,9 +24,9 @@ from pipelines.connect import (
     deploy_connectors,
     load_connectors,
 )
-from pipelines.connect.health import RestartPolicy, RestartState, next_step
 from pipelines.connect.ops import DeployReport, connector_health
 from pipelines.connect.plan import Plan
+from pipelines.connect.restarts import RestartPolicy, RestartState, next_step
 from pipelines.monitoring import slot_retention, slot_verdict
 from pipelines.orchestration.resources import ConnectResource, PostgresResource
 from pipelines.settings import Settings

@@ -9,9 +9,9 @@ import pytest
 
 from pipelines.connect import ConnectorFileError, load_connectors
 from pipelines.connect.files import merge_overlay
-from pipelines.connect.health import RestartPolicy, RestartState, next_step
 from pipelines.connect.ops import connector_health, field_errors, format_offset, short_trace
 from pipelines.connect.plan import MASK, KeyChange, mask_value, plan_connectors
+from pipelines.connect.restarts import RestartPolicy, RestartState, next_step
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ from pipelines.host.onsale import (
     OpenSeats,
     Outcome,
     OutcomeWeights,
-    SeatRef,
+    SeatPlace,
     adjacent_blocks,
     checkout_delay,
     choose_outcome,
@@ -24,14 +24,14 @@ from pipelines.host.onsale import (
 pytestmark = pytest.mark.unit
 
 
-def _seats(sections: int = 3, rows: int = 4, width: int = 10) -> list[SeatRef]:
+def _seats(sections: int = 3, rows: int = 4, width: int = 10) -> list[SeatPlace]:
     seats = []
     seat_id = 0
     for section in range(1, sections + 1):
         for row in range(1, rows + 1):
             for number in range(1, width + 1):
                 seat_id += 1
-                seats.append(SeatRef(seat_id, section, row, number))
+                seats.append(SeatPlace(seat_id, section, row, number))
     return seats
 
 

@@ -11,7 +11,7 @@ from pipelines.reconcile import (
     EventState,
     SeatDifference,
     SeatTruth,
-    SectionKey,
+    SectionPrice,
     count_differences,
     reconcile_event,
     reconcile_events,
@@ -102,7 +102,7 @@ def test_reconcile_event_passes_only_when_everything_agrees_and_reports_briefly(
 A, B = ("101", 1), ("102", 1)
 
 
-def db(seats: dict[int, tuple[str, int, SectionKey]]) -> EventState:
+def db(seats: dict[int, tuple[str, int, SectionPrice]]) -> EventState:
     """The database's side: seats with their sections, counts added up from them."""
     state = EventState()
     for seat_id, (status, version, key) in seats.items():
@@ -114,7 +114,7 @@ def db(seats: dict[int, tuple[str, int, SectionKey]]) -> EventState:
     return state
 
 
-def topics(seats: dict[int, tuple[str, int, SectionKey]], **counts_of: dict) -> EventState:
+def topics(seats: dict[int, tuple[str, int, SectionPrice]], **counts_of: dict) -> EventState:
     """The topics' side: as the seats say, unless `sections` or `totals` are given."""
     state = db(seats)
     return EventState(state.seats, counts_of.get("sections", state.sections),

@@ -22,14 +22,14 @@ from pipelines.reconcile import (
     EventState,
     Reconciliation,
     SeatTruth,
-    SectionKey,
+    SectionPrice,
     steady_differences,
 )
 
 pytestmark = pytest.mark.unit
 
 OPEN, HELD, SOLD = "OPEN", "HELD", "SOLD"
-KEYS: list[SectionKey] = [("101", 1), ("101", 2), ("102", 1)]
+KEYS: list[SectionPrice] = [("101", 1), ("101", 2), ("102", 1)]
 DRIFT_SEAT = 0  # the seat, or the seats of KEYS[0], that the drift tests corrupt
 
 Row = tuple[str, int]  # status, version
@@ -39,7 +39,7 @@ Seats = dict[int, Row]
 @dataclass(frozen=True)
 class History:
     initial: Seats
-    keys: dict[int, SectionKey]
+    keys: dict[int, SectionPrice]
     commits: list[tuple[int, str | None]]  # seat, its new status (None: deleted)
 
     def at(self, moment: int) -> Seats:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.host.layout import (
+from pipelines.host.venue import (
     PRICE_ZONES,
     event_plans,
     price_levels_for_event,
