@@ -41,6 +41,7 @@ from pipelines.connect import ConnectClient
 from pipelines.connect.errors import ConnectError
 from pipelines.errors import SeatflowError
 from pipelines.partitioning import event_partition
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic, end_offsets, group_members
@@ -187,16 +188,21 @@ def event_seat_ids(settings: Settings, event_id: int) -> set[int]:
 def _exclusive(settings: Settings, *, timeout_s: float,
                say: Callable[[str], None]) -> Iterator[None]:
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10, autocommit=True) as conn:
-        deadline = time.monotonic() + timeout_s
-        told = False
-        while not (row := conn.execute("SELECT pg_try_advisory_lock(%s)",
-                                       (_LOCK_ID,)).fetchone()) or not row[0]:
-            if time.monotonic() > deadline:
-                raise BackfillError(f"another backfill held the lock for {timeout_s:.0f} s")
+        def locked() -> bool:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_ID,)).fetchone()
+            return bool(row and row[0])
+
+        told: list[bool] = []
+
+        def tell(_: bool) -> None:
             if not told:
                 say("another backfill is running; waiting for it to end")
-                told = True
-            time.sleep(1)
+                told.append(True)
+
+        try:
+            poll(locked, until=bool, timeout_s=timeout_s, on_wait=tell)
+        except PollTimeoutError as e:
+            raise BackfillError(f"another backfill held the lock for {timeout_s:.0f} s") from e
         yield  # the lock goes with the connection
 
 

@@ -41,10 +41,11 @@ import psycopg
 import requests
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import retry, stop_after_delay, wait_fixed
 
 from pipelines.avro import AvroDecoder
 from pipelines.deploy import wait_caught_up
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.supervise import WORKER_MODULE
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import Settings
@@ -655,8 +656,6 @@ def _every(say: Callable[[str], None], seconds: float) -> Callable[[str], None]:
 
 
 def _wait_ready(settings: Settings, *, timeout_s: float, say: Callable[[str], None]) -> None:
-    @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(1),
-           retry=retry_if_result(lambda problem: problem is not None))
     def probe() -> str | None:
         for service in health.CHECKS:
             problem = health.check(service, settings)
@@ -669,9 +668,9 @@ def _wait_ready(settings: Settings, *, timeout_s: float, say: Callable[[str], No
         return None
 
     try:
-        probe()
-    except RetryError as e:
-        raise RuntimeError(f"the pipeline is not ready: {e.last_attempt.result()}") from e
+        poll(probe, until=lambda problem: problem is None, timeout_s=timeout_s)
+    except PollTimeoutError as e:
+        raise RuntimeError(f"the pipeline is not ready: {e.last}") from e
 
 
 def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_000,
@@ -775,9 +774,11 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
         try:
             wait_caught_up(settings, timeout_s=catch_up_timeout_s, say=_every(say, 10))
             ends = end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY)
-            deadline = time.monotonic() + 120
-            while not tail.reached(ends) and time.monotonic() < deadline:
-                time.sleep(0.2)
+            try:
+                poll(lambda: tail.reached(ends), until=bool, timeout_s=120, every_s=0.2)
+            except PollTimeoutError as e:
+                raise TimeoutError(f"the report's reader of {SEAT_AVAILABILITY} did not reach "
+                                   "its end within 120 s") from e
             catch_up = round(time.time() - t_end, 1)
         except TimeoutError as e:
             say(f"not caught up: {e}")

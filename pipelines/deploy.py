@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 from pipelines.connect import ConnectClient, apply_connector, load_connectors
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.config import GROUP_ID
 from pipelines.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.settings import Settings
@@ -63,18 +64,24 @@ def wait_caught_up(
     included) and a running processor has published all of them."""
     deadline = time.monotonic() + timeout_s
     wait_captured(settings, timeout_s=timeout_s, say=say)
-    while True:
+
+    def progress() -> tuple[int, int, int, bool]:
         # The snapshot does not move the replication slot: count its records too.
         rows, captured, lag = snapshot_progress(settings)
-        running = group_members(settings.kafka_bootstrap, GROUP_ID) > 0
-        if captured >= rows and lag == 0 and running:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not caught up after {timeout_s:.0f} s: {captured:,} of {rows:,} "
-                               f"seats captured, {lag:,} changes not yet published")
+        return rows, captured, lag, group_members(settings.kafka_bootstrap, GROUP_ID) > 0
+
+    def tell(p: tuple[int, int, int, bool]) -> None:
+        rows, captured, lag, running = p
         say(f"snapshot: {captured:,} of {rows:,} seats captured, {lag:,} still to publish"
             + ("" if running else "; the processor is starting"))
-        time.sleep(1)
+
+    try:
+        poll(progress, until=lambda p: p[1] >= p[0] and p[2] == 0 and p[3],
+             timeout_s=max(deadline - time.monotonic(), 0), on_wait=tell)
+    except PollTimeoutError as e:
+        rows, captured, lag, _ = e.last
+        raise TimeoutError(f"not caught up after {timeout_s:.0f} s: {captured:,} of {rows:,} "
+                           f"seats captured, {lag:,} changes not yet published") from e
 
 
 def wait_captured(settings: Settings, *, timeout_s: float = 600,
@@ -85,19 +92,20 @@ def wait_captured(settings: Settings, *, timeout_s: float = 600,
     of the reset's.) When nothing else changes, Debezium's heartbeat (every 10 s) moves the
     slot along, so this can take that long."""
     slots = [c.config["slot.name"] for c in load_connectors() if "slot.name" in c.config]
-    deadline = time.monotonic() + timeout_s
     with psycopg.connect(superuser_dsn(settings), autocommit=True, connect_timeout=10) as conn:
         row = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
         target = row[0] if row else None
-        while True:
+
+        def confirmed() -> bool:
             row = conn.execute(
                 "SELECT count(*) = %(n)s AND bool_and(confirmed_flush_lsn >= %(lsn)s::pg_lsn)"
                 " FROM pg_replication_slots WHERE slot_name = ANY(%(slots)s)",
                 {"n": len(slots), "lsn": target, "slots": slots}).fetchone()
-            if row and row[0]:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Debezium has not confirmed WAL up to {target} after "
-                                   f"{timeout_s:.0f} s (slots {', '.join(slots)})")
-            say(f"Debezium capturing up to WAL {target}")
-            time.sleep(1)
+            return bool(row and row[0])
+
+        try:
+            poll(confirmed, until=bool, timeout_s=timeout_s,
+                 on_wait=lambda _: say(f"Debezium capturing up to WAL {target}"))
+        except PollTimeoutError as e:
+            raise TimeoutError(f"Debezium has not confirmed WAL up to {target} after "
+                               f"{timeout_s:.0f} s (slots {', '.join(slots)})") from e

@@ -27,11 +27,11 @@ from typing import Any
 
 import psutil
 from confluent_kafka.admin import AdminClient
-from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
 from pipelines.bench import produce_changes, scratch_config, scratch_outputs, synthetic_changes
 from pipelines.chaos import OnSale, VersionTail, find_processor
 from pipelines.partitioning import event_partition
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.config import GROUP_ID
 from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE, settings_environment
@@ -164,16 +164,14 @@ def _wait_shared_out(settings: Settings, group: str, topic: str, instances: int,
 def _until(done: Callable[[], bool], procs: Sequence[Any], what: str, timeout_s: float, *,
            every_s: float) -> None:
     """Poll done() until it is true; an instance that dies meanwhile fails the round at once."""
-    @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(every_s),
-           retry=retry_if_result(lambda ok: not ok))
-    def poll() -> bool:
+    def probe() -> bool:
         if not all(p.is_alive() for p in procs):
             raise RuntimeError(f"an instance died while waiting for {what}")
         return done()
 
     try:
-        poll()
-    except RetryError as e:
+        poll(probe, until=bool, timeout_s=timeout_s, every_s=every_s)
+    except PollTimeoutError as e:
         raise TimeoutError(f"waited {timeout_s:.0f} s for {what}") from e
 
 

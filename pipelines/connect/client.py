@@ -10,18 +10,15 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 from tenacity import (
-    RetryCallState,
     Retrying,
-    retry,
     retry_if_exception_type,
-    retry_if_result,
     stop_after_delay,
     wait_exponential,
-    wait_fixed,
 )
 from urllib3.util.retry import Retry
 
 from pipelines.connect.errors import ConnectError, ConnectUnreachableError
+from pipelines.polling import PollTimeoutError, poll
 
 __all__ = ["ConnectClient"]
 
@@ -139,13 +136,11 @@ class ConnectClient:
     def _wait_for(self, name: str, not_yet: Callable[[dict[str, Any] | None], bool], *,
                   timeout_s: float) -> dict[str, Any]:
         """Poll the connector's status until not_yet() is false or time runs out; the last one."""
-
-        def last_status(state: RetryCallState) -> dict[str, Any] | None:
-            return state.outcome.result() if state.outcome else None
-
-        fetch = retry(retry=retry_if_result(not_yet), stop=stop_after_delay(timeout_s),
-                      wait=wait_fixed(0.5), retry_error_callback=last_status)(self.status)
-        status = fetch(name)
+        try:
+            status = poll(lambda: self.status(name), until=lambda st: not not_yet(st),
+                          timeout_s=timeout_s, every_s=0.5)
+        except PollTimeoutError as e:
+            status = e.last
         if status is None:
             raise ConnectError(f"connector {name} does not exist")
         return status

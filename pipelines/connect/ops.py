@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from pipelines.connect.errors import ConnectError
 from pipelines.connect.files import ConnectorFile
 from pipelines.connect.lint import LintIssue, lint_connectors
 from pipelines.connect.plan import Plan, mask_value, plan_connectors
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.settings import Settings
 
 __all__ = [
@@ -223,27 +223,27 @@ def format_offset(key: str, value: Any) -> str:
 def drop_replication_slot(settings: Settings, slot: str, *, timeout_s: float = 30) -> bool:
     """Drop a replication slot once no one reads it; False if it did not exist."""
     dsn = settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password)
-    deadline = time.monotonic() + timeout_s
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-            return _drop_when_idle(conn, slot, deadline)
+            return _drop_when_idle(conn, slot, timeout_s)
     except psycopg.Error as e:
         raise ConnectError(f"cannot drop replication slot {slot}: {e}") from e
 
 
-def _drop_when_idle(conn: psycopg.Connection, slot: str, deadline: float) -> bool:
+def _drop_when_idle(conn: psycopg.Connection, slot: str, timeout_s: float) -> bool:
     """Drop the slot once inactive (its reader may take a moment to let go after a stop)."""
-    while True:
+    def active() -> bool | None:
         row = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
                            (slot,)).fetchone()
-        if row is None:
+        return None if row is None else bool(row[0])
+
+    try:
+        if poll(active, until=lambda a: a is not True, timeout_s=timeout_s, every_s=0.5) is None:
             return False
-        if not row[0]:
-            conn.execute(sql.SQL("SELECT pg_drop_replication_slot({})").format(sql.Literal(slot)))
-            return True
-        if time.monotonic() > deadline:
-            raise ConnectError(f"replication slot {slot} is still in use")
-        time.sleep(0.5)
+    except PollTimeoutError as e:
+        raise ConnectError(f"replication slot {slot} is still in use") from e
+    conn.execute(sql.SQL("SELECT pg_drop_replication_slot({})").format(sql.Literal(slot)))
+    return True
 
 
 def reset_offsets(client: ConnectClient, name: str, *, drop_slot: Callable[[str], bool] | None = None,

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
-
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.settings import Settings
 from pipelines.stack import health, kafka, postgres
 from pipelines.stack.configs import APPS, render_all, supervisord_conf, write_private
@@ -112,8 +111,6 @@ def _downloaded(line: str) -> str | None:
 
 
 def _wait_healthy(service: Service, settings: Settings, sup: Supervisor) -> None:
-    @retry(stop=stop_after_delay(service.start_timeout_s), wait=wait_fixed(1),
-           retry=retry_if_result(lambda problem: problem is not None))
     def probe() -> str | None:
         state = sup.info(service.name).state
         # BACKOFF: it died while starting and supervisord tries again (a bounded number of
@@ -126,10 +123,10 @@ def _wait_healthy(service: Service, settings: Settings, sup: Supervisor) -> None
         return health.check(service.name, settings)
 
     try:
-        probe()
-    except RetryError as e:
+        poll(probe, until=lambda problem: problem is None, timeout_s=service.start_timeout_s)
+    except PollTimeoutError as e:
         raise StackError(f"{service.name} not healthy after {service.start_timeout_s:.0f} s: "
-                         f"{e.last_attempt.result()}", service=service.name) from e
+                         f"{e.last}", service=service.name) from e
 
 
 def up(settings: Settings, reporter: Reporter | None = None) -> None:
@@ -237,15 +234,12 @@ def start_app(settings: Settings, name: str) -> None:
 
     # A program that was already being restarted (BACKOFF) is left to supervisord's retries:
     # wait for their outcome.
-    @retry(stop=stop_after_delay(60), wait=wait_fixed(0.5),
-           retry=retry_if_result(lambda state: state in ("STARTING", "BACKOFF")))
-    def settled() -> str:
-        return sup.info(name).state
-
     try:
-        state = settled()
-    except RetryError as e:
-        state = e.last_attempt.result()
+        state = poll(lambda: sup.info(name).state,
+                     until=lambda state: state not in ("STARTING", "BACKOFF"),
+                     timeout_s=60, every_s=0.5)
+    except PollTimeoutError as e:
+        state = e.last
     if state != "RUNNING":
         raise StackError(f"{name} is {state} after starting", service=name,
                          log_tail=log_tail(layout, name))

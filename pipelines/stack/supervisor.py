@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
-from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.stack.configs import supervisord_argv
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import StackLayout
@@ -76,14 +76,9 @@ class Supervisor:
             raise StackError(f"supervisord did not start: {(done.stderr or done.stdout).strip()}",
                              service="supervisord")
 
-        @retry(stop=stop_after_delay(20), wait=wait_fixed(0.25),
-               retry=retry_if_result(lambda up: not up))
-        def wait_up() -> bool:
-            return self.is_running()
-
         try:
-            wait_up()
-        except RetryError as e:
+            poll(self.is_running, until=bool, timeout_s=20, every_s=0.25)
+        except PollTimeoutError as e:
             raise StackError("supervisord did not answer on its socket within 20 s",
                              service="supervisord") from e
 
@@ -136,14 +131,9 @@ class Supervisor:
         elif self.daemon_pid() is None:
             return False
 
-        @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5),
-               retry=retry_if_result(lambda gone: not gone))
-        def wait_gone() -> bool:
-            return self.daemon_pid() is None
-
         try:
-            wait_gone()
-        except RetryError as e:
+            poll(self.daemon_pid, until=lambda pid: pid is None, timeout_s=timeout_s, every_s=0.5)
+        except PollTimeoutError as e:
             raise StackError(f"supervisord did not stop within {timeout_s:.0f} s",
                              service="supervisord") from e
         return True
