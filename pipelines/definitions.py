@@ -5,20 +5,11 @@
 import dagster as dg
 
 from pipelines.orchestration import availability, backfill, connectors, schemas
-from pipelines.orchestration.resources import (
-    ConnectResource,
-    KafkaResource,
-    PostgresResource,
-    RegistryResource,
-)
+from pipelines.orchestration.resources import SeatflowResource
 
-# Resources for the local stack; another environment sets the SEATFLOW_* variables.
-resources = {
-    "kafka": KafkaResource(),
-    "registry": RegistryResource(),
-    "postgres": PostgresResource(password=dg.EnvVar("SEATFLOW_PG_APP_PASSWORD")),
-    "connect": ConnectResource(),
-}
+# The local stack: every address and the password from the SEATFLOW_* variables or the
+# settings file, as the CLI reads them.
+resources = {"seatflow": SeatflowResource()}
 
 defs = dg.Definitions.merge(
     availability.defs, backfill.defs, connectors.defs, schemas.defs,

@@ -25,3 +25,13 @@ def test_stream_restarts_back_off_and_stay_bounded() -> None:
     delays = [restart_delay(n) for n in range(10)]
     assert delays[0] == 0
     assert delays == sorted(delays) and max(delays) == 600
+
+
+def test_one_resource_serves_every_op_and_sensor() -> None:
+    assert sorted(defs.resources or {}) == ["seatflow"]
+    repo = defs.get_repository_def()
+    needed = {key for job in repo.get_all_jobs() for op in job.graph.iterate_op_defs()
+              for key in op.required_resource_keys}
+    needed |= {key for sensor in repo.sensor_defs for key in sensor.required_resource_keys}
+    assert needed == {"seatflow"}
+
