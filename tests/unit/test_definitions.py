@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.definitions import defs
+from pipelines.definitions import DEPLOYMENTS, defs, deployment_resource, resources
 from pipelines.orchestration.availability import restart_delay
 
 pytestmark = pytest.mark.unit
@@ -35,3 +35,9 @@ def test_one_resource_serves_every_op_and_sensor() -> None:
     needed |= {key for sensor in repo.sensor_defs for key in sensor.required_resource_keys}
     assert needed == {"seatflow"}
 
+
+def test_the_local_stack_is_the_default_deployment_and_an_unknown_one_is_refused() -> None:
+    assert resources["seatflow"] is DEPLOYMENTS["local"]
+    assert DEPLOYMENTS["local"].model_dump(exclude_none=True) == {}  # all from SEATFLOW_*
+    with pytest.raises(ValueError, match=r"'stagign' is not one of .*'local'"):
+        deployment_resource("stagign")
