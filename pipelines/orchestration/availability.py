@@ -13,12 +13,7 @@ from pipelines.monitoring import (
     dead_letter_counts,
     freshness,
 )
-from pipelines.orchestration.resources import (
-    KafkaResource,
-    PostgresResource,
-    RegistryResource,
-    settings_of,
-)
+from pipelines.orchestration.resources import SeatflowResource
 from pipelines.processor.config import GROUP_ID, ProcessorConfig
 from pipelines.processor.engine import BatchStats
 from pipelines.processor.runner import run_processor
@@ -104,9 +99,8 @@ def _tag_partitions(context: dg.OpExecutionContext, settings: Settings, slot: in
             shown = tags
 
 
-def _process(context: dg.OpExecutionContext, kafka: KafkaResource, registry: RegistryResource,
-             postgres: PostgresResource, *, until_end: bool, slot: int = 0) -> None:
-    settings = settings_of(kafka, registry, postgres)
+def _process(context: dg.OpExecutionContext, settings: Settings, *, until_end: bool,
+             slot: int = 0) -> None:
     if not until_end:
         # The stream runs as a supervised worker process with a warm standby: a crash is
         # taken over within a second or two, by this run, instead of failing it and waiting
@@ -151,15 +145,13 @@ class StreamConfig(dg.Config):
 @dg.op(description="Runs one instance (slot) of the availability processor until the run is "
                    "terminated; the consumer group gives it its share of the partitions.")
 def stream_availability(context: dg.OpExecutionContext, config: StreamConfig,
-                        kafka: KafkaResource, registry: RegistryResource,
-                        postgres: PostgresResource) -> None:
-    _process(context, kafka, registry, postgres, until_end=False, slot=config.slot)
+                        seatflow: SeatflowResource) -> None:
+    _process(context, seatflow.settings(), until_end=False, slot=config.slot)
 
 
 @dg.op(description="Processes the CDC topics up to their current end, then stops.")
-def catch_up_availability(context: dg.OpExecutionContext, kafka: KafkaResource,
-                          registry: RegistryResource, postgres: PostgresResource) -> None:
-    _process(context, kafka, registry, postgres, until_end=True)
+def catch_up_availability(context: dg.OpExecutionContext, seatflow: SeatflowResource) -> None:
+    _process(context, seatflow.settings(), until_end=True)
 
 
 @dg.job(description="Long-running: publishes availability until the run is terminated "
@@ -261,9 +253,8 @@ def availability_catchup_schedule(context: dg.ScheduleEvaluationContext) -> dg.S
 
 @dg.asset_check(asset=SEAT, description="Consumer lag and how far the published availability "
                 "trails the database's newest change.", blocking=False)
-def availability_freshness(kafka: KafkaResource, registry: RegistryResource,
-                           postgres: PostgresResource) -> dg.AssetCheckResult:
-    f = freshness(settings_of(kafka, registry, postgres))
+def availability_freshness(seatflow: SeatflowResource) -> dg.AssetCheckResult:
+    f = freshness(seatflow.settings())
     stale = f.staleness_ms
     ok = f.lag <= 1000 and stale is not None and stale <= 5000
     return dg.AssetCheckResult(passed=ok, metadata={
@@ -271,9 +262,8 @@ def availability_freshness(kafka: KafkaResource, registry: RegistryResource,
 
 
 @dg.asset_check(asset=DEAD, description="Share of changes dead-lettered (warns above 1%).")
-def dead_letter_rate(kafka: KafkaResource, registry: RegistryResource,
-                     postgres: PostgresResource) -> dg.AssetCheckResult:
-    dead, published = dead_letter_counts(settings_of(kafka, registry, postgres))
+def dead_letter_rate(seatflow: SeatflowResource) -> dg.AssetCheckResult:
+    dead, published = dead_letter_counts(seatflow.settings())
     rate = dead / max(dead + published, 1)
     return dg.AssetCheckResult(passed=rate <= 0.01, severity=dg.AssetCheckSeverity.WARN,
                                metadata={"dead_letters": dead, "published": published,
@@ -282,9 +272,8 @@ def dead_letter_rate(kafka: KafkaResource, registry: RegistryResource,
 
 @dg.asset_check(asset=ANOMALY, description="Share of published changes that broke a business "
                 "rule (warns above 1%): the ticketing host commits what its own rules forbid.")
-def anomaly_rate(kafka: KafkaResource, registry: RegistryResource,
-                 postgres: PostgresResource) -> dg.AssetCheckResult:
-    anomalies, published = anomaly_counts(settings_of(kafka, registry, postgres))
+def anomaly_rate(seatflow: SeatflowResource) -> dg.AssetCheckResult:
+    anomalies, published = anomaly_counts(seatflow.settings())
     rate = anomalies / max(published, 1)
     return dg.AssetCheckResult(passed=rate <= 0.01, severity=dg.AssetCheckSeverity.WARN,
                                metadata={"anomalies": anomalies, "published": published,
@@ -293,9 +282,8 @@ def anomaly_rate(kafka: KafkaResource, registry: RegistryResource,
 
 @dg.asset_check(asset=SECTION, description="Every event's availability equals the database's: "
                 "seat by seat, then section and event counts (differences must persist).")
-def availability_reconciliation(kafka: KafkaResource, registry: RegistryResource,
-                                postgres: PostgresResource) -> dg.AssetCheckResult:
-    settings = settings_of(kafka, registry, postgres)
+def availability_reconciliation(seatflow: SeatflowResource) -> dg.AssetCheckResult:
+    settings = seatflow.settings()
     results = reconcile_events(settings, event_ids(settings)).values()
     differences = sum(len(r.seat_differences) + len(r.count_differences) for r in results)
     return dg.AssetCheckResult(passed=differences == 0, metadata={

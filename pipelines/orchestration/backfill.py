@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 import dagster as dg
 import psycopg
-from pydantic import SecretStr
 
 from pipelines.backfill import BackfillError, Progress, backfill_event
 from pipelines.orchestration.availability import (
@@ -17,30 +16,14 @@ from pipelines.orchestration.availability import (
     OFFSETS_LOST_TAG,
     availability_stream,
 )
-from pipelines.orchestration.resources import (
-    ConnectResource,
-    KafkaResource,
-    PostgresResource,
-    RegistryResource,
-    settings_of,
-)
+from pipelines.orchestration.resources import SeatflowResource
 from pipelines.reconcile import Reconciliation, on_sale_events, reconcile_events
-from pipelines.settings import Settings
 
 __all__ = ["DRIFTED_TAG", "backfill_event_job", "defs", "drifted_events", "events_partitions",
            "partition_changes", "reconcile_on_sale_job"]
 
 events_partitions = dg.DynamicPartitionsDefinition(name="ticketing_events")
 DRIFTED_TAG = "seatflow/drifted-events"
-
-
-def _settings(kafka: KafkaResource, registry: RegistryResource, postgres: PostgresResource,
-              connect: ConnectResource | None = None) -> Settings:
-    settings = settings_of(kafka, registry, postgres)
-    if connect is not None:
-        port = int(connect.url.rstrip("/").rpartition(":")[2])
-        settings = settings.model_copy(update={"connect_port": port})
-    return settings
 
 
 def _report_md(result: Reconciliation) -> dg.MetadataValue:
@@ -56,8 +39,7 @@ class BackfillConfig(dg.Config):
 
 @dg.op(description="Backfills the partition's event and waits until the processor published it.")
 def backfill_event_op(context: dg.OpExecutionContext, config: BackfillConfig,
-                      kafka: KafkaResource, registry: RegistryResource,
-                      postgres: PostgresResource, connect: ConnectResource) -> dict:
+                      seatflow: SeatflowResource) -> dict:
     event_id = int(context.partition_key)
     last = [0.0]
 
@@ -69,7 +51,7 @@ def backfill_event_op(context: dg.OpExecutionContext, config: BackfillConfig,
                              f"{p.seconds:.1f} s, {p.seats_per_second:,.0f} seats/s")
 
     try:
-        report = backfill_event(_settings(kafka, registry, postgres, connect), event_id,
+        report = backfill_event(seatflow.settings(), event_id,
                                 method=config.method, timeout_s=config.timeout_s,
                                 progress=progress, say=context.log.info)
     except BackfillError as e:
@@ -81,10 +63,9 @@ def backfill_event_op(context: dg.OpExecutionContext, config: BackfillConfig,
 
 @dg.op(description="Reconciles the backfilled event; fails with a report when it differs.")
 def reconcile_backfilled_event(context: dg.OpExecutionContext, report: dict,
-                               kafka: KafkaResource, registry: RegistryResource,
-                               postgres: PostgresResource) -> None:
+                               seatflow: SeatflowResource) -> None:
     event_id = int(report["event_id"])
-    result = reconcile_events(_settings(kafka, registry, postgres), [event_id])[event_id]
+    result = reconcile_events(seatflow.settings(), [event_id])[event_id]
     context.log.info(result.report())
     metadata: dict[str, Any] = {"passed": result.passed, "seat_differences": len(result.seat_differences),
                 "count_differences": len(result.count_differences), "report": _report_md(result)}
@@ -102,9 +83,8 @@ def backfill_event_job() -> None:
 
 
 @dg.op(description="Reconciles every event on sale; tags the run with the events that drifted.")
-def reconcile_on_sale_op(context: dg.OpExecutionContext, kafka: KafkaResource,
-                         registry: RegistryResource, postgres: PostgresResource) -> None:
-    settings = _settings(kafka, registry, postgres)
+def reconcile_on_sale_op(context: dg.OpExecutionContext, seatflow: SeatflowResource) -> None:
+    settings = seatflow.settings()
     events = on_sale_events(settings)
     results = reconcile_events(settings, events)
     drifted = sorted(e for e, r in results.items() if not r.passed)
@@ -144,12 +124,9 @@ def partition_changes(existing: Sequence[str], events: Sequence[int]) -> tuple[l
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Keeps the ticketing_events partitions equal to the events table.")
 def events_partitions_sensor(context: dg.SensorEvaluationContext,
-                             postgres: PostgresResource) -> dg.SensorResult:
-    dsn = Settings(bind_host=postgres.host, pg_port=postgres.port,
-                   pg_database=postgres.database, pg_app_user=postgres.user,
-                   pg_app_password=SecretStr(postgres.password)).pg_dsn()
+                             seatflow: SeatflowResource) -> dg.SensorResult:
     try:
-        with psycopg.connect(dsn, connect_timeout=10) as conn:
+        with psycopg.connect(seatflow.settings().pg_dsn(), connect_timeout=10) as conn:
             events = [r[0] for r in conn.execute("SELECT event_id FROM ticketing.events")]
     except psycopg.Error as e:
         return dg.SensorResult(skip_reason=f"ticketing host unreachable: {e}")

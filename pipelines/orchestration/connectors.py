@@ -18,7 +18,6 @@ import dagster as dg
 from pipelines.connect import (
     CONNECTORS_DIR,
     DEFAULT_ENV,
-    ConnectClient,
     ConnectError,
     ConnectUnreachableError,
     deploy_connectors,
@@ -28,7 +27,7 @@ from pipelines.connect.ops import DeployReport, connector_health
 from pipelines.connect.plan import Plan
 from pipelines.connect.restarts import RestartPolicy, RestartState, next_step
 from pipelines.monitoring import slot_retention, slot_verdict
-from pipelines.orchestration.resources import ConnectResource, PostgresResource
+from pipelines.orchestration.resources import SeatflowResource
 from pipelines.settings import Settings
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "deploy_connectors_job",
     "plan_markdown",
     "replication_slot_wal",
-    "resources",
 ]
 
 POLICY = RestartPolicy()
@@ -83,8 +81,8 @@ def _metadata(report: DeployReport) -> dict[str, dg.MetadataValue]:
 
 @dg.op(description="Lint, plan, validate and apply the connector files; the plan is the metadata.")
 def apply_connector_files(context: dg.OpExecutionContext, config: DeployConnectorsConfig,
-                          connect: ConnectResource) -> dg.Output[dict]:
-    client = ConnectClient(connect.url)
+                          seatflow: SeatflowResource) -> dg.Output[dict]:
+    client = seatflow.connect_client()
     try:
         connectors = load_connectors(Path(config.connectors_dir), env=config.env)
         report = deploy_connectors(client, connectors, dry_run=config.dry_run, prune=config.prune)
@@ -133,9 +131,9 @@ def connector_failure_report() -> None:
            description="Restarts failed connector tasks for as long as they fail, with a capped "
                        "backoff; reports a connector that keeps failing.")
 def connector_health_sensor(context: dg.SensorEvaluationContext,
-                            connect: ConnectResource) -> dg.SensorResult:
+                            seatflow: SeatflowResource) -> dg.SensorResult:
     cursor: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
-    client = ConnectClient(connect.url, timeout=SENSOR_TIMEOUT, retries=0, rebalance_wait_s=5)
+    client = seatflow.connect_client(timeout=SENSOR_TIMEOUT, retries=0, rebalance_wait_s=5)
     try:
         running = client.connectors()
     except ConnectUnreachableError as e:
@@ -194,14 +192,11 @@ class SlotCheckConfig(dg.Config):
                 description="WAL held by the connectors' replication slots: warns past a "
                             "threshold (SEATFLOW_SLOT_WAL_WARN_BYTES), fails when a slot is lost.")
 def replication_slot_wal(config: SlotCheckConfig,
-                         postgres: PostgresResource) -> dg.AssetCheckResult:
+                         seatflow: SeatflowResource) -> dg.AssetCheckResult:
     slots = [c.config["slot.name"] for c in load_connectors(Path(config.connectors_dir),
                                                             env=config.env)
              if "slot.name" in c.config]
-    settings = Settings(bind_host=postgres.host, pg_port=postgres.port,
-                        pg_database=postgres.database, pg_app_user=postgres.user,
-                        pg_app_password=postgres.password)  # type: ignore[arg-type]
-    retention = slot_retention(settings, slots)
+    retention = slot_retention(seatflow.settings(), slots)
     verdicts = {slot: slot_verdict(slot, retention[slot], config.warn_bytes) for slot in slots}
     worst = "error" if any(v == "error" for v, _ in verdicts.values()) else (
         "warn" if any(v == "warn" for v, _ in verdicts.values()) else "ok")
@@ -223,12 +218,7 @@ replication_slot_schedule = dg.ScheduleDefinition(
     job=replication_slot_checks, cron_schedule="*/5 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING)
 
-# The code location supplies the "connect" and "postgres" resources (pipelines.definitions);
-# merging the same key from two Definitions would be refused, so these defs hold none and
-# `resources` is for standalone use.
-resources = {"connect": ConnectResource(),
-             "postgres": PostgresResource(password=Settings().pg_app_password.get_secret_value())}
-
+# The code location supplies the "seatflow" resource (pipelines.definitions).
 defs = dg.Definitions(
     jobs=[deploy_connectors_job, connector_failure_report, replication_slot_checks],
     sensors=[connector_health_sensor],

@@ -1,56 +1,55 @@
-"""Dagster resources: where Kafka, the registry, PostgreSQL and Connect are; secrets via EnvVar."""
+"""The one Dagster resource: the `Settings` of a deployment, and the clients built from them.
+
+What a deployment sets is resource config: optional overrides of the `Settings` fields that say
+where the services are and who we are. Every field left unset, and every secret, comes from
+`Settings` itself (SEATFLOW_* variables, then the settings file), as for the CLI and the
+processor: so the resource has no password field, and no password is ever resource or run
+config (Dagster stores and shows both in plain text).
+"""
+
+# No `from __future__ import annotations`: Dagster reads the field annotations at runtime.
+
+from typing import Any
 
 import dagster as dg
-from pydantic import SecretStr
+from pydantic import PrivateAttr
 
+from pipelines.connect import ConnectClient
+from pipelines.schemas import SchemaRegistry
 from pipelines.settings import Settings
 
-__all__ = ["ConnectResource", "KafkaResource", "PostgresResource", "RegistryResource",
-           "settings_of"]
-
-_DEFAULTS = Settings()
+__all__ = ["SeatflowResource"]
 
 
-class KafkaResource(dg.ConfigurableResource):
-    """The Kafka cluster seatflow reads and writes."""
+class SeatflowResource(dg.ConfigurableResource):
+    """Where Kafka, the registry, Kafka Connect and the ticketing host are; None keeps the value
+    of `Settings` (environment or settings file). Names and meanings are those of `Settings`."""
 
-    bootstrap_servers: str = _DEFAULTS.kafka_bootstrap
+    bind_host: str | None = None
+    kafka_host: str | None = None
+    kafka_port: int | None = None
+    registry_host: str | None = None
+    registry_port: int | None = None
+    connect_port: int | None = None
+    pg_host: str | None = None
+    pg_port: int | None = None
+    pg_database: str | None = None
+    pg_app_user: str | None = None
 
+    _settings: Settings | None = PrivateAttr(default=None)
 
-class RegistryResource(dg.ConfigurableResource):
-    """Apicurio Registry; clients use its Confluent-compatible API under /apis/ccompat/v7."""
+    def settings(self) -> Settings:
+        """The deployment's Settings: the overrides over the environment's, read once."""
+        if self._settings is None:
+            overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+            self._settings = Settings(**overrides)
+        return self._settings
 
-    url: str = _DEFAULTS.registry_url
+    def connect_client(self, **options: Any) -> ConnectClient:
+        """A client of the Kafka Connect REST API; `options` are ConnectClient's (timeout,
+        retries, rebalance_wait_s)."""
+        return ConnectClient(self.settings().connect_url, **options)
 
-
-class PostgresResource(dg.ConfigurableResource):
-    """The ticketing host, as the application role (reads reference data and inventory)."""
-
-    host: str = _DEFAULTS.bind_host
-    port: int = _DEFAULTS.pg_port
-    database: str = _DEFAULTS.pg_database
-    user: str = _DEFAULTS.pg_app_user
-    password: str
-
-
-class ConnectResource(dg.ConfigurableResource):
-    """The Kafka Connect REST API."""
-
-    url: str = _DEFAULTS.connect_url
-
-
-def settings_of(kafka: KafkaResource, registry: RegistryResource,
-                postgres: PostgresResource) -> Settings:
-    """Settings for the plain-Python code, from the resources of a run."""
-    # One host for every service (Settings.bind_host); the ports come from each resource.
-    port = kafka.bootstrap_servers.rpartition(":")[2]
-    registry_port = registry.url.rstrip("/").rpartition(":")[2]
-    return Settings(
-        bind_host=postgres.host,
-        kafka_port=int(port),
-        registry_port=int(registry_port),
-        pg_port=postgres.port,
-        pg_database=postgres.database,
-        pg_app_user=postgres.user,
-        pg_app_password=SecretStr(postgres.password),
-    )
+    def schema_registry(self) -> SchemaRegistry:
+        """A client of the schema registry."""
+        return SchemaRegistry.from_settings(self.settings())

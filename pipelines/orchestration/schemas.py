@@ -9,11 +9,10 @@ schema shows in the UI before anyone deploys it.
 
 import dagster as dg
 
-from pipelines.orchestration.resources import RegistryResource
+from pipelines.orchestration.resources import SeatflowResource
 from pipelines.schemas import (
     IncompatibleSchemaError,
     Registration,
-    SchemaRegistry,
     SubjectCheck,
     check_schemas,
     load_compatibility,
@@ -21,7 +20,7 @@ from pipelines.schemas import (
     register_schemas,
 )
 
-__all__ = ["defs", "deploy_schemas_job", "registered_schemas", "resources", "schemas_compatible"]
+__all__ = ["defs", "deploy_schemas_job", "registered_schemas", "schemas_compatible"]
 
 ASSET_KEY = dg.AssetKey(["schemas", "registered_schemas"])
 
@@ -45,9 +44,9 @@ def registrations_markdown(registrations: list[Registration]) -> str:
           description="The Avro schemas of schemas/, registered under their subjects with the "
                       "levels of schemas/compatibility.json; nothing is registered if one breaks.")
 def registered_schemas(context: dg.AssetExecutionContext,
-                       registry: RegistryResource) -> dg.MaterializeResult:
+                       seatflow: SeatflowResource) -> dg.MaterializeResult:
     try:
-        registrations = register_schemas(SchemaRegistry(registry.url), local_schemas(),
+        registrations = register_schemas(seatflow.schema_registry(), local_schemas(),
                                          levels=load_compatibility())
     except IncompatibleSchemaError as e:
         raise dg.Failure(description=str(e), metadata={
@@ -63,8 +62,8 @@ def registered_schemas(context: dg.AssetExecutionContext,
 
 @dg.asset_check(asset=ASSET_KEY, description="Every local schema is compatible with the "
                                              "versions registered under its subject.")
-def schemas_compatible(registry: RegistryResource) -> dg.AssetCheckResult:
-    checks = check_schemas(SchemaRegistry(registry.url), local_schemas(), load_compatibility())
+def schemas_compatible(seatflow: SeatflowResource) -> dg.AssetCheckResult:
+    checks = check_schemas(seatflow.schema_registry(), local_schemas(), load_compatibility())
     broken = [c.subject for c in checks if not c.ok]
     return dg.AssetCheckResult(
         passed=not broken,
@@ -77,10 +76,7 @@ deploy_schemas_job = dg.define_asset_job(
     "deploy_schemas", selection=dg.AssetSelection.assets(ASSET_KEY),
     description="Check schemas/ against the registry, then set levels and register new versions.")
 
-# The code location supplies the "registry" resource (pipelines.definitions); merging the same key
-# from two Definitions would be refused, so these defs hold none and `resources` is for standalone use.
-resources = {"registry": RegistryResource()}
-
+# The code location supplies the "seatflow" resource (pipelines.definitions).
 defs = dg.Definitions(
     assets=[registered_schemas],
     asset_checks=[schemas_compatible],

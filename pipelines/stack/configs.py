@@ -242,7 +242,7 @@ def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
     else:
         command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",
                    "-h", settings.bind_host, "-p", str(settings.dagster_port)]
-        # The code location's PostgresResource reads the password through dg.EnvVar.
+        # The code location's resource reads the password as Settings does: environment first.
         env = {"DAGSTER_HOME": str(layout.home / "dagster"),
                "SEATFLOW_PG_APP_PASSWORD": settings.pg_app_password.get_secret_value()}
     extra = "stopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nstopasgroup=true\n"

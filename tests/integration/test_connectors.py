@@ -23,6 +23,7 @@ from typer.testing import CliRunner, Result
 
 from pipelines.cli.main import app
 from pipelines.connect import CONNECTORS_DIR, ConnectClient, load_connector_file
+from pipelines.definitions import resources
 from pipelines.orchestration import connectors as dagster_connectors
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
@@ -228,7 +229,7 @@ def test_a_changed_key_is_planned_then_applied(pipeline: Settings, scratch: Scra
 def test_the_dagster_job_applies_and_records_the_plan(pipeline: Settings, scratch: Scratch) -> None:
     scratch.write(**{"heartbeat_interval_ms": "15000"})
     result = dagster_connectors.deploy_connectors_job.execute_in_process(
-        resources=dagster_connectors.resources,
+        resources=resources,
         run_config={"ops": {"apply_connector_files": {"config": {
             "connectors_dir": str(scratch.folder)}}}})
     assert result.success
@@ -277,7 +278,7 @@ def test_a_failed_task_is_seen_by_status_and_repaired_by_restart(pipeline: Setti
 
 
 def evaluate_sensor(cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources=dagster_connectors.resources)
+    context = dg.build_sensor_context(cursor=cursor, resources=resources)
     result = dagster_connectors.connector_health_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result

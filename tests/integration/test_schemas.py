@@ -216,10 +216,12 @@ def test_dagster_schema_deploy_materializes_with_the_results_as_metadata(pipelin
     import dagster as dg
 
     from pipelines.orchestration import schemas as orchestration
-    from pipelines.orchestration.resources import RegistryResource
+    from pipelines.orchestration.resources import SeatflowResource
 
     defs = dg.Definitions.merge(orchestration.defs, dg.Definitions(
-        resources={"registry": RegistryResource(url=pipeline.registry_url)}))
+        resources={"seatflow": SeatflowResource(
+            bind_host=pipeline.bind_host, registry_host=pipeline.registry_host,
+            registry_port=pipeline.registry_port)}))
     result = defs.resolve_job_def("deploy_schemas").execute_in_process()
     assert result.success
     [materialization] = result.asset_materializations_for_node("schemas__registered_schemas")

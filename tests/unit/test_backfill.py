@@ -12,13 +12,8 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
 from pipelines.backfill import covered_seat, lsn_int, row_image, snapshot_envelope, snapshot_signal
+from pipelines.definitions import resources
 from pipelines.orchestration import backfill as orchestration
-from pipelines.orchestration.resources import (
-    ConnectResource,
-    KafkaResource,
-    PostgresResource,
-    RegistryResource,
-)
 from pipelines.processor.core import decode_seat_change
 
 pytestmark = pytest.mark.unit
@@ -136,8 +131,6 @@ def test_drift_sensor_backfills_each_drifted_event_once() -> None:
     sensor = orchestration.drift_backfill_sensor
     empty = sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(empty, dg.SensorResult) and not empty.run_requests
-    resources = {"kafka": KafkaResource(), "registry": RegistryResource(),
-                 "postgres": PostgresResource(password="x"), "connect": ConnectResource()}
     job = dg.Definitions.merge(orchestration.defs, dg.Definitions(resources=resources)
                                ).get_job_def("reconcile_on_sale")
     run = instance.create_run_for_job(
@@ -166,8 +159,6 @@ def test_drift_sensor_starts_no_backfill_of_an_event_whose_backfill_still_cancel
     instance.add_run(DagsterRun(job_name=orchestration.backfill_event_job.name,
                                 run_id="c" * 36, status=dg.DagsterRunStatus.CANCELING,
                                 tags={"dagster/partition": "2"}))
-    resources = {"kafka": KafkaResource(), "registry": RegistryResource(),
-                 "postgres": PostgresResource(password="x"), "connect": ConnectResource()}
     job = dg.Definitions.merge(orchestration.defs, dg.Definitions(resources=resources)
                                ).get_job_def("reconcile_on_sale")
     instance.report_run_failed(instance.create_run_for_job(

@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 from pipelines.cli import connectors_cmd
 from pipelines.cli.main import app
 from pipelines.connect.plan import plan_connectors
+from pipelines.definitions import resources
 from pipelines.orchestration import connectors as dagster_connectors
 from pipelines.orchestration.connectors import plan_markdown
+from pipelines.orchestration.resources import SeatflowResource
 from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -44,8 +46,7 @@ def test_an_unreadable_file_is_one_message_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_the_dagster_definitions_resolve() -> None:
-    defs = dg.Definitions.merge(dagster_connectors.defs,
-                                dg.Definitions(resources=dagster_connectors.resources))
+    defs = dg.Definitions.merge(dagster_connectors.defs, dg.Definitions(resources=resources))
     repo = defs.get_repository_def()
     assert {j.name for j in repo.get_all_jobs()} >= {"deploy_connectors", "connector_failure_report"}
     assert repo.get_sensor_def("connector_health_sensor") is not None
@@ -61,8 +62,8 @@ def test_plan_markdown_escapes_references_and_masks() -> None:
 
 
 def test_sensor_skips_with_a_reason_when_connect_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    resources = {"connect": dagster_connectors.ConnectResource(url="http://127.0.0.1:9")}
-    context = dg.build_sensor_context(cursor='{"c": {"restarts": 2}}', resources=resources)
+    closed = {"seatflow": SeatflowResource(bind_host="127.0.0.1", connect_port=9)}
+    context = dg.build_sensor_context(cursor='{"c": {"restarts": 2}}', resources=closed)
     result = dagster_connectors.connector_health_sensor(context)
     assert isinstance(result, dg.SensorResult)
     assert "not reachable" in str(result.skip_reason)
