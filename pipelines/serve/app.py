@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # An SSE comment every 15 s keeps idle connections open through proxies and load balancers.
 PING_S = 15
+READY_POLL_S = 0.2
 EventId = Annotated[int, PathParam(ge=0, le=2**63 - 1, description="Event id (events.event_id).")]
 
 
@@ -126,6 +127,10 @@ class ServeApp:
         waker = self.hub.subscribe(event_id)  # before reading: no change slips in between
         self.clients.inc()
         try:
+            # Still reading the topics from their start: a snapshot now would be partial and
+            # followed by the rest of the topics as changes. The connection waits (pinged).
+            while not self.ready:
+                await asyncio.sleep(READY_POLL_S)
             while True:
                 with self.state.lock:
                     changes = (None if last_id is None

@@ -68,7 +68,14 @@ function connect() {
   const source = new EventSource(`/api/events/${page.eventId}/stream`);
   page.source = source;
   source.addEventListener("open", () => setOffline(false));
-  source.addEventListener("error", () => setOffline(true));
+  source.addEventListener("error", () => {
+    setOffline(true);
+    // A refused connection (an error status, a server that is not there) closes the
+    // EventSource for good: open a new one, which starts from a snapshot.
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(connect, 2000);
+    }
+  });
   source.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
   source.addEventListener("seat", (e) => applySeat(JSON.parse(e.data)));
   source.addEventListener("section", (e) => applySection(JSON.parse(e.data)));
@@ -285,7 +292,6 @@ function drawMap() {
 
   const stage = document.createElementNS(SVG, "circle");
   stage.setAttribute("class", "stage");
-  stage.setAttribute("r", STAGE_R);
   layer.appendChild(stage);
   const label = document.createElementNS(SVG, "text");
   label.setAttribute("class", "stage-label");
@@ -293,16 +299,18 @@ function drawMap() {
   layer.appendChild(label);
 
   let inner = STAGE_R + RING_GAP;
+  let firstInner = null;
   for (const sections of venueOf(page.seats.values())) {
-    // Each section gets a slice of the ring as wide as its widest row; the ring's radius grows
-    // until all of them fit around it.
+    // A tier is a ring all around the stage: each section gets a share of the ring as wide as
+    // its widest row, and the ring's radius grows until all of them fit around it.
     const widths = sections.map((s) => Math.max(1, ...s.rows.map((r) => r.length)) + SECTION_GAP);
     const depth = Math.max(1, ...sections.map((s) => s.rows.length));
-    const circumference = widths.reduce((a, b) => a + b, 0) * PITCH;
-    inner = Math.max(inner, circumference / (2 * Math.PI));
-    let angle = -Math.PI / 2;  // the first section at the top
+    const total = widths.reduce((a, b) => a + b, 0);
+    inner = Math.max(inner, (total * PITCH) / (2 * Math.PI));
+    if (firstInner === null) firstInner = inner;
+    let angle = -Math.PI / 2 - Math.PI / sections.length;  // the first section at the top
     sections.forEach((section, i) => {
-      const span = (widths[i] * PITCH) / inner;
+      const span = (2 * Math.PI * widths[i]) / total;
       const g = document.createElementNS(SVG, "g");
       g.setAttribute("class", "section");
       g.dataset.section = section.code;
@@ -328,7 +336,7 @@ function drawMap() {
         });
       });
       const mid = angle + span / 2;
-      const labelRadius = inner - PITCH * 1.5;
+      const labelRadius = inner - PITCH * 3;
       const text = document.createElementNS(SVG, "text");
       text.setAttribute("class", "section-label");
       text.setAttribute("x", (labelRadius * Math.cos(mid)).toFixed(1));
@@ -340,6 +348,10 @@ function drawMap() {
     });
     inner += depth * PITCH + RING_GAP;
   }
+  // The stage fills the middle, as the field of a bowl does.
+  const stageR = Math.max(STAGE_R, (firstInner ?? STAGE_R) * 0.6);
+  stage.setAttribute("r", stageR.toFixed(1));
+  label.setAttribute("font-size", (stageR / 4).toFixed(0));
   const extent = inner + PITCH;
   svg.setAttribute("viewBox", `${-extent} ${-extent} ${2 * extent} ${2 * extent}`);
   svg.replaceChildren(layer);
