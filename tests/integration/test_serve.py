@@ -4,55 +4,26 @@ stream with its version; Last-Event-ID resumes without a gap; an older version n
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroEncoder
 from pipelines.partitioning import event_partition
 from pipelines.schemas import load_schema
-from pipelines.serve.app import create_app
 from pipelines.settings import Settings
 from pipelines.topics import SEAT_AVAILABILITY
-from tests.integration.conftest import ProcessorThread, wait_for
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 SEATS = 8
-
-
-@pytest.fixture(scope="module")
-def serve_url(pipeline: Settings, processor: ProcessorThread) -> Iterator[str]:
-    """The serve app in this process on a free port, ready (the topics read to their end)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(ready, timeout=180, what="serve to read the availability topics")
-    yield url
-    server.should_exit = True
-    thread.join(15)
 
 
 def open_seats(settings: Settings, count: int) -> tuple[int, list[int]]:
