@@ -98,6 +98,11 @@ class ServeApp:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     ready_override: bool = False
     loop: asyncio.AbstractEventLoop | None = None  # the server's, set when the app starts
+    # Per event: the newest change id and the chunk for each position streams wait at.
+    _chunks: dict[int, tuple[int, dict[int, tuple[bytes, int, int]]]] = field(
+        default_factory=dict)
+    _snapshots: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    _snapshot_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.clients = Gauge("seatflow_serve_clients", "Connected stream (SSE) clients.",
@@ -105,6 +110,9 @@ class ServeApp:
         self.fanned_out = Counter("seatflow_serve_changes_fanned_out",
                                   "Changes sent to stream clients (one per client).",
                                   registry=self.registry)
+        self.chunks_sent = Counter("seatflow_serve_chunks_sent",
+                                   "Sends of changes to stream clients (each one or more changes).",
+                                   registry=self.registry)
         self.snapshots = Counter("seatflow_serve_snapshots", "Snapshots sent to stream clients.",
                                  registry=self.registry)
         self.registry.register(_FollowerCollector(self))
@@ -132,23 +140,72 @@ class ServeApp:
             while not self.ready:
                 await asyncio.sleep(READY_POLL_S)
             while True:
-                with self.state.lock:
-                    changes = (None if last_id is None
-                               else self.state.changes_since(event_id, last_id))
-                    snapshot = self.state.snapshot(event_id) if changes is None else None
-                if snapshot is not None:
-                    last_id = snapshot["seq"]
-                    self.snapshots.inc()
-                    yield _frame("snapshot", f"{self.epoch}.{last_id}", snapshot).encode()
-                elif changes:
-                    last_id = changes[-1].id
-                    self.fanned_out.inc(len(changes))
-                    yield "".join(format_change(c, self.epoch) for c in changes).encode()
-                await waker.wait()
                 waker.clear()
+                batch = None if last_id is None else self._changes_after(event_id, last_id)
+                if batch is None:
+                    snapshot = await self._snapshot(event_id)
+                    if snapshot is None:
+                        return  # the event is gone (only a reset empties the topics)
+                    last_id, frame = snapshot
+                    self.snapshots.inc()
+                    yield frame
+                    continue  # the changes since the snapshot, if any, at once
+                if batch[1]:
+                    chunk, count, last_id = batch
+                    self.fanned_out.inc(count)
+                    self.chunks_sent.inc()
+                    yield chunk
+                    continue
+                await waker.wait()
         finally:
             self.hub.unsubscribe(event_id, waker)
             self.clients.dec()
+
+    def _changes_after(self, event_id: int, last_id: int) -> tuple[bytes, int, int] | None:
+        """The frames of the event's changes after last_id, their count and the newest id;
+        None when they are no longer all kept. The streams of an event mostly wait at the same
+        change: the chunk is made once and sent to all of them."""
+        newest = self.state.newest_id(event_id)
+        if newest == last_id:
+            return b"", 0, last_id
+        cached = self._chunks.get(event_id)
+        if cached is not None and cached[0] == newest and last_id in cached[1]:
+            return cached[1][last_id]
+        with self.state.lock:
+            changes = self.state.changes_since(event_id, last_id)
+        if changes is None:
+            return None
+        if not changes:
+            return b"", 0, last_id
+        batch = ("".join(format_change(c, self.epoch) for c in changes).encode(), len(changes),
+                 changes[-1].id)
+        if cached is None or cached[0] != batch[2]:
+            cached = self._chunks[event_id] = (batch[2], {})
+        cached[1][last_id] = batch
+        return batch
+
+    async def _snapshot(self, event_id: int) -> tuple[int, bytes] | None:
+        """The event's snapshot frame and the id of its newest change. Made once and kept for
+        as long as the changes since it are kept (a client gets it, then those changes): a
+        crowd that connects at once costs one snapshot, not one each."""
+        lock = self._snapshot_locks.setdefault(event_id, asyncio.Lock())
+        async with lock:
+            cached = self._snapshots.get(event_id)
+            if cached is not None:
+                with self.state.lock:
+                    if self.state.changes_since(event_id, cached[0]) is not None:
+                        return cached
+            with self.state.lock:
+                snapshot = self.state.snapshot(event_id)
+            if snapshot is None:
+                return None
+            seq = snapshot["seq"]
+            # Megabytes of JSON for a stadium: encoded off the event loop, which serves the
+            # other streams meanwhile.
+            frame = await asyncio.to_thread(
+                lambda: _frame("snapshot", f"{self.epoch}.{seq}", snapshot).encode())
+            self._snapshots[event_id] = (seq, frame)
+            return seq, frame
 
 
 class _FollowerCollector(Collector):

@@ -298,6 +298,13 @@ class ServeState:
         newer.reverse()
         return newer
 
+    def newest_id(self, event_id: int) -> int:
+        """The id of the event's newest change (0: none kept). Safe without the lock: a deque's
+        last item is read atomically, and a change read a moment late is read next time."""
+        view = self.events.get(event_id)
+        log = view.log if view is not None else None
+        return log[-1].id if log else 0
+
     def snapshot(self, event_id: int) -> dict[str, Any] | None:
         """Everything known of an event, with the id of its newest change (None: unknown)."""
         view = self.events.get(event_id)

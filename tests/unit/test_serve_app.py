@@ -234,9 +234,15 @@ def test_last_event_id_resumes_after_a_gap_and_a_stranger_gets_a_snapshot(
         assert ids == sorted(ids) and ids[0] > int(last.rsplit(".", 1)[1])
         with http.stream("GET", f"{url}/api/events/{EVENT}/stream",
                          headers={"Last-Event-ID": "another-process.3"}) as response:
-            [fresh] = read_events(response.iter_lines(), 1)
-        assert fresh["event"] == "snapshot"
-        assert {s["seat_id"]: s["status"] for s in fresh["data"]["seats"]}[1] == "SOLD"
+            lines = response.iter_lines()
+            [fresh] = read_events(lines, 1)
+            assert fresh["event"] == "snapshot"
+            # The snapshot made for the first client is shared; the changes since it follow.
+            assert fresh["id"] == last
+            shown = {s["seat_id"]: s["status"] for s in fresh["data"]["seats"]}
+            for event in read_events(lines, 3):
+                shown[event["data"]["seat_id"]] = event["data"]["status"]
+        assert (shown[1], shown[2]) == ("SOLD", "SOLD")
 
 
 def test_a_client_too_far_behind_gets_a_fresh_snapshot(tmp_path: Path) -> None:
@@ -256,3 +262,21 @@ def test_a_client_too_far_behind_gets_a_fresh_snapshot(tmp_path: Path) -> None:
 
     asyncio.run(first_frame())
     assert frames[0].startswith(f"id: {serve.epoch}.5\nevent: snapshot\n".encode())
+
+
+def test_the_benchmarks_crowd_counts_every_change_and_its_probes_time_them(
+        server: tuple[str, ServeApp]) -> None:
+    from pipelines.serve.fans import crowd
+
+    url, serve = server
+
+    def commit_changes(connected: int) -> None:
+        assert connected == 5
+        for version in range(2, 12):
+            change(serve, 1, version, "HELD" if version % 2 else "OPEN")
+
+    report = asyncio.run(crowd(url, EVENT, clients=5, probes=2, hold_s=1.5,
+                               on_connected=commit_changes))
+    assert (report.connected, report.served, report.errors) == (5, 5, {})
+    assert report.seat_changes_min == report.seat_changes_median == 10
+    assert report.latencies == 2 * 10 and report.p99_ms >= report.p50_ms
