@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from pipelines.serve.state import ServeState
 
 __all__ = ["SERVE_MODULE", "ServeState", "run"]
@@ -17,6 +19,9 @@ def run(*, host: str, port: int) -> None:
     from pipelines.serve.app import create_app
     from pipelines.settings import get_settings
 
+    # The registry client's HTTP library logs every request at INFO: noise in serve's log.
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # One worker process: the state lives in it. Scaling out is more `serve` instances, each
     # reading the topics itself, behind a load balancer.
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info",
