@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     connect_port: int = 18083
     registry_port: int = 18081
     dagster_port: int = 3000
+    # `seatflow serve`: the seat map page, its API and live stream.
+    serve_port: int = 18090
 
     pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     pg_superuser: str = "postgres"

@@ -124,6 +124,55 @@ def scale(
 
 
 @app.command()
+def fans(
+    clients: Annotated[str, typer.Option(
+        help="Concurrent stream clients; several, comma-separated, run one after another.")] = "1000",
+    rate: Annotated[float, typer.Option(min=1, help="Seat changes per second of the on-sale.")] = 2000,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of on-sale, measured.")] = 30,
+    probes: Annotated[int, typer.Option(
+        min=1, help="Clients that time every change (all clients count them).")] = 20,
+    event: Annotated[int | None, typer.Option(help="Event to follow (default: the largest).")] = None,
+    url: Annotated[str | None, typer.Option(
+        help="A running serve to measure (default: one started for the run).")] = None,
+    crowd_nice: Annotated[int, typer.Option(
+        min=0, max=19, help="Niceness of the clients' process (fans' browsers are elsewhere).")] = 10,
+) -> None:
+    """Fan-out: N SSE clients (another process, nice 10) follow one event during an on-sale;
+    commit-to-client latency, clients served, serve's CPU and memory.
+
+    Needs the stack up, the pipeline deployed and a processor running (make demo).
+    """
+    from pipelines.serve.bench import bench_fans
+
+    try:
+        counts = [int(c) for c in clients.split(",") if c.strip()]
+    except ValueError:
+        fail(f"--clients takes numbers separated by commas, not {clients!r}")
+    if not counts or min(counts) < 1:
+        fail("--clients needs at least one client")
+    rows = []
+    for count in counts:
+        try:
+            report = bench_fans(get_settings(), clients=count, rate=rate, duration=duration,
+                                probes=probes, event_id=event, url=url, crowd_nice=crowd_nice,
+                                say=lambda m: console.print(f"[dim]{m}…[/]"))
+        except RuntimeError as e:
+            fail(str(e))
+        rows.append(report)
+    table = Table("figure", *[f"{r.clients:,} clients" for r in rows],
+                  title=f"seatflow bench fans: {rate:.0f} changes/s for {duration:.0f} s")
+    for name in asdict(rows[0]):
+        values = [asdict(r)[name] for r in rows]
+        cells = [json.dumps(v) if isinstance(v, dict | list) else f"{v:,}" if isinstance(v, int)
+                 else str(v) for v in values]
+        if name == "p99_ms":
+            cells = [f"{c} {'[green]met[/]' if r.p99_ms <= 300 else '[red]missed[/]'} (<= 300)"
+                     for c, r in zip(cells, rows, strict=True)]
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+@app.command()
 def chaos(
     rate: Annotated[float, typer.Option(min=1, help="Seat changes per second.")] = 2000,
     changes: Annotated[int, typer.Option(

@@ -47,6 +47,10 @@ def demo(
     else:
         stack.start_app(settings, "processor")
         console.print("[green]✓[/] processor running (log: seatflow stack logs processor)")
+    # The topics exist (deploy created them): the page follows the snapshot as it lands.
+    stack.start_app(settings, "serve")
+    console.print(f"[green]✓[/] live seat map on http://{settings.bind_host}:"
+                  f"{settings.serve_port} (API under /api, metrics on /metrics)")
     with console.status("Waiting for the snapshot …") as spinner:
         wait_caught_up(settings, say=lambda m: spinner.update(m))
     console.print("[green]✓[/] every seat captured and published")
@@ -66,7 +70,8 @@ def demo(
                       f"{stats.releases} releases, {stats.expiries} expiries, "
                       f"{stats.conflicts} conflicts", highlight=False)
     console.print(
-        "\nThe stack, the processor and the Dagster UI keep running.\n"
+        "\nThe stack, the processor, the Dagster UI and the seat map keep running.\n"
+        f"  seat map:     http://{settings.bind_host}:{settings.serve_port}\n"
         "  watch again:  .venv/bin/seatflow processor watch\n"
         "  more on-sale: .venv/bin/seatflow simulate --duration 60\n"
         "  status:       .venv/bin/seatflow stack status\n"

@@ -64,7 +64,8 @@ def status() -> None:
         table.add_row(row.name, str(row.port), row.state, health)
     settings = get_settings()
     for name, state in stack.apps_status(settings).items():
-        port = str(settings.dagster_port) if name == "dagster" else "-"
+        port = {"dagster": str(settings.dagster_port),
+                "serve": str(settings.serve_port)}.get(name, "-")
         table.add_row(name, port, state, "[dim]app[/]")
     console.print(table)
     if any(row.name == "kafka" and row.healthy for row in rows):
@@ -98,7 +99,7 @@ def _processor_instances(settings: Settings) -> None:
 @app.command()
 def logs(
     service: Annotated[str | None, typer.Argument(
-        help="postgres, controller, kafka, registry, connect, processor or dagster "
+        help="postgres, controller, kafka, registry, connect, processor, dagster or serve "
              "(default: the services)."
     )] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 40,

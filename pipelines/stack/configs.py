@@ -12,6 +12,7 @@ from pathlib import Path
 from string import Template
 
 from pipelines.processor.supervise import SUPERVISE_MODULE
+from pipelines.serve import SERVE_MODULE
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import (
@@ -90,6 +91,9 @@ RESTART = {
     # The processor's transactions make a restart safe; it starts in a second or two. It
     # exits 0 only when asked to stop (SIGTERM), and then stays stopped.
     "processor": Restart(startsecs=2, autorestart="unexpected"),
+    # serve holds nothing it cannot read again from the topics: restarted as the processor is,
+    # and it exits 0 only when asked to stop.
+    "serve": Restart(startsecs=2, autorestart="unexpected"),
 }
 
 
@@ -229,7 +233,7 @@ serverurl=unix://{_esc(str(sock))}
 
 # seatflow's own long-running programs: supervised like the services, but started on demand
 # (`seatflow demo`), not by `up`; `down` stops them with the rest.
-APPS = ("processor", "dagster")
+APPS = ("processor", "dagster", "serve")
 
 
 def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
@@ -239,6 +243,10 @@ def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
         # the parent should it die.
         command = [python, "-m", SUPERVISE_MODULE]
         env: dict[str, str] = {}
+    elif name == "serve":
+        # On the settings' bind_host and serve_port (python -m pipelines.serve reads them).
+        command = [python, "-m", SERVE_MODULE]
+        env = {}
     else:
         command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",
                    "-h", settings.bind_host, "-p", str(settings.dagster_port)]

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+import uvicorn
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from pipelines import stack, topics
 from pipelines.deploy import deploy_pipeline
 from pipelines.processor.config import ProcessorConfig, RunStats
 from pipelines.processor.runner import run_processor
+from pipelines.serve.app import create_app
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic
 
@@ -126,3 +130,27 @@ def tail_consumer(settings: Settings, topic: str) -> Consumer:
     })
     consumer.assign([TopicPartition(topic, p, off) for p, off in end_offsets(settings, topic).items()])
     return consumer
+
+
+@pytest.fixture(scope="module")
+def serve_url(pipeline: Settings, processor: ProcessorThread) -> Iterator[str]:
+    """The serve app in this process on a free port, ready (the topics read to their end)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(pipeline), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, timeout=180, what="serve to read the availability topics")
+    yield url
+    server.should_exit = True
+    thread.join(15)

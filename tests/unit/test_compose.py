@@ -73,6 +73,7 @@ def test_published_host_ports_are_the_settings_defaults() -> None:
         "connect": [_default("connect_port")],
         "processor-0": [],
         "processor-1": [],
+        "serve": [_default("serve_port")],
     }
 
 

@@ -52,6 +52,12 @@ def test_the_processor_restarts_after_a_crash_but_not_after_a_clean_exit(program
     assert programs["processor"]["exitcodes"] == "0"
 
 
+def test_serve_runs_as_a_module_and_restarts_as_the_processor_does(programs: dict) -> None:
+    assert programs["serve"]["command"].endswith(" -m pipelines.serve")
+    assert programs["serve"]["autorestart"] == "unexpected"
+    assert programs["serve"]["autostart"] == "false"
+
+
 def test_dagster_is_not_restarted_by_supervisord(programs: dict) -> None:
     assert programs["dagster"]["autorestart"] == "false"
     assert programs["dagster"]["startretries"] == "0"
@@ -66,5 +72,5 @@ def test_deliberate_stops_are_clean(programs: dict) -> None:
 
 
 def test_every_program_has_a_restart_policy_or_none_on_purpose() -> None:
-    assert set(RESTART) == {*SERVICES, "processor"}
+    assert set(RESTART) == {*SERVICES, "processor", "serve"}
     assert all(r.conf().count("\n") == 4 for r in RESTART.values())

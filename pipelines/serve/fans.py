@@ -1,0 +1,183 @@
+"""A crowd of fans following one event's stream: N concurrent SSE clients in one asyncio
+process, for `seatflow bench fans` (which runs it in a process of its own, at a lower
+priority, so that it measures serve rather than competes with it).
+
+Every client reads its stream whole and counts the seat changes in it; a few probes also parse
+each change and time it from its commit in the ticketing host (source_committed_at) to its
+arrival here. All clients of the crowd get the same chunks in the same order from the same
+server, so the probes' delays are the crowd's; parsing every change in every client would make
+this process, not serve, the bottleneck.
+
+    python -m pipelines.serve.fans --url http://127.0.0.1:18090 --event 1 --clients 1000
+prints `connected N` once the clients are in, stays `--hold` seconds, then prints its report
+as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import resource
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["CrowdReport", "crowd", "main"]
+
+SEAT = b"event: seat\n"
+_COMMITTED = re.compile(rb'"source_committed_at":(\d+)')
+_FRAME_END = b"\n\n"
+
+
+@dataclass
+class Client:
+    probe: bool
+    seat_changes: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    error: str | None = None
+    connected: bool = False
+    # Probes: the part of a frame not complete yet. Others: the tail a marker may span.
+    buffer: bytes = b""
+
+
+@dataclass
+class CrowdReport:
+    clients: int
+    connected: int
+    # Clients still connected, without an error, when the hold ended.
+    served: int
+    errors: dict[str, int]
+    seat_changes_min: int
+    seat_changes_median: int
+    probes: int
+    latencies: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+async def _follow(client: Client, host: str, port: int, path: str, last_event_id: str | None,
+                  stop: asyncio.Event) -> None:
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
+        # HTTP/1.0: the body comes unchunked, ended by the server closing (never, here).
+        resume = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id else ""
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
+                     f"{resume}\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+            raise ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+        client.connected = True
+        while not stop.is_set():
+            data = await reader.read(1 << 16)
+            if not data:
+                raise ConnectionError("closed by the server")
+            now_ms = time.time() * 1000
+            if client.probe:
+                _probe(client, data, now_ms)
+            else:
+                joined = client.buffer + data
+                client.seat_changes += joined.count(SEAT)
+                client.buffer = joined[-(len(SEAT) - 1):]
+    except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as e:
+        if not stop.is_set():
+            client.error = type(e).__name__ if not str(e) else f"{type(e).__name__}: {e}"[:80]
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _probe(client: Client, data: bytes, now_ms: float) -> None:
+    frames = (client.buffer + data).split(_FRAME_END)
+    client.buffer = frames.pop()
+    for frame in frames:
+        if SEAT in frame:
+            client.seat_changes += 1
+            found = _COMMITTED.search(frame)
+            if found:
+                client.latencies_ms.append(now_ms - int(found.group(1)))
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+async def crowd(url: str, event_id: int, *, clients: int, probes: int, hold_s: float,
+                connect_rate: float = 500.0, last_event_id: str | None = None,
+                on_connected: Callable[[int], None] | None = None) -> CrowdReport:
+    """Connect the clients (at most connect_rate a second), hold them hold_s, report."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = f"/api/events/{event_id}/stream"
+    stop = asyncio.Event()
+    crowd_ = [Client(probe=i < probes) for i in range(clients)]
+    tasks = []
+    for i, client in enumerate(crowd_):
+        tasks.append(asyncio.create_task(_follow(client, host, port, path, last_event_id, stop)))
+        if (i + 1) % 50 == 0:
+            await asyncio.sleep(50 / connect_rate)
+    deadline = time.monotonic() + 60
+    while (sum(c.connected or c.error is not None for c in crowd_) < clients
+           and time.monotonic() < deadline):
+        await asyncio.sleep(0.2)
+    if on_connected is not None:
+        on_connected(sum(c.connected for c in crowd_))
+    await asyncio.sleep(hold_s)
+    served = sum(c.connected and c.error is None for c in crowd_)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    errors: dict[str, int] = {}
+    for c in crowd_:
+        if c.error is not None:
+            errors[c.error] = errors.get(c.error, 0) + 1
+    counts = sorted(c.seat_changes for c in crowd_ if c.connected) or [0]
+    latencies = sorted(x for c in crowd_ if c.probe for x in c.latencies_ms)
+    return CrowdReport(clients, sum(c.connected for c in crowd_), served, errors, counts[0],
+                       counts[len(counts) // 2], min(probes, clients), len(latencies),
+                       _percentile(latencies, 0.50), _percentile(latencies, 0.95),
+                       _percentile(latencies, 0.99), round(latencies[-1], 1) if latencies else 0.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--event", type=int, required=True)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--probes", type=int, default=20)
+    parser.add_argument("--hold", type=float, default=30.0)
+    parser.add_argument("--last-event-id", default=None)
+    args = parser.parse_args(argv)
+    # A socket per client: lift the open-files limit to what the system allows.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.clients + 256)), hard))
+
+    def connected(n: int) -> None:
+        print(f"connected {n}", flush=True)
+
+    report = _run(crowd(args.url, args.event, clients=args.clients, probes=args.probes,
+                        hold_s=args.hold, last_event_id=args.last_event_id,
+                        on_connected=connected))
+    print(json.dumps(asdict(report)), flush=True)
+
+
+def _run(main: Coroutine[Any, Any, CrowdReport]) -> CrowdReport:
+    try:
+        import uvloop  # uvicorn's loop, when installed: the crowd's own overhead is smaller
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
