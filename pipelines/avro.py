@@ -1,8 +1,12 @@
 """Avro in the Confluent wire format (magic byte, 4-byte schema id, body), schemas cached by id.
 
 confluent-kafka's AvroDeserializer walks the whole writer schema for every record (inline
-tags); here each schema is fetched and compiled once, and a record is read and written by
-seatflow_native (native/), with fastavro for what that does not take.
+tags); here each schema is fetched and compiled once, and a record is read and written by the
+codec, with fastavro for what that does not take.
+
+The codec is chosen here, once: seatflow_native (native/, Rust, the `seatflow[native]` extra)
+when it is installed, else pipelines.avro_pure (the same API in Python); Settings.codec
+(SEATFLOW_CODEC=auto|native|python) forces one. CODEC_NAME says which runs.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import struct
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any, TypeVar
 
 import fastavro
@@ -21,12 +26,14 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.common._httpx_compat import httpx
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.logical_writers import LOGICAL_WRITERS
-from seatflow_native import ProjectingDecoder, RecordEncoder, UnknownSchemaError, WireDecoder
 from tenacity import before_sleep_log, retry, retry_if_exception, wait_exponential
 
+from pipelines.settings import Settings, get_settings
+
 __all__ = [
-    "AvroDecoder", "AvroEncoder", "RecordWriter", "UnknownSchemaIdError", "WireFormatError",
-    "is_transient", "registry_call",
+    "CODEC_NAME", "AvroDecoder", "AvroEncoder", "CodecUnavailableError", "RecordWriter",
+    "UnknownSchemaIdError", "WireFormatError", "ccompat_client", "is_transient", "load_codec",
+    "registry_call", "registry_client",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,44 @@ class UnknownSchemaIdError(WireFormatError):
     """The registry answered that a schema id does not exist: a definite answer."""
 
     reason = "unknown_schema"
+
+
+class CodecUnavailableError(ImportError):
+    """SEATFLOW_CODEC=native where seatflow_native is not installed."""
+
+
+def load_codec(choice: str) -> tuple[str, ModuleType]:
+    """The codec's name and module for a choice of Settings.codec: auto takes seatflow_native
+    when it imports, else the pure-Python one."""
+    if choice in ("auto", "native"):
+        try:
+            import seatflow_native
+        except ImportError as e:
+            if choice == "native":
+                raise CodecUnavailableError(
+                    "SEATFLOW_CODEC=native, but seatflow_native is not installed: install "
+                    "seatflow[native] (it needs cargo), or unset SEATFLOW_CODEC for the "
+                    "pure-Python codec") from e
+        else:
+            return "native", seatflow_native
+    elif choice != "python":
+        raise ValueError(f"codec {choice!r}: auto, native or python")
+    from pipelines import avro_pure
+    return "python", avro_pure
+
+
+# The codec every AvroDecoder and RecordWriter uses (tests swap `codec` to run both).
+CODEC_NAME, codec = load_codec(get_settings().codec)
+
+
+def ccompat_client(url: str, *, timeout: float = 10.0) -> SchemaRegistryClient:
+    """confluent-kafka's registry client of a Confluent-compatible API URL."""
+    return SchemaRegistryClient({"url": url, "timeout": timeout})
+
+
+def registry_client(settings: Settings) -> SchemaRegistryClient:
+    """The registry client of these settings (its ccompat API), as seatflow builds it."""
+    return ccompat_client(settings.ccompat_url)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -73,12 +118,12 @@ class AvroDecoder:
     """Decodes records of any schema id the registry knows; each writer schema fetched and
     compiled once.
 
-    Bodies are read by seatflow_native's ProjectingDecoder (native/: a plan compiled from the
-    schema, about six times fastavro's speed). With a projection (field name -> None for the
-    whole field, or a projection of a record's fields), only those fields become Python
-    objects and the rest are skipped. Records whose fields to be read include logical types
-    that fastavro turns into datetime, date, time or UUID objects are decoded whole by fastavro
-    instead (timestamps, dates and times the projection leaves out are only skipped).
+    Bodies are read by the codec's ProjectingDecoder (a plan compiled from the schema). With a
+    projection (field name -> None for the whole field, or a projection of a record's fields),
+    only those fields become Python objects and the rest are skipped. Records whose fields to
+    be read include logical types that fastavro turns into datetime, date, time or UUID objects
+    are decoded whole by fastavro instead (timestamps, dates and times the projection leaves
+    out are only skipped).
     """
 
     def __init__(self, registry: SchemaRegistryClient,
@@ -87,7 +132,8 @@ class AvroDecoder:
         self._projection = projection
         self._texts: dict[int, str] = {}
         self._parsed: dict[int, Any] = {}
-        self._wire = WireDecoder()  # a reader per schema id met so far
+        self._codec = codec
+        self._wire = codec.WireDecoder()  # a reader per schema id met so far
 
     def _schema_text(self, schema_id: int) -> str:
         text = self._texts.get(schema_id)
@@ -108,9 +154,9 @@ class AvroDecoder:
                 json.loads(self._schema_text(schema_id)))
         return parsed
 
-    def _reader(self, schema_id: int) -> ProjectingDecoder | Callable[[bytes], Any]:
+    def _reader(self, schema_id: int) -> Any:
         try:
-            return ProjectingDecoder(self._schema_text(schema_id), self._projection)
+            return self._codec.ProjectingDecoder(self._schema_text(schema_id), self._projection)
         except ValueError:  # a logical type left to fastavro (see the class docstring)
             parsed = self.writer_schema(schema_id)
 
@@ -124,7 +170,7 @@ class AvroDecoder:
         try:
             try:
                 return self._wire.decode(data)
-            except UnknownSchemaError:  # no header, or the first record of its schema id
+            except self._codec.UnknownSchemaError:  # no header, or its id's first record
                 schema_id = self._schema_id(data)
                 self._wire.add(schema_id, self._reader(schema_id))
                 return self._wire.decode(data)
@@ -143,26 +189,26 @@ class AvroDecoder:
 
 
 class RecordWriter:
-    """Writes records of one schema: seatflow_native's RecordEncoder, which converts the
+    """Writes records of one schema: the codec's RecordEncoder, which (natively) converts the
     top-level decimals and timestamps with fastavro's own converters; fastavro itself for what
-    the native encoder does not take (other unions, nested logical values, a value of the wrong
-    type: fastavro then gives its verdict). The same bytes either way, in about a fifth of
-    fastavro's time for seatflow's records. `header` comes before every body."""
+    that encoder does not take (other unions, nested logical values, a value of the wrong
+    type: fastavro then gives its verdict). The same bytes either way. `header` comes before
+    every body."""
 
     def __init__(self, schema: Any, *, header: bytes = b"") -> None:
         self._schema = fastavro.parse_schema(schema)
         self._header = header
         try:
-            self._native: RecordEncoder | None = RecordEncoder(
+            self._encoder: Any = codec.RecordEncoder(
                 json.dumps(schema), header, dict(_converters(schema)))
         except ValueError:
-            self._native = None
+            self._encoder = None
 
     def encode(self, record: Any) -> bytes:
         """The header and the record's Avro body."""
-        if self._native is not None and record.__class__ is dict:
+        if self._encoder is not None and record.__class__ is dict:
             try:
-                return self._native.encode(record)
+                return self._encoder.encode(record)
             except (ValueError, TypeError, OverflowError):
                 pass  # fastavro below writes it, or says what is wrong in its own words
         buf = io.BytesIO(self._header)
@@ -187,6 +233,10 @@ class AvroEncoder(RecordWriter):
             raise WireFormatError(f"registry returned no id for subject {subject!r}")
         self.schema_id = registered.schema_id
         super().__init__(json.loads(schema_str), header=_HEADER.pack(MAGIC, self.schema_id))
+
+
+def _schema_name(schema: Any) -> str:
+    return str(schema.get("name", "?")) if isinstance(schema, dict) else str(schema)
 
 
 def _converters(schema: Any) -> list[tuple[str, Callable[[Any], Any]]]:

@@ -1,4 +1,5 @@
-"""RecordWriter writes the bytes fastavro writes, for every seatflow schema and any record."""
+"""RecordWriter writes the bytes fastavro writes, for every seatflow schema and any record, with
+either codec (the `codec` fixture)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from pipelines.avro import RecordWriter
 from pipelines.schemas import SCHEMAS_DIR
 from tests.unit.avro_values import values
 
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("codec")]
+
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in sorted(SCHEMAS_DIR.glob("*.avsc"))}
+
 
 def fastavro_bytes(schema: Any, record: Any) -> bytes:
     buf = io.BytesIO()
@@ -55,7 +59,7 @@ def test_the_plan_covers_the_seat_record_unions_and_decimals() -> None:
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_every_seatflow_schema_is_written_natively(name: str) -> None:
     """No schema of schemas/ falls back to fastavro wholesale (the speed is the point)."""
-    assert RecordWriter(SCHEMAS[name])._native is not None
+    assert RecordWriter(SCHEMAS[name])._encoder is not None
 
 
 @pytest.mark.parametrize("price", [Decimal("0.00"), Decimal("-0.00"), Decimal("-128.00"),
@@ -91,3 +95,4 @@ def test_a_header_comes_before_every_body(data: st.DataObject, schema_id: int) -
     assert writer.encode(record) == header + fastavro_bytes(schema, record)
     flagged = {**record, "source_version": True}
     assert writer.encode(flagged) == header + fastavro_bytes(schema, flagged)
+
