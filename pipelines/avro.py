@@ -189,31 +189,46 @@ class AvroDecoder:
 
 
 class RecordWriter:
-    """Writes records of one schema: the codec's RecordEncoder, which (natively) converts the
-    top-level decimals and timestamps with fastavro's own converters; fastavro itself for what
-    that encoder does not take (other unions, nested logical values, a value of the wrong
-    type: fastavro then gives its verdict). The same bytes either way. `header` comes before
-    every body."""
+    """Writes records of one schema with the codec's RecordEncoder, which (natively) converts
+    the top-level decimals and timestamps with fastavro's own converters; with fastavro itself
+    what that encoder does not take (other unions, nested logical values, a value of the wrong
+    type: fastavro then gives its verdict). The same bytes either way. Records fastavro wrote
+    because the codec would not are counted in `fallbacks`, and the first is logged with its
+    reason: a fallback is correct but slow. `header` comes before every body."""
 
     def __init__(self, schema: Any, *, header: bytes = b"") -> None:
         self._schema = fastavro.parse_schema(schema)
         self._header = header
+        # The native encoder takes a record as an exact dict only (its fields read as a dict's).
+        self._records = isinstance(schema, dict) and schema.get("type") == "record"
+        self._name = str(schema.get("name", "?")) if isinstance(schema, dict) else str(schema)
+        self.fallbacks = 0  # records fastavro wrote because the codec's encoder did not
+        self._refused = ""
         try:
             self._encoder: Any = codec.RecordEncoder(
                 json.dumps(schema), header, dict(_converters(schema)))
-        except ValueError:
+        except ValueError as e:
             self._encoder = None
+            self._refused = f"the codec does not take the schema: {e}"
 
     def encode(self, record: Any) -> bytes:
         """The header and the record's Avro body."""
-        if self._encoder is not None and record.__class__ is dict:
-            try:
-                return self._encoder.encode(record)
-            except (ValueError, TypeError, OverflowError):
-                pass  # fastavro below writes it, or says what is wrong in its own words
+        reason = self._refused
+        if self._encoder is not None:
+            if record.__class__ is dict or not self._records:
+                try:
+                    return self._encoder.encode(record)
+                except (ValueError, TypeError, OverflowError) as e:
+                    reason = str(e)  # fastavro below writes it, or says what is wrong
+            else:
+                reason = f"a record of type {type(record).__name__}, not dict"
         buf = io.BytesIO(self._header)
         buf.seek(len(self._header))
         fastavro.schemaless_writer(buf, self._schema, record)
+        self.fallbacks += 1
+        if self.fallbacks == 1:
+            log.info("fastavro wrote a record of %s that the %s codec did not take (%s); the "
+                     "writer counts the others in fallbacks", self._name, CODEC_NAME, reason)
         return buf.getvalue()
 
 

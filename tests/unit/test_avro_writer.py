@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines import avro
 from pipelines.avro import RecordWriter
 from pipelines.schemas import SCHEMAS_DIR
 from tests.unit.avro_values import values
@@ -96,3 +99,21 @@ def test_a_header_comes_before_every_body(data: st.DataObject, schema_id: int) -
     flagged = {**record, "source_version": True}
     assert writer.encode(flagged) == header + fastavro_bytes(schema, flagged)
 
+
+def test_a_record_the_codec_does_not_take_is_counted_and_logged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """fastavro writes it (the same bytes), never silently: the writer counts such records and
+    logs the first with its reason."""
+    schema = SCHEMAS["seat-availability-key"]
+    writer = RecordWriter(schema)
+    assert writer.encode({"event_id": 1, "seat_id": 2}) == fastavro_bytes(
+        schema, {"event_id": 1, "seat_id": 2}) and writer.fallbacks == 0
+    with caplog.at_level(logging.INFO, logger="pipelines.avro"):
+        for seat in (2, 3):  # not a dict: the native encoder reads a record's fields as a dict's
+            record = OrderedDict(event_id=1, seat_id=seat)
+            assert writer.encode(record) == fastavro_bytes(schema, record)
+    assert writer.fallbacks == 2
+    assert [r.getMessage() for r in caplog.records if "did not take" in r.getMessage()] == [
+        "fastavro wrote a record of SeatAvailabilityKey that the "
+        f"{avro.CODEC_NAME} codec did not take (a record of type OrderedDict, not dict); the writer "
+        "counts the others in fallbacks"]
