@@ -52,7 +52,7 @@ def run(
         fail(str(e))
     console.print(f"done: {stats.batches} batches, {stats.records_in} in, {stats.records_out} out, "
                   f"{stats.duplicates} duplicates, {stats.dead_lettered} dead-lettered, "
-                  f"{stats.aborted} aborted", highlight=False)
+                  f"{stats.aborted} aborted ({stats.codec} Avro codec)", highlight=False)
 
 
 def _section_table(sections: dict[tuple, dict], events: dict[int, dict], *, limit: int) -> Table:

@@ -26,6 +26,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from pipelines.avro import CODEC_NAME
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.codec import RecordDecoder, lookup_encoders
 from pipelines.processor.config import (
@@ -107,7 +108,7 @@ class AvailabilityRunner:
         self._registry = registry
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         self.references: ReferenceFeed | None = None
-        self.stats = RunStats()
+        self.stats = RunStats(codec=CODEC_NAME)
         self._assign_error: BaseException | None = None
         # A fatal error of either client, as its error_cb reports it: librdkafka raises some
         # (a static member fenced by another with its group.instance.id) in no poll result.
@@ -151,7 +152,8 @@ class AvailabilityRunner:
         fenced = time.monotonic()
         self.prepare()
         tune_garbage_collector()
-        log.info("fenced in %.2f s, ready in %.2f s", fenced - started, time.monotonic() - fenced)
+        log.info("fenced in %.2f s, ready in %.2f s; the %s Avro codec", fenced - started,
+                 time.monotonic() - fenced, CODEC_NAME)
 
     @property
     def engine(self) -> BatchEngine:
@@ -440,7 +442,7 @@ def run_processor(
     try:
         while standby is not None and not standby():
             if should_stop():  # stopped before taking over: fence nobody
-                return RunStats()
+                return RunStats(codec=CODEC_NAME)
             runner.follow(0.2)
         runner.start()
         return runner.run(should_stop=should_stop, until_end=until_end, on_batch=on_batch,
