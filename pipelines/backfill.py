@@ -33,10 +33,9 @@ from typing import Any, Literal
 import fastavro
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from pipelines.avro import AvroDecoder, WireFormatError
+from pipelines.avro import AvroDecoder, WireFormatError, registry_client
 from pipelines.connect import ConnectClient
 from pipelines.connect.errors import ConnectError
 from pipelines.partitioning import event_partition
@@ -224,7 +223,7 @@ class _Writer:
     """Encodes rows with the CDC topic's registered writer schemas, in the wire format."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
-        registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+        registry = registry_client(settings)
         try:
             key = registry.get_latest_version(f"{topic}-key")
             value = registry.get_latest_version(f"{topic}-value")
@@ -308,8 +307,7 @@ class _Watch:
     """Follows the CDC topic from the backfill's start: which of the event's seats it covered."""
 
     def __init__(self, settings: Settings, topic: str, start: dict[int, int]) -> None:
-        self.decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url,
-                                                         "timeout": 10}))
+        self.decoder = AvroDecoder(registry_client(settings))
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"seatflow-backfill-{uuid.uuid4()}",

@@ -23,9 +23,9 @@ import fastavro
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 
-from pipelines.avro import AvroDecoder, RecordWriter
+from pipelines.avro import AvroDecoder, RecordWriter, registry_client
 from pipelines.deploy import wait_caught_up
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
@@ -84,7 +84,7 @@ class BenchReport:
 def synthetic_changes(settings: Settings, count: int) -> tuple[int, list[tuple[int, bytes]]]:
     """`count` legal seat_inventory updates of real seats, encoded like Debezium's records,
     each with its event id; and how many seats they cycle through."""
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    registry = registry_client(settings)
     subject = f"{cdc_topic(settings, 'seat_inventory')}-value"
     latest = registry.get_latest_version(subject)
     schema = fastavro.parse_schema(json.loads(latest.schema.schema_str or "null"))
@@ -154,7 +154,7 @@ def scratch_outputs(settings: Settings, prefix: str, *,
     under their names; all deleted on exit."""
     outputs = {base: f"{prefix}.{base}" for base in (
         SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER, ANOMALIES)}
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    registry = registry_client(settings)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     subjects = []
     try:
@@ -451,7 +451,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
                   say: Callable[[str], None] = lambda _: None) -> LatencyReport:
     """Commit-to-availability latency under an on-sale: Debezium's commit time (source.ts_ms)
     to receipt by a read_committed consumer of seat-availability, each in its own process."""
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
+    decoder = AvroDecoder(registry_client(settings))
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
                          "group.id": f"bench-latency-{uuid.uuid4()}", "enable.auto.commit": False,
                          "isolation.level": "read_committed", "fetch.wait.max.ms": 10})

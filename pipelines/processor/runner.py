@@ -17,7 +17,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from tenacity import (
     before_sleep_log,
     retry,
@@ -26,7 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from pipelines.avro import CODEC_NAME
+from pipelines.avro import CODEC_NAME, registry_client
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.codec import RecordDecoder, lookup_encoders
 from pipelines.processor.config import (
@@ -94,7 +93,7 @@ class AvailabilityRunner:
         self.settings = settings
         self.config = config
         self._streaming = False  # set once started: at start, init_transactions waits instead
-        registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+        registry = registry_client(settings)
         self.decoder = RecordDecoder.of(registry, config)
         self.encoders = lookup_encoders(registry, config)
         self.producer = Producer({**config.producer_settings(settings.kafka_bootstrap),
