@@ -33,7 +33,7 @@ from pipelines.settings import Settings, get_settings
 __all__ = [
     "CODEC_NAME", "AvroDecoder", "AvroEncoder", "CodecUnavailableError", "RecordWriter",
     "UnknownSchemaIdError", "WireFormatError", "ccompat_client", "is_transient", "load_codec",
-    "registry_call", "registry_client",
+    "registry_call", "registry_client", "wire_header",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,12 @@ def ccompat_client(url: str, *, timeout: float = 10.0) -> SchemaRegistryClient:
 def registry_client(settings: Settings) -> SchemaRegistryClient:
     """The registry client of these settings (its ccompat API), as seatflow builds it."""
     return ccompat_client(settings.ccompat_url)
+
+
+def wire_header(schema_id: int) -> bytes:
+    """The wire format's header of a schema id (magic byte, 4-byte big-endian id), which a
+    RecordWriter writes before every body."""
+    return _HEADER.pack(MAGIC, schema_id)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -194,7 +200,12 @@ class RecordWriter:
     what that encoder does not take (other unions, nested logical values, a value of the wrong
     type: fastavro then gives its verdict). The same bytes either way. Records fastavro wrote
     because the codec would not are counted in `fallbacks`, and the first is logged with its
-    reason: a fallback is correct but slow. `header` comes before every body."""
+    reason: a fallback is correct but slow. After GIVE_UP refusals in a row (a Debezium
+    envelope's nested decimals, which the native encoder does not convert), the writer stops
+    asking the codec first, which would only add its attempt to fastavro's time. `header`
+    comes before every body."""
+
+    GIVE_UP = 16
 
     def __init__(self, schema: Any, *, header: bytes = b"") -> None:
         self._schema = fastavro.parse_schema(schema)
@@ -203,6 +214,7 @@ class RecordWriter:
         self._records = isinstance(schema, dict) and schema.get("type") == "record"
         self._name = str(schema.get("name", "?")) if isinstance(schema, dict) else str(schema)
         self.fallbacks = 0  # records fastavro wrote because the codec's encoder did not
+        self._refused_in_a_row = 0
         self._refused = ""
         try:
             self._encoder: Any = codec.RecordEncoder(
@@ -217,19 +229,32 @@ class RecordWriter:
         if self._encoder is not None:
             if record.__class__ is dict or not self._records:
                 try:
-                    return self._encoder.encode(record)
+                    out: bytes = self._encoder.encode(record)
                 except (ValueError, TypeError, OverflowError) as e:
                     reason = str(e)  # fastavro below writes it, or says what is wrong
+                else:
+                    self._refused_in_a_row = 0
+                    return out
             else:
                 reason = f"a record of type {type(record).__name__}, not dict"
         buf = io.BytesIO(self._header)
         buf.seek(len(self._header))
         fastavro.schemaless_writer(buf, self._schema, record)
+        self._fell_back(reason)
+        return buf.getvalue()
+
+    def _fell_back(self, reason: str) -> None:
         self.fallbacks += 1
         if self.fallbacks == 1:
             log.info("fastavro wrote a record of %s that the %s codec did not take (%s); the "
                      "writer counts the others in fallbacks", self._name, CODEC_NAME, reason)
-        return buf.getvalue()
+        if self._encoder is not None:
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row >= self.GIVE_UP:
+                self._encoder = None
+                self._refused = f"{self.GIVE_UP} records in a row refused, the last: {reason}"
+                log.info("%s: the %s codec refused %d records in a row; fastavro writes the "
+                         "rest (%s)", self._name, CODEC_NAME, self.GIVE_UP, reason)
 
 
 class AvroEncoder(RecordWriter):
@@ -247,7 +272,7 @@ class AvroEncoder(RecordWriter):
         if registered.schema_id is None:
             raise WireFormatError(f"registry returned no id for subject {subject!r}")
         self.schema_id = registered.schema_id
-        super().__init__(json.loads(schema_str), header=_HEADER.pack(MAGIC, self.schema_id))
+        super().__init__(json.loads(schema_str), header=wire_header(self.schema_id))
 
 
 def _schema_name(schema: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import statistics
@@ -19,13 +18,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema
 
-from pipelines.avro import AvroDecoder, RecordWriter, registry_client
+from pipelines.avro import AvroDecoder, RecordWriter, registry_client, wire_header
 from pipelines.deploy import wait_caught_up
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
@@ -87,8 +85,8 @@ def synthetic_changes(settings: Settings, count: int) -> tuple[int, list[tuple[i
     registry = registry_client(settings)
     subject = f"{cdc_topic(settings, 'seat_inventory')}-value"
     latest = registry.get_latest_version(subject)
-    schema = fastavro.parse_schema(json.loads(latest.schema.schema_str or "null"))
-    header = b"\x00" + int(latest.schema_id or 0).to_bytes(4, "big")
+    schema = json.loads(latest.schema.schema_str or "null")
+    writer = RecordWriter(schema, header=wire_header(latest.schema_id or 0))
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
         # Seat by seat across the events: any prefix of the changes spreads over every event
         # (and so over the partitions, which are by event).
@@ -121,10 +119,7 @@ def synthetic_changes(settings: Settings, count: int) -> tuple[int, list[tuple[i
                        "table": "seat_inventory", "txId": i, "lsn": i, "xmin": None,
                        "ts_us": None, "ts_ns": None},
         }
-        buf = io.BytesIO()
-        buf.write(header)
-        fastavro.schemaless_writer(buf, schema, _fill(schema, envelope))
-        out.append((event_id, buf.getvalue()))
+        out.append((event_id, writer.encode(_fill(schema, envelope))))
     return len(rows), out
 
 
@@ -239,7 +234,7 @@ def fill_state(events: int, seats: int) -> int:
     the encoded key it caches (for the memory figure)."""
     availability = Availability()
     key_writer = RecordWriter(json.loads(load_schema(f"{SEAT_AVAILABILITY}-key").text),
-                              header=b"\0\0\0\0\1")
+                              header=wire_header(1))
     keys: dict[tuple[int, int], bytes] = {}
     prices = [Decimal("45.00"), Decimal("85.00"), Decimal("150.00")]
     statuses = ["OPEN", "HELD", "SOLD"]

@@ -117,3 +117,19 @@ def test_a_record_the_codec_does_not_take_is_counted_and_logged_once(
         "fastavro wrote a record of SeatAvailabilityKey that the "
         f"{avro.CODEC_NAME} codec did not take (a record of type OrderedDict, not dict); the writer "
         "counts the others in fallbacks"]
+
+
+def test_a_writer_whose_records_the_codec_keeps_refusing_stops_asking_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Records fastavro writes alike whatever the writer asks first; past GIVE_UP refusals in a
+    row it asks fastavro only (the codec's attempts would be wasted time)."""
+    schema = SCHEMAS["seat-availability-key"]
+    writer = RecordWriter(schema)
+    with caplog.at_level(logging.INFO, logger="pipelines.avro"):
+        for seat in range(RecordWriter.GIVE_UP + 3):
+            record = OrderedDict(event_id=1, seat_id=seat)
+            assert writer.encode(record) == fastavro_bytes(schema, record)
+        plain = {"event_id": 1, "seat_id": 2}
+        assert writer.encode(plain) == fastavro_bytes(schema, plain)
+    assert writer.fallbacks == RecordWriter.GIVE_UP + 4
+    assert sum("refused" in r.getMessage() for r in caplog.records) == 1
