@@ -130,6 +130,11 @@ def _read_bytes(data: bytes, pos: int) -> tuple[Any, int]:
 
 
 def _skip_sized(data: bytes, pos: int) -> int:
+    byte = data[pos]  # lengths below 64 fit one byte: most strings
+    if byte < 0x80 and not byte & 1:
+        end = pos + 1 + (byte >> 1)
+        if end <= len(data):
+            return end
     n, pos = _length(data, pos)
     return _take(data, pos, n)
 
@@ -230,19 +235,24 @@ class _Compiler:
 
     @staticmethod
     def _union(branches: list[tuple[Read, Skip]]) -> tuple[Read, Skip]:
-        def branch(data: bytes, pos: int) -> tuple[tuple[Read, Skip], int]:
-            index, pos = _long(data, pos)
-            if not 0 <= index < len(branches):
-                raise ValueError(f"union branch {index} out of range")
-            return branches[index], pos
+        readers = [read for read, _ in branches]
+        skippers = [skip for _, skip in branches]
+        count = len(branches)
+
+        def index(data: bytes, pos: int) -> tuple[int, int]:
+            byte = data[pos]  # branch indexes below 64 fit one byte: most unions
+            found, pos = ((byte >> 1) ^ -(byte & 1), pos + 1) if byte < 0x80 else _long(data, pos)
+            if not 0 <= found < count:
+                raise ValueError(f"union branch {found} out of range")
+            return found, pos
 
         def read(data: bytes, pos: int) -> tuple[Any, int]:
-            (reader, _), pos = branch(data, pos)
-            return reader(data, pos)
+            found, pos = index(data, pos)
+            return readers[found](data, pos)
 
         def skip(data: bytes, pos: int) -> int:
-            (_, skipper), pos = branch(data, pos)
-            return skipper(data, pos)
+            found, pos = index(data, pos)
+            return skippers[found](data, pos)
         return read, skip
 
     @staticmethod
