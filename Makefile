@@ -3,6 +3,7 @@ VENV ?= .venv
 SEATFLOW := $(VENV)/bin/seatflow
 # rustup's cargo, which builds native/ at install, even where a shell profile did not add it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+CODEC = $(VENV)/bin/python -c 'from pipelines.avro import CODEC_NAME; print("Avro codec:", CODEC_NAME)'
 
 .PHONY: install demo test lint unit stop
 
@@ -10,6 +11,10 @@ $(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcar
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@# The Rust codec (the native extra) where cargo is there; the pure-Python one otherwise.
+	if command -v cargo >/dev/null; then $(VENV)/bin/pip install --quiet -e '.[dev,native]'; \
+	else echo "cargo not found: installed without the native Avro codec"; fi
+	@$(CODEC)
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,8 +1,12 @@
 """Avro in the Confluent wire format (magic byte, 4-byte schema id, body), schemas cached by id.
 
 confluent-kafka's AvroDeserializer walks the whole writer schema for every record (inline
-tags); here each schema is fetched and compiled once, and a record is read and written by
-seatflow_native (native/), with fastavro for what that does not take.
+tags); here each schema is fetched and compiled once, and a record is read and written by the
+codec, with fastavro for what that does not take.
+
+The codec is chosen here, once: seatflow_native (native/, Rust, the `seatflow[native]` extra)
+when it is installed, else pipelines.avro_pure (the same API in Python); Settings.codec
+(SEATFLOW_CODEC=auto|native|python) forces one. CODEC_NAME says which runs.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import struct
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any, TypeVar
 
 import fastavro
@@ -21,12 +26,14 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.common._httpx_compat import httpx
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.logical_writers import LOGICAL_WRITERS
-from seatflow_native import ProjectingDecoder, RecordEncoder, UnknownSchemaError, WireDecoder
 from tenacity import before_sleep_log, retry, retry_if_exception, wait_exponential
 
+from pipelines.settings import Settings, get_settings
+
 __all__ = [
-    "AvroDecoder", "AvroEncoder", "RecordWriter", "UnknownSchemaIdError", "WireFormatError",
-    "is_transient", "registry_call",
+    "CODEC_NAME", "AvroDecoder", "AvroEncoder", "CodecUnavailableError", "RecordWriter",
+    "UnknownSchemaIdError", "WireFormatError", "ccompat_client", "is_transient", "load_codec",
+    "registry_call", "registry_client", "wire_header",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,50 @@ class UnknownSchemaIdError(WireFormatError):
     """The registry answered that a schema id does not exist: a definite answer."""
 
     reason = "unknown_schema"
+
+
+class CodecUnavailableError(ImportError):
+    """SEATFLOW_CODEC=native where seatflow_native is not installed."""
+
+
+def load_codec(choice: str) -> tuple[str, ModuleType]:
+    """The codec's name and module for a choice of Settings.codec: auto takes seatflow_native
+    when it imports, else the pure-Python one."""
+    if choice in ("auto", "native"):
+        try:
+            import seatflow_native
+        except ImportError as e:
+            if choice == "native":
+                raise CodecUnavailableError(
+                    "SEATFLOW_CODEC=native, but seatflow_native is not installed: install "
+                    "seatflow[native] (it needs cargo), or unset SEATFLOW_CODEC for the "
+                    "pure-Python codec") from e
+        else:
+            return "native", seatflow_native
+    elif choice != "python":
+        raise ValueError(f"codec {choice!r}: auto, native or python")
+    from pipelines import avro_pure
+    return "python", avro_pure
+
+
+# The codec every AvroDecoder and RecordWriter uses (tests swap `codec` to run both).
+CODEC_NAME, codec = load_codec(get_settings().codec)
+
+
+def ccompat_client(url: str, *, timeout: float = 10.0) -> SchemaRegistryClient:
+    """confluent-kafka's registry client of a Confluent-compatible API URL."""
+    return SchemaRegistryClient({"url": url, "timeout": timeout})
+
+
+def registry_client(settings: Settings) -> SchemaRegistryClient:
+    """The registry client of these settings (its ccompat API), as seatflow builds it."""
+    return ccompat_client(settings.ccompat_url)
+
+
+def wire_header(schema_id: int) -> bytes:
+    """The wire format's header of a schema id (magic byte, 4-byte big-endian id), which a
+    RecordWriter writes before every body."""
+    return _HEADER.pack(MAGIC, schema_id)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -73,12 +124,12 @@ class AvroDecoder:
     """Decodes records of any schema id the registry knows; each writer schema fetched and
     compiled once.
 
-    Bodies are read by seatflow_native's ProjectingDecoder (native/: a plan compiled from the
-    schema, about six times fastavro's speed). With a projection (field name -> None for the
-    whole field, or a projection of a record's fields), only those fields become Python
-    objects and the rest are skipped. Records whose fields to be read include logical types
-    that fastavro turns into datetime, date, time or UUID objects are decoded whole by fastavro
-    instead (timestamps, dates and times the projection leaves out are only skipped).
+    Bodies are read by the codec's ProjectingDecoder (a plan compiled from the schema). With a
+    projection (field name -> None for the whole field, or a projection of a record's fields),
+    only those fields become Python objects and the rest are skipped. Records whose fields to
+    be read include logical types that fastavro turns into datetime, date, time or UUID objects
+    are decoded whole by fastavro instead (timestamps, dates and times the projection leaves
+    out are only skipped).
     """
 
     def __init__(self, registry: SchemaRegistryClient,
@@ -87,7 +138,8 @@ class AvroDecoder:
         self._projection = projection
         self._texts: dict[int, str] = {}
         self._parsed: dict[int, Any] = {}
-        self._wire = WireDecoder()  # a reader per schema id met so far
+        self._codec = codec
+        self._wire = codec.WireDecoder()  # a reader per schema id met so far
 
     def _schema_text(self, schema_id: int) -> str:
         text = self._texts.get(schema_id)
@@ -108,9 +160,9 @@ class AvroDecoder:
                 json.loads(self._schema_text(schema_id)))
         return parsed
 
-    def _reader(self, schema_id: int) -> ProjectingDecoder | Callable[[bytes], Any]:
+    def _reader(self, schema_id: int) -> Any:
         try:
-            return ProjectingDecoder(self._schema_text(schema_id), self._projection)
+            return self._codec.ProjectingDecoder(self._schema_text(schema_id), self._projection)
         except ValueError:  # a logical type left to fastavro (see the class docstring)
             parsed = self.writer_schema(schema_id)
 
@@ -124,7 +176,7 @@ class AvroDecoder:
         try:
             try:
                 return self._wire.decode(data)
-            except UnknownSchemaError:  # no header, or the first record of its schema id
+            except self._codec.UnknownSchemaError:  # no header, or its id's first record
                 schema_id = self._schema_id(data)
                 self._wire.add(schema_id, self._reader(schema_id))
                 return self._wire.decode(data)
@@ -143,32 +195,66 @@ class AvroDecoder:
 
 
 class RecordWriter:
-    """Writes records of one schema: seatflow_native's RecordEncoder, which converts the
-    top-level decimals and timestamps with fastavro's own converters; fastavro itself for what
-    the native encoder does not take (other unions, nested logical values, a value of the wrong
-    type: fastavro then gives its verdict). The same bytes either way, in about a fifth of
-    fastavro's time for seatflow's records. `header` comes before every body."""
+    """Writes records of one schema with the codec's RecordEncoder, which (natively) converts
+    the top-level decimals and timestamps with fastavro's own converters; with fastavro itself
+    what that encoder does not take (other unions, nested logical values, a value of the wrong
+    type: fastavro then gives its verdict). The same bytes either way. Records fastavro wrote
+    because the codec would not are counted in `fallbacks`, and the first is logged with its
+    reason: a fallback is correct but slow. After GIVE_UP refusals in a row (a Debezium
+    envelope's nested decimals, which the native encoder does not convert), the writer stops
+    asking the codec first, which would only add its attempt to fastavro's time. `header`
+    comes before every body."""
+
+    GIVE_UP = 16
 
     def __init__(self, schema: Any, *, header: bytes = b"") -> None:
         self._schema = fastavro.parse_schema(schema)
         self._header = header
+        # The native encoder takes a record as an exact dict only (its fields read as a dict's).
+        self._records = isinstance(schema, dict) and schema.get("type") == "record"
+        self._name = str(schema.get("name", "?")) if isinstance(schema, dict) else str(schema)
+        self.fallbacks = 0  # records fastavro wrote because the codec's encoder did not
+        self._refused_in_a_row = 0
+        self._refused = ""
         try:
-            self._native: RecordEncoder | None = RecordEncoder(
+            self._encoder: Any = codec.RecordEncoder(
                 json.dumps(schema), header, dict(_converters(schema)))
-        except ValueError:
-            self._native = None
+        except ValueError as e:
+            self._encoder = None
+            self._refused = f"the codec does not take the schema: {e}"
 
     def encode(self, record: Any) -> bytes:
         """The header and the record's Avro body."""
-        if self._native is not None and record.__class__ is dict:
-            try:
-                return self._native.encode(record)
-            except (ValueError, TypeError, OverflowError):
-                pass  # fastavro below writes it, or says what is wrong in its own words
+        reason = self._refused
+        if self._encoder is not None:
+            if record.__class__ is dict or not self._records:
+                try:
+                    out: bytes = self._encoder.encode(record)
+                except (ValueError, TypeError, OverflowError) as e:
+                    reason = str(e)  # fastavro below writes it, or says what is wrong
+                else:
+                    self._refused_in_a_row = 0
+                    return out
+            else:
+                reason = f"a record of type {type(record).__name__}, not dict"
         buf = io.BytesIO(self._header)
         buf.seek(len(self._header))
         fastavro.schemaless_writer(buf, self._schema, record)
+        self._fell_back(reason)
         return buf.getvalue()
+
+    def _fell_back(self, reason: str) -> None:
+        self.fallbacks += 1
+        if self.fallbacks == 1:
+            log.info("fastavro wrote a record of %s that the %s codec did not take (%s); the "
+                     "writer counts the others in fallbacks", self._name, CODEC_NAME, reason)
+        if self._encoder is not None:
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row >= self.GIVE_UP:
+                self._encoder = None
+                self._refused = f"{self.GIVE_UP} records in a row refused, the last: {reason}"
+                log.info("%s: the %s codec refused %d records in a row; fastavro writes the "
+                         "rest (%s)", self._name, CODEC_NAME, self.GIVE_UP, reason)
 
 
 class AvroEncoder(RecordWriter):
@@ -186,7 +272,11 @@ class AvroEncoder(RecordWriter):
         if registered.schema_id is None:
             raise WireFormatError(f"registry returned no id for subject {subject!r}")
         self.schema_id = registered.schema_id
-        super().__init__(json.loads(schema_str), header=_HEADER.pack(MAGIC, self.schema_id))
+        super().__init__(json.loads(schema_str), header=wire_header(self.schema_id))
+
+
+def _schema_name(schema: Any) -> str:
+    return str(schema.get("name", "?")) if isinstance(schema, dict) else str(schema)
 
 
 def _converters(schema: Any) -> list[tuple[str, Callable[[Any], Any]]]:

@@ -18,10 +18,8 @@ the processor has committed past them all.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import struct
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -30,13 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import fastavro
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from pipelines.avro import AvroDecoder, WireFormatError
+from pipelines.avro import AvroDecoder, RecordWriter, WireFormatError, registry_client, wire_header
 from pipelines.connect import ConnectClient
 from pipelines.connect.errors import ConnectError
 from pipelines.errors import SeatflowError
@@ -234,30 +230,23 @@ class _Writer:
     """Encodes rows with the CDC topic's registered writer schemas, in the wire format."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
-        registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+        registry = registry_client(settings)
         try:
             key = registry.get_latest_version(f"{topic}-key")
             value = registry.get_latest_version(f"{topic}-value")
         except SchemaRegistryError as e:
             raise BackfillError(f"no schema registered for {topic} ({e}); the connector has "
                                 "never written it") from e
-        self.key_schema = fastavro.parse_schema(json.loads(key.schema.schema_str or "null"))
-        self.value_schema = fastavro.parse_schema(json.loads(value.schema.schema_str or "null"))
-        self.key_header = struct.pack(">bI", 0, key.schema_id or 0)
-        self.value_header = struct.pack(">bI", 0, value.schema_id or 0)
-
-    @staticmethod
-    def _encode(header: bytes, schema: Any, record: Any) -> bytes:
-        buf = io.BytesIO()
-        buf.write(header)
-        fastavro.schemaless_writer(buf, schema, record)
-        return buf.getvalue()
+        self._key = RecordWriter(json.loads(key.schema.schema_str or "null"),
+                                 header=wire_header(key.schema_id or 0))
+        self._value = RecordWriter(json.loads(value.schema.schema_str or "null"),
+                                   header=wire_header(value.schema_id or 0))
 
     def key(self, record: dict[str, Any]) -> bytes:
-        return self._encode(self.key_header, self.key_schema, record)
+        return self._key.encode(record)
 
     def value(self, record: dict[str, Any]) -> bytes:
-        return self._encode(self.value_header, self.value_schema, record)
+        return self._value.encode(record)
 
 
 def _republish(settings: Settings, event_id: int, topic: str) -> int:
@@ -318,8 +307,7 @@ class _Watch:
     """Follows the CDC topic from the backfill's start: which of the event's seats it covered."""
 
     def __init__(self, settings: Settings, topic: str, start: dict[int, int]) -> None:
-        self.decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url,
-                                                         "timeout": 10}))
+        self.decoder = AvroDecoder(registry_client(settings))
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"seatflow-backfill-{uuid.uuid4()}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import statistics
@@ -19,13 +18,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 
-from pipelines.avro import AvroDecoder, RecordWriter
+from pipelines.avro import AvroDecoder, RecordWriter, registry_client, wire_header
 from pipelines.deploy import wait_caught_up
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
@@ -84,11 +82,11 @@ class BenchReport:
 def synthetic_changes(settings: Settings, count: int) -> tuple[int, list[tuple[int, bytes]]]:
     """`count` legal seat_inventory updates of real seats, encoded like Debezium's records,
     each with its event id; and how many seats they cycle through."""
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    registry = registry_client(settings)
     subject = f"{cdc_topic(settings, 'seat_inventory')}-value"
     latest = registry.get_latest_version(subject)
-    schema = fastavro.parse_schema(json.loads(latest.schema.schema_str or "null"))
-    header = b"\x00" + int(latest.schema_id or 0).to_bytes(4, "big")
+    schema = json.loads(latest.schema.schema_str or "null")
+    writer = RecordWriter(schema, header=wire_header(latest.schema_id or 0))
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
         # Seat by seat across the events: any prefix of the changes spreads over every event
         # (and so over the partitions, which are by event).
@@ -121,10 +119,7 @@ def synthetic_changes(settings: Settings, count: int) -> tuple[int, list[tuple[i
                        "table": "seat_inventory", "txId": i, "lsn": i, "xmin": None,
                        "ts_us": None, "ts_ns": None},
         }
-        buf = io.BytesIO()
-        buf.write(header)
-        fastavro.schemaless_writer(buf, schema, _fill(schema, envelope))
-        out.append((event_id, buf.getvalue()))
+        out.append((event_id, writer.encode(_fill(schema, envelope))))
     return len(rows), out
 
 
@@ -154,7 +149,7 @@ def scratch_outputs(settings: Settings, prefix: str, *,
     under their names; all deleted on exit."""
     outputs = {base: f"{prefix}.{base}" for base in (
         SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER, ANOMALIES)}
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    registry = registry_client(settings)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     subjects = []
     try:
@@ -239,7 +234,7 @@ def fill_state(events: int, seats: int) -> int:
     the encoded key it caches (for the memory figure)."""
     availability = Availability()
     key_writer = RecordWriter(json.loads(load_schema(f"{SEAT_AVAILABILITY}-key").text),
-                              header=b"\0\0\0\0\1")
+                              header=wire_header(1))
     keys: dict[tuple[int, int], bytes] = {}
     prices = [Decimal("45.00"), Decimal("85.00"), Decimal("150.00")]
     statuses = ["OPEN", "HELD", "SOLD"]
@@ -451,7 +446,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
                   say: Callable[[str], None] = lambda _: None) -> LatencyReport:
     """Commit-to-availability latency under an on-sale: Debezium's commit time (source.ts_ms)
     to receipt by a read_committed consumer of seat-availability, each in its own process."""
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
+    decoder = AvroDecoder(registry_client(settings))
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
                          "group.id": f"bench-latency-{uuid.uuid4()}", "enable.auto.commit": False,
                          "isolation.level": "read_committed", "fetch.wait.max.ms": 10})

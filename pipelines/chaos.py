@@ -40,10 +40,9 @@ import psutil
 import psycopg
 import requests
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from pipelines.avro import AvroDecoder
+from pipelines.avro import AvroDecoder, registry_client
 from pipelines.deploy import wait_caught_up
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.supervise import WORKER_MODULE
@@ -420,8 +419,7 @@ class VersionTail(threading.Thread):
         self.error: BaseException | None = None
         self.position: dict[int, int] = dict(start)
         self._lock = threading.Lock()
-        self.decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url,
-                                                         "timeout": 10}))
+        self.decoder = AvroDecoder(registry_client(settings))
         self.consumer = Consumer({
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"seatflow-chaos-{uuid.uuid4()}",

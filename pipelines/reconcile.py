@@ -16,9 +16,8 @@ from typing import Literal
 
 import psycopg
 from confluent_kafka import Message
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.avro import AvroDecoder
+from pipelines.avro import AvroDecoder, registry_client
 from pipelines.settings import Settings
 from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY, read_topic
 
@@ -199,8 +198,7 @@ def latest_values(settings: Settings, topic: str, keep: Callable[[dict], bool], 
                   decoder: AvroDecoder | None = None) -> dict[tuple, dict | None]:
     """The newest value (None for a tombstone) of every kept key of a compacted topic."""
     # A key's bytes never change: each is decoded once, and only each key's last value is.
-    decoder = decoder or AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url,
-                                                           "timeout": 10}))
+    decoder = decoder or AvroDecoder(registry_client(settings))
     keys: dict[bytes, tuple | None] = {}
     latest_raw: dict[tuple, bytes | None] = {}
 
@@ -221,7 +219,7 @@ def published_state(settings: Settings, event_ids: Iterable[int]) -> dict[int, E
     """The events' availability as the seat, section and event topics publish it (read committed)."""
     ids = set(event_ids)
     states = {e: EventState() for e in ids}
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
+    decoder = AvroDecoder(registry_client(settings))
 
     def ours(key: dict) -> bool:
         return key["event_id"] in ids

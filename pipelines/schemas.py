@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 import fastavro
 import requests
-from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import RegisteredSchema, Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from pipelines.avro import ccompat_client
 from pipelines.errors import SeatflowError
 from pipelines.schema_rules import LEVELS, compatibility_problems, lint_problems
 from pipelines.settings import PROJECT_ROOT, Settings
@@ -162,8 +163,7 @@ class SchemaRegistry:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.client = SchemaRegistryClient({"url": f"{self.base_url}/apis/ccompat/v7",
-                                            "timeout": timeout})
+        self.client = ccompat_client(f"{self.base_url}/apis/ccompat/v7", timeout=timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SchemaRegistry:

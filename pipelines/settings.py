@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     # needs to read the state still finds one warm; 0 restarts a crashed worker cold.
     processor_standbys: int = Field(default=2, ge=0, le=8)
     connector_name: str = "ticketing-host"
+    # The Avro codec (pipelines.avro): seatflow_native (Rust, the `native` extra) when it is
+    # installed, else the pure-Python one; SEATFLOW_CODEC=python or native forces one.
+    codec: Literal["auto", "native", "python"] = "auto"
 
     @property
     def kafka_bootstrap(self) -> str:

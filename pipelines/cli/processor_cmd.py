@@ -10,10 +10,9 @@ from typing import Annotated
 
 import typer
 from confluent_kafka import Consumer
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from rich.table import Table
 
-from pipelines.avro import AvroDecoder
+from pipelines.avro import AvroDecoder, registry_client
 from pipelines.cli.output import console, live_view
 from pipelines.processor.config import ProcessorConfig
 from pipelines.processor.engine import BatchStats
@@ -49,7 +48,7 @@ def run(
                           on_batch=report)
     console.print(f"done: {stats.batches} batches, {stats.records_in} in, {stats.records_out} out, "
                   f"{stats.duplicates} duplicates, {stats.dead_lettered} dead-lettered, "
-                  f"{stats.aborted} aborted", highlight=False)
+                  f"{stats.aborted} aborted ({stats.codec} Avro codec)", highlight=False)
 
 
 def _section_table(sections: dict[tuple, dict], events: dict[int, dict], *, limit: int) -> Table:
@@ -78,7 +77,7 @@ def watch_availability(settings: Settings, *, duration_s: float | None,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
     })
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10}))
+    decoder = AvroDecoder(registry_client(settings))
     latest_sections: dict[tuple, dict] = {}
     latest_events: dict[int, dict] = {}
     consumer.subscribe([SECTION_AVAILABILITY, EVENT_AVAILABILITY])

@@ -163,6 +163,8 @@ class RunStats:
     # state's rebuild included, excluded), and from the first record read to the same end.
     run_seconds: float = 0.0
     busy_seconds: float = 0.0
+    # Which Avro codec decoded and encoded the records: native or python (pipelines.avro).
+    codec: str = ""
 
     def add(self, batch: BatchStats) -> None:
         self.batches += 1

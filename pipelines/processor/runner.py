@@ -17,7 +17,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from tenacity import (
     before_sleep_log,
     retry,
@@ -26,6 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from pipelines.avro import CODEC_NAME, registry_client
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.codec import RecordDecoder, lookup_encoders
 from pipelines.processor.config import (
@@ -93,7 +93,7 @@ class AvailabilityRunner:
         self.settings = settings
         self.config = config
         self._streaming = False  # set once started: at start, init_transactions waits instead
-        registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+        registry = registry_client(settings)
         self.decoder = RecordDecoder.of(registry, config)
         self.encoders = lookup_encoders(registry, config)
         self.producer = Producer({**config.producer_settings(settings.kafka_bootstrap),
@@ -107,7 +107,7 @@ class AvailabilityRunner:
         self._registry = registry
         self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         self.references: ReferenceFeed | None = None
-        self.stats = RunStats()
+        self.stats = RunStats(codec=CODEC_NAME)
         self._assign_error: BaseException | None = None
         # A fatal error of either client, as its error_cb reports it: librdkafka raises some
         # (a static member fenced by another with its group.instance.id) in no poll result.
@@ -151,7 +151,8 @@ class AvailabilityRunner:
         fenced = time.monotonic()
         self.prepare()
         tune_garbage_collector()
-        log.info("fenced in %.2f s, ready in %.2f s", fenced - started, time.monotonic() - fenced)
+        log.info("fenced in %.2f s, ready in %.2f s; the %s Avro codec", fenced - started,
+                 time.monotonic() - fenced, CODEC_NAME)
 
     @property
     def engine(self) -> BatchEngine:
@@ -440,7 +441,7 @@ def run_processor(
     try:
         while standby is not None and not standby():
             if should_stop():  # stopped before taking over: fence nobody
-                return RunStats()
+                return RunStats(codec=CODEC_NAME)
             runner.follow(0.2)
         runner.start()
         return runner.run(should_stop=should_stop, until_end=until_end, on_batch=on_batch,

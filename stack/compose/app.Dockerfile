@@ -13,7 +13,8 @@ COPY pyproject.toml README.md ./
 COPY native/ native/
 COPY pipelines/ pipelines/
 COPY schemas/ schemas/
-RUN python -m venv /opt/seatflow/venv && /opt/seatflow/venv/bin/pip install --no-cache-dir -e .
+RUN python -m venv /opt/seatflow/venv \
+    && /opt/seatflow/venv/bin/pip install --no-cache-dir -e '.[native]'
 
 FROM python:3.11.11-slim-bookworm AS processor
 COPY --from=build /opt/seatflow /opt/seatflow

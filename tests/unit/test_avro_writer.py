@@ -1,9 +1,12 @@
-"""RecordWriter writes the bytes fastavro writes, for every seatflow schema and any record."""
+"""RecordWriter writes the bytes fastavro writes, for every seatflow schema and any record, with
+either codec (the `codec` fixture)."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,11 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines import avro
 from pipelines.avro import RecordWriter
 from pipelines.schemas import SCHEMAS_DIR
 from tests.unit.avro_values import values
 
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("codec")]
+
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in sorted(SCHEMAS_DIR.glob("*.avsc"))}
+
 
 def fastavro_bytes(schema: Any, record: Any) -> bytes:
     buf = io.BytesIO()
@@ -55,7 +62,7 @@ def test_the_plan_covers_the_seat_record_unions_and_decimals() -> None:
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_every_seatflow_schema_is_written_natively(name: str) -> None:
     """No schema of schemas/ falls back to fastavro wholesale (the speed is the point)."""
-    assert RecordWriter(SCHEMAS[name])._native is not None
+    assert RecordWriter(SCHEMAS[name])._encoder is not None
 
 
 @pytest.mark.parametrize("price", [Decimal("0.00"), Decimal("-0.00"), Decimal("-128.00"),
@@ -91,3 +98,38 @@ def test_a_header_comes_before_every_body(data: st.DataObject, schema_id: int) -
     assert writer.encode(record) == header + fastavro_bytes(schema, record)
     flagged = {**record, "source_version": True}
     assert writer.encode(flagged) == header + fastavro_bytes(schema, flagged)
+
+
+def test_a_record_the_codec_does_not_take_is_counted_and_logged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """fastavro writes it (the same bytes), never silently: the writer counts such records and
+    logs the first with its reason."""
+    schema = SCHEMAS["seat-availability-key"]
+    writer = RecordWriter(schema)
+    assert writer.encode({"event_id": 1, "seat_id": 2}) == fastavro_bytes(
+        schema, {"event_id": 1, "seat_id": 2}) and writer.fallbacks == 0
+    with caplog.at_level(logging.INFO, logger="pipelines.avro"):
+        for seat in (2, 3):  # not a dict: the native encoder reads a record's fields as a dict's
+            record = OrderedDict(event_id=1, seat_id=seat)
+            assert writer.encode(record) == fastavro_bytes(schema, record)
+    assert writer.fallbacks == 2
+    assert [r.getMessage() for r in caplog.records if "did not take" in r.getMessage()] == [
+        "fastavro wrote a record of SeatAvailabilityKey that the "
+        f"{avro.CODEC_NAME} codec did not take (a record of type OrderedDict, not dict); the writer "
+        "counts the others in fallbacks"]
+
+
+def test_a_writer_whose_records_the_codec_keeps_refusing_stops_asking_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Records fastavro writes alike whatever the writer asks first; past GIVE_UP refusals in a
+    row it asks fastavro only (the codec's attempts would be wasted time)."""
+    schema = SCHEMAS["seat-availability-key"]
+    writer = RecordWriter(schema)
+    with caplog.at_level(logging.INFO, logger="pipelines.avro"):
+        for seat in range(RecordWriter.GIVE_UP + 3):
+            record = OrderedDict(event_id=1, seat_id=seat)
+            assert writer.encode(record) == fastavro_bytes(schema, record)
+        plain = {"event_id": 1, "seat_id": 2}
+        assert writer.encode(plain) == fastavro_bytes(schema, plain)
+    assert writer.fallbacks == RecordWriter.GIVE_UP + 4
+    assert sum("refused" in r.getMessage() for r in caplog.records) == 1

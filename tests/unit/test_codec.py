@@ -18,7 +18,8 @@ from pipelines.processor.codec import RecordDecoder
 from pipelines.processor.core import ENVELOPE_FIELDS, SeatChange
 from pipelines.processor.engine import ReferenceChange, Truncate, Undecodable
 
-pytestmark = pytest.mark.unit
+# Decoded by each codec in turn (the records below are written once, alike by either).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("codec")]
 
 ENVELOPE = json.loads((Path(__file__).parent / "data" / "seat_inventory_envelope.avsc").read_text())
 SCHEMA_ID, STRING_ID = 7, 8

@@ -1,23 +1,25 @@
-"""seatflow_native's ProjectingDecoder reads what fastavro reads, whole or projected, and
-refuses bytes that do not match."""
+"""Each codec's ProjectingDecoder (seatflow_native's, pipelines.avro_pure's: the `codec` fixture)
+reads what fastavro reads, whole or projected, and refuses bytes that do not match."""
 
 from __future__ import annotations
 
 import io
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from seatflow_native import ProjectingDecoder, UnknownSchemaError, WireDecoder
 
 from pipelines.processor.core import ENVELOPE_FIELDS, decode_seat_change
 from pipelines.processor.published import SEAT_STATE_FIELDS
 from pipelines.schemas import load_schema
 from tests.unit.avro_values import values
+
+pytestmark = pytest.mark.unit
 
 ENVELOPE = json.loads((Path(__file__).parent / "data" / "seat_inventory_envelope.avsc").read_text())
 # Every Avro type but the logical types fastavro turns into objects of their own.
@@ -58,31 +60,34 @@ def project(value: Any, projection: Any) -> Any:
 @pytest.mark.parametrize("schema", [ENVELOPE, EVERY_TYPE], ids=["envelope", "every-type"])
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
-def test_whole_records_read_as_fastavro_reads_them(schema: Any, data: st.DataObject) -> None:
+def test_whole_records_read_as_fastavro_reads_them(codec: ModuleType, schema: Any,
+                                                   data: st.DataObject) -> None:
     body, expected = fastavro_round_trip(schema, data.draw(values(schema)))
-    assert ProjectingDecoder(json.dumps(schema)).decode(body) == expected
+    assert codec.ProjectingDecoder(json.dumps(schema)).decode(body) == expected
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
-def test_a_projection_keeps_only_the_fields_it_names(data: st.DataObject) -> None:
+def test_a_projection_keeps_only_the_fields_it_names(codec: ModuleType,
+                                                    data: st.DataObject) -> None:
     body, expected = fastavro_round_trip(ENVELOPE, data.draw(values(ENVELOPE)))
-    projected = ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS).decode(body)
+    projected = codec.ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS).decode(body)
     assert projected == project(expected, ENVELOPE_FIELDS)
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
-def test_a_projection_skips_the_timestamps_it_leaves_out(data: st.DataObject) -> None:
+def test_a_projection_skips_the_timestamps_it_leaves_out(codec: ModuleType,
+                                                        data: st.DataObject) -> None:
     """The state's fields of a seat-availability record are read natively: its timestamps,
     which the decoder cannot build, are only skipped."""
     schema = json.loads(load_schema("seat-availability-value").text)
     body, expected = fastavro_round_trip(schema, data.draw(values(schema)))
-    projected = ProjectingDecoder(json.dumps(schema), SEAT_STATE_FIELDS).decode(body)
+    projected = codec.ProjectingDecoder(json.dumps(schema), SEAT_STATE_FIELDS).decode(body)
     assert projected == project(expected, SEAT_STATE_FIELDS)
 
 
-def test_the_projected_envelope_is_all_decode_seat_change_reads() -> None:
+def test_the_projected_envelope_is_all_decode_seat_change_reads(codec: ModuleType) -> None:
     after = {"event_id": 7, "seat_id": 1001, "price_level_id": 3, "price": b"\x21\x34",
              "status": "held", "hold_id": 9, "hold_expires_at": "2099-01-01T00:00:00Z",
              "order_id": None, "version": 4, "updated_at": "2026-11-26T12:00:00Z"}
@@ -93,7 +98,7 @@ def test_the_projected_envelope_is_all_decode_seat_change_reads() -> None:
                            "sequence": None, "ts_us": None, "ts_ns": None,
                            "schema": "ticketing", "table": "seat_inventory", "txId": 5,
                            "lsn": 123, "xmin": None, "origin": None, "origin_lsn": None}}
-    decoder = ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS)
+    decoder = codec.ProjectingDecoder(json.dumps(ENVELOPE), ENVELOPE_FIELDS)
     body, whole = fastavro_round_trip(ENVELOPE, envelope)
     projected = decoder.decode(body)
     assert decode_seat_change(projected) == decode_seat_change(whole)
@@ -106,8 +111,8 @@ def test_the_projected_envelope_is_all_decode_seat_change_reads() -> None:
     assert projected["before"] == {"event_id": 7, "seat_id": 1001, "version": 4}
 
 
-def test_bytes_that_do_not_match_are_refused() -> None:
-    decoder = ProjectingDecoder(json.dumps(EVERY_TYPE))
+def test_bytes_that_do_not_match_are_refused(codec: ModuleType) -> None:
+    decoder = codec.ProjectingDecoder(json.dumps(EVERY_TYPE))
     body, _ = fastavro_round_trip(EVERY_TYPE, {
         "b": True, "i": 1, "l": 2, "f": 0.5, "d": 0.25, "s": "s", "y": b"y", "n": None,
         "x": b"four", "e": "RED", "a": [None, 1, "a"], "m": {"k": "BLUE"}, "r": None, "r2": None})
@@ -119,28 +124,30 @@ def test_bytes_that_do_not_match_are_refused() -> None:
         decoder.decode(b"\x07" + body[1:])
 
 
-def test_logical_types_fastavro_turns_into_objects_are_refused_up_front() -> None:
+def test_logical_types_fastavro_turns_into_objects_are_refused_up_front(
+        codec: ModuleType) -> None:
     schema = {"type": "record", "name": "T", "fields": [
         {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}
     with pytest.raises(ValueError, match="unsupported"):
-        ProjectingDecoder(json.dumps(schema))
+        codec.ProjectingDecoder(json.dumps(schema))
     with pytest.raises(ValueError, match="unsupported"):  # projected, so read: refused too
-        ProjectingDecoder(json.dumps(schema), {"at": None})
+        codec.ProjectingDecoder(json.dumps(schema), {"at": None})
 
 
-def test_the_wire_decoder_reads_the_header_and_picks_the_reader_of_its_id() -> None:
+def test_the_wire_decoder_reads_the_header_and_picks_the_reader_of_its_id(
+        codec: ModuleType) -> None:
     schema = load_schema("seat-availability-key").text
     body, expected = fastavro_round_trip(json.loads(schema), {"event_id": 3, "seat_id": 70_000})
-    wire = WireDecoder()
-    with pytest.raises(UnknownSchemaError):
+    wire = codec.WireDecoder()
+    with pytest.raises(codec.UnknownSchemaError):
         wire.decode(b"\0\0\0\0\7" + body)  # no reader for id 7 yet
-    wire.add(7, ProjectingDecoder(schema))
+    wire.add(7, codec.ProjectingDecoder(schema))
     bodies: list[bytes] = []
     wire.add(8, lambda b: bodies.append(b) or "read by Python")
     assert wire.decode(b"\0\0\0\0\7" + body) == expected
     assert wire.decode(b"\0\0\0\0\x08" + body) == "read by Python" and bodies == [body]
     for not_wire_format in (b"", b"\0\0\0\7", b"\1\0\0\0\7" + body):
-        with pytest.raises(UnknownSchemaError):
+        with pytest.raises(codec.UnknownSchemaError):
             wire.decode(not_wire_format)
     with pytest.raises(ValueError, match="bytes left after the record"):
         wire.decode(b"\0\0\0\0\7" + body + b"\0")
@@ -166,17 +173,17 @@ EMPTY_ITEMS = {"type": "record", "name": "Nulls", "fields": [
 @pytest.mark.parametrize("projection", [None, {"id": None}], ids=["read", "skipped"])
 @pytest.mark.parametrize("field", ["nulls", "empties"])
 def test_a_huge_count_of_zero_byte_items_is_refused_not_looped_over(
-        projection: Any, field: str) -> None:
+        codec: ModuleType, projection: Any, field: str) -> None:
     # A dozen bytes claiming 2^62 items that take no bytes: without a bound the decoder would
     # loop (holding the GIL) for ever; read or skipped, it must end with an error at once.
     huge = _zigzag(1) + (_zigzag(1 << 62) + _zigzag(0) + _zigzag(0) if field == "nulls"
                          else _zigzag(0) + _zigzag(1 << 62) + _zigzag(0))
-    decoder = ProjectingDecoder(json.dumps(EMPTY_ITEMS), projection)
+    decoder = codec.ProjectingDecoder(json.dumps(EMPTY_ITEMS), projection)
     with pytest.raises(ValueError, match="array items of zero bytes"):
         decoder.decode(huge)
 
 
-def test_many_zero_byte_items_within_the_bound_still_read() -> None:
+def test_many_zero_byte_items_within_the_bound_still_read(codec: ModuleType) -> None:
     record = {"id": 7, "nulls": [None] * 1000, "empties": [{}] * 3}
     body, expected = fastavro_round_trip(EMPTY_ITEMS, record)
-    assert ProjectingDecoder(json.dumps(EMPTY_ITEMS)).decode(body) == expected
+    assert codec.ProjectingDecoder(json.dumps(EMPTY_ITEMS)).decode(body) == expected
