@@ -32,7 +32,8 @@ def deploy_pipeline(
     settings: Settings, *, events: int = 3, say: Callable[[str], None] = lambda _: None
 ) -> None:
     """Idempotent: migrate, seed, register schemas, create topics, apply the connectors."""
-    applied = apply_migrations(settings)
+    applied = apply_migrations(settings,
+                               superuser_dsn=superuser_dsn(settings, settings.pg_database))
     say(f"migrations applied: {len(applied)}")
     seeded = seed_host(settings, events=events)
     say(f"seeded: {seeded.seats:,} seats, {seeded.inventory_rows_added:,} new inventory rows")

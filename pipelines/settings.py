@@ -6,12 +6,21 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["Settings", "get_settings", "settings_file"]
+from pipelines.errors import SeatflowError
+
+__all__ = ["GENERATED_SECRETS", "Settings", "SettingsError", "generated_secrets_file",
+           "get_settings", "settings_file"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +40,43 @@ def _default_home() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/seatflow")
     return Path.home() / ".local" / "share" / "seatflow"
+
+
+# The roles' passwords the local stack generates at its first `up` (pipelines/stack/secrets.py),
+# under the stack's home: read below the environment and the settings file, so either overrides.
+GENERATED_SECRETS = ("pg_app_password", "pg_debezium_password", "pg_registry_password")
+
+
+def generated_secrets_file(home: Path) -> Path:
+    return home / "secrets" / "passwords.env"
+
+
+class SettingsError(SeatflowError):
+    """A setting needed now has no value; the message says how to give it one."""
+
+
+class _GeneratedSecrets(PydanticBaseSettingsSource):
+    """The passwords in <home>/secrets/passwords.env, home as the sources above resolve it."""
+
+    def __init__(self, settings_cls: type[BaseSettings],
+                 above: tuple[PydanticBaseSettingsSource, ...]) -> None:
+        super().__init__(settings_cls)
+        self._above = above
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        home: Any = None
+        for source in self._above:
+            home = home or source().get("home")
+        path = generated_secrets_file(Path(home) if home else _default_home())
+        try:
+            values = dotenv_values(path)
+        except OSError:
+            return {}  # not generated yet, or not ours to read
+        wanted = {f"SEATFLOW_{name.upper()}": name for name in GENERATED_SECRETS}
+        return {wanted[k]: v for k, v in values.items() if k in wanted and v}
 
 
 class Settings(BaseSettings):
@@ -64,18 +110,21 @@ class Settings(BaseSettings):
 
     pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     pg_superuser: str = "postgres"
-    pg_superuser_password: SecretStr = SecretStr("postgres-local")
+    # Unset, the superuser logs in only through the local stack's socket (peer authentication):
+    # it has no password and cannot log in over TCP. Set it for a PostgreSQL elsewhere
+    # (docker-compose.yml's, a managed one), which the superuser reaches over TCP.
+    pg_superuser_password: SecretStr | None = None
     pg_database: str = "ticketing"
     # Owner of the ticketing schema; the simulator and seed connect as this role.
     pg_app_user: str = "ticketing_app"
-    pg_app_password: SecretStr = SecretStr("ticketing-app-local")
+    pg_app_password: SecretStr = SecretStr("")  # generated at the first `stack up`
     # Least-privilege role that Debezium connects as.
     pg_debezium_user: str = "debezium"
-    pg_debezium_password: SecretStr = SecretStr("debezium-local")
+    pg_debezium_password: SecretStr = SecretStr("")  # generated at the first `stack up`
     # The registry keeps its schemas in a database of its own.
     pg_registry_database: str = "registry"
     pg_registry_user: str = "registry"
-    pg_registry_password: SecretStr = SecretStr("registry-local")
+    pg_registry_password: SecretStr = SecretStr("")  # generated at the first `stack up`
 
     # A replication slot holding more WAL than this is warned about (Dagster's
     # replication_slot_wal check); PostgreSQL drops the slot's WAL past max_slot_wal_keep_size
@@ -98,6 +147,25 @@ class Settings(BaseSettings):
     # The Avro codec (pipelines.avro): seatflow_native (Rust, the `native` extra) when it is
     # installed, else the pure-Python one; SEATFLOW_CODEC=python or native forces one.
     codec: Literal["auto", "native", "python"] = "auto"
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        above = (init_settings, env_settings, dotenv_settings)
+        return (*above, _GeneratedSecrets(settings_cls, above), file_secret_settings)
+
+    def password(self, field: str) -> str:
+        """The value of a password setting; SettingsError when it has none."""
+        secret = getattr(self, field)
+        if secret is None or not secret.get_secret_value():
+            raise SettingsError(
+                f"SEATFLOW_{field.upper()} has no value: `seatflow stack up` generates the local "
+                f"stack's passwords into {generated_secrets_file(self.home)}; elsewhere set it "
+                "in the environment or the settings file")
+        return str(secret.get_secret_value())
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -122,7 +190,7 @@ class Settings(BaseSettings):
         """libpq connection string for the local PostgreSQL."""
         user = user or self.pg_app_user
         secret = password if password is not None else (
-            self.pg_app_password if user == self.pg_app_user else None
+            SecretStr(self.password("pg_app_password")) if user == self.pg_app_user else None
         )
         parts = [
             f"host={self.pg_host or self.bind_host}",

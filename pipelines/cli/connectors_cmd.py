@@ -40,6 +40,7 @@ from pipelines.connect.ops import (
 )
 from pipelines.connect.plan import Plan
 from pipelines.settings import get_settings
+from pipelines.stack.postgres import superuser_dsn
 
 __all__ = ["EXIT_CHANGES", "EXIT_FINDINGS", "EXIT_UNREACHABLE", "app"]
 
@@ -324,5 +325,6 @@ def offsets_reset(
     if not yes and not typer.confirm("go ahead?", err=True):
         raise typer.Exit(EXIT_FINDINGS)
     settings = get_settings()
-    dropper = (lambda slot: drop_replication_slot(settings, slot)) if drop_slot else None
+    dsn = superuser_dsn(settings, settings.pg_database)  # a logical slot is dropped in its database
+    dropper = (lambda slot: drop_replication_slot(dsn, slot)) if drop_slot else None
     reset_offsets(_client(), name, drop_slot=dropper, say=console.print)

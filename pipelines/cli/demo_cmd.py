@@ -37,7 +37,7 @@ def demo(
     """Stack up, deploy, run the processor and a small on-sale; leave everything running."""
     settings = get_settings()
     with console.status("Starting the stack …") as spinner:
-        stack.up(settings, ConsoleReporter(spinner))
+        settings = stack.up(settings, ConsoleReporter(spinner))
     deploy_pipeline(settings, events=events, say=lambda m: console.print(f"[green]✓[/] {m}"))
     if dagster:
         # Dagster runs the processor: its sensor keeps one availability_stream run alive.

@@ -13,13 +13,16 @@ from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import DEFAULT_SEATS, seed_host
 from pipelines.host.simulate import OnSaleStats, run_onsale
 from pipelines.settings import get_settings
+from pipelines.stack.postgres import superuser_dsn
 
 __all__ = ["migrate", "seed", "simulate"]
 
 
 def migrate() -> None:
     """Apply the ticketing host's pending schema migrations (as the PostgreSQL superuser)."""
-    applied = apply_migrations(get_settings())
+    settings = get_settings()
+    applied = apply_migrations(settings,
+                               superuser_dsn=superuser_dsn(settings, settings.pg_database))
     if not applied:
         console.print("schema is up to date; nothing to apply")
         return

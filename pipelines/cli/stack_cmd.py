@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 from confluent_kafka import KafkaException
+from dotenv import dotenv_values
 from rich.status import Status
 from rich.table import Column, Table
 
 from pipelines import stack
 from pipelines.cli.output import console, fail
-from pipelines.settings import Settings, get_settings
+from pipelines.settings import Settings, generated_secrets_file, get_settings
 from pipelines.stack.configs import APPS
 from pipelines.stack.layout import StackLayout
 from pipelines.topics import cdc_topic, group_shares
@@ -129,3 +130,23 @@ def reset(
     removed = stack.reset(settings)
     console.print(f"wiped {len(removed)} entries under {settings.home}; "
                   f"cache kept in {settings.cache_dir}", highlight=False)
+
+
+@app.command()
+def secrets() -> None:
+    """Where the stack's generated passwords are, and which; never their values."""
+    settings = get_settings()
+    path = generated_secrets_file(settings.home)
+    if not path.exists():
+        console.print(f"none yet: `seatflow stack up` generates them into {path}", highlight=False)
+        return
+    console.print(f"{path} (mode {path.stat().st_mode & 0o777:o}, owner uid {path.stat().st_uid}):",
+                  highlight=False)
+    for name, value in sorted(dotenv_values(path).items()):
+        current = getattr(settings, name.removeprefix("SEATFLOW_").lower(), None)
+        overridden = current is not None and current.get_secret_value() != value
+        console.print(f"  {name}" + (" (overridden by the environment or the settings file)"
+                                      if overridden else ""), highlight=False)
+    console.print(f"The PostgreSQL superuser ({settings.pg_superuser}) has no password: it logs "
+                  f"in through the socket in {StackLayout.of(settings).pg_socket_dir} only.",
+                  highlight=False)

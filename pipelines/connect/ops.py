@@ -16,7 +16,6 @@ from pipelines.connect.files import ConnectorFile
 from pipelines.connect.lint import LintIssue, lint_connectors
 from pipelines.connect.plan import Plan, mask_value, plan_connectors
 from pipelines.polling import PollTimeoutError, poll
-from pipelines.settings import Settings
 
 __all__ = [
     "ConnectorHealth",
@@ -220,9 +219,9 @@ def format_offset(key: str, value: Any) -> str:
     return str(value)
 
 
-def drop_replication_slot(settings: Settings, slot: str, *, timeout_s: float = 30) -> bool:
+def drop_replication_slot(superuser_dsn: str, slot: str, *, timeout_s: float = 30) -> bool:
     """Drop a replication slot once no one reads it; False if it did not exist."""
-    dsn = settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password)
+    dsn = superuser_dsn
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
             return _drop_when_idle(conn, slot, timeout_s)

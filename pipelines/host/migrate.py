@@ -119,7 +119,7 @@ def migration_params(settings: Settings) -> dict[str, sql.Composable]:
         "database": sql.Identifier(settings.pg_database),
         "debezium_user": sql.Identifier(settings.pg_debezium_user),
         "debezium_user_literal": sql.Literal(settings.pg_debezium_user),
-        "debezium_password": sql.Literal(settings.pg_debezium_password.get_secret_value()),
+        "debezium_password": sql.Literal(settings.password("pg_debezium_password")),
         "publication": sql.Identifier(PUBLICATION),
     }
 
@@ -135,14 +135,12 @@ CREATE TABLE IF NOT EXISTS public.schema_migrations (
 
 
 def apply_migrations(
-    settings: Settings, *, migrations: Sequence[Migration] | None = None
+    settings: Settings, *, superuser_dsn: str, migrations: Sequence[Migration] | None = None
 ) -> list[Migration]:
     """Apply pending migrations as the superuser, each in its own transaction."""
     migrations = load_migrations() if migrations is None else migrations
     params = migration_params(settings)
-    dsn = settings.pg_dsn(
-        user=settings.pg_superuser, password=settings.pg_superuser_password
-    )
+    dsn = superuser_dsn  # the local stack's socket, or TCP with a password elsewhere
     applied_now: list[Migration] = []
     try:
         with psycopg.connect(dsn, connect_timeout=10, autocommit=True) as conn:

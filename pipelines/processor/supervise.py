@@ -70,6 +70,8 @@ def settings_environment(settings: Settings) -> dict[str, str]:
             if name not in _WORKER_SECRETS:
                 continue
             value = value.get_secret_value()
+            if not value:
+                continue  # unset: an empty variable would hide the stack's generated one
         env[f"SEATFLOW_{name.upper()}"] = str(value)
     return env
 

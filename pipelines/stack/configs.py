@@ -45,6 +45,7 @@ CONF_TEMPLATES = (
     "apicurio-registry.properties",
     "postgresql.conf",
     "pg_hba.conf",
+    "pg_ident.conf",
 )
 # Modest heaps: everything shares 2 cores with the tests. G1 sizes the young generation to its
 # pause goal: at 50 ms the broker's pauses every few seconds of an on-sale held up every record
@@ -104,6 +105,9 @@ def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
         "PG_PORT": str(settings.pg_port),
         "PG_SOCKET_DIR": str(layout.pg_socket_dir),
         "PG_OS_USER": PG_OS_USER if running_as_root() else _current_user(),
+        "PG_SUPERUSER": settings.pg_superuser,
+        # Who runs `seatflow` (and so the migrations and checks): the superuser's peer login.
+        "RUN_AS_USER": _current_user(),
         "KAFKA_PORT": str(settings.kafka_port),
         "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
         "KAFKA_DATA_DIR": str(layout.kafka_data),
@@ -115,7 +119,7 @@ def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
         "REGISTRY_MANAGEMENT_PORT": str(registry_management_port(settings)),
         "REGISTRY_DATABASE": settings.pg_registry_database,
         "REGISTRY_USER": settings.pg_registry_user,
-        "REGISTRY_PASSWORD": settings.pg_registry_password.get_secret_value(),
+        "REGISTRY_PASSWORD": settings.password("pg_registry_password"),
     }
 
 
@@ -147,7 +151,7 @@ def connect_environment(settings: Settings) -> dict[str, str]:
         "SEATFLOW_PG_PORT": str(settings.pg_port),
         "SEATFLOW_PG_DATABASE": settings.pg_database,
         "SEATFLOW_DEBEZIUM_USER": settings.pg_debezium_user,
-        "SEATFLOW_DEBEZIUM_PASSWORD": settings.pg_debezium_password.get_secret_value(),
+        "SEATFLOW_DEBEZIUM_PASSWORD": settings.password("pg_debezium_password"),
         # Apicurio's Connect converter on Maven Central is the 2.6 line: it speaks the v2 API.
         "SEATFLOW_REGISTRY_URL": f"{settings.registry_url}/apis/registry/v2",
         "SEATFLOW_REGISTRY_V3_URL": f"{settings.registry_url}/apis/registry/v3",
@@ -252,7 +256,7 @@ def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
                    "-h", settings.bind_host, "-p", str(settings.dagster_port)]
         # The code location's resource reads the password as Settings does: environment first.
         env = {"DAGSTER_HOME": str(layout.home / "dagster"),
-               "SEATFLOW_PG_APP_PASSWORD": settings.pg_app_password.get_secret_value()}
+               "SEATFLOW_PG_APP_PASSWORD": settings.password("pg_app_password")}
     extra = "stopsignal=TERM\nstopwaitsecs=30\nkillasgroup=true\nstopasgroup=true\n"
     # Dagster is not restarted: `seatflow demo` starts it, and its daemon keeps the runs.
     return _program(name, command, layout, extra=extra, env=env, directory=PROJECT_ROOT,

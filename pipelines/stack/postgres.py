@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from pipelines.settings import Settings
-from pipelines.stack.configs import PG_OS_USER, write_private
+from pipelines.stack.configs import PG_OS_USER
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import StackLayout, running_as_root
 
@@ -70,18 +70,15 @@ def prepare_cluster(settings: Settings, layout: StackLayout) -> bool:
     if not (layout.pg_data / "PG_VERSION").exists():
         layout.pg_data.mkdir(parents=True, exist_ok=True)
         os.chmod(layout.pg_data, 0o700)
-        pwfile = layout.pg_root / ".pwfile"
-        write_private(pwfile, settings.pg_superuser_password.get_secret_value() + "\n")
         _chown_to_pg(layout.pg_root)
-        try:
-            cmd = _as_pg_user([
-                str(settings.pg_bin_dir / "initdb"), "-D", str(layout.pg_data),
-                "-U", settings.pg_superuser, f"--pwfile={pwfile}", "-E", "UTF8",
-                "--no-locale", "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
-            ])
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        finally:
-            pwfile.unlink(missing_ok=True)
+        # No superuser password: the superuser logs in by the stack's socket only (peer, see
+        # stack/conf/pg_hba.conf), so there is none to guess, leak or rotate.
+        cmd = _as_pg_user([
+            str(settings.pg_bin_dir / "initdb"), "-D", str(layout.pg_data),
+            "-U", settings.pg_superuser, "-E", "UTF8", "--no-locale",
+            "--auth-local=peer", "--auth-host=reject",
+        ])
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise StackError(f"initdb failed: {(done.stderr or done.stdout).strip()[-800:]}",
                              service="postgres")
@@ -92,20 +89,29 @@ def prepare_cluster(settings: Settings, layout: StackLayout) -> bool:
         conf.write_text(text.rstrip("\n") + f"\n\n# seatflow\n{INCLUDE_LINE}\n")
     shutil.copyfile(layout.conf / "postgresql.conf", layout.pg_data / "seatflow.conf")
     shutil.copyfile(layout.conf / "pg_hba.conf", layout.pg_data / "pg_hba.conf")
+    shutil.copyfile(layout.conf / "pg_ident.conf", layout.pg_data / "pg_ident.conf")
     _chown_to_pg(layout.pg_root)
     return created
 
 
 def superuser_dsn(settings: Settings, database: str = "postgres") -> str:
-    return settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password,
-                           database=database)
+    """The superuser's connection: by the local stack's socket (peer authentication, no
+    password), or over TCP with SEATFLOW_PG_SUPERUSER_PASSWORD for a PostgreSQL elsewhere."""
+    if settings.pg_superuser_password is not None:
+        return settings.pg_dsn(user=settings.pg_superuser,
+                               password=settings.pg_superuser_password, database=database)
+    socket_dir = StackLayout.of(settings).pg_socket_dir
+    return (f"host={socket_dir} port={settings.pg_port} dbname={database} "
+            f"user={settings.pg_superuser}")
 
 
 def bootstrap(settings: Settings) -> None:
-    """Idempotently: the app and registry roles (LOGIN, password) owning their databases."""
+    """Idempotently: the app and registry roles (LOGIN, password) owning their databases, and
+    the Debezium role's password (the role itself comes with the migrations). Every `up` sets
+    the passwords: a value changed in the settings takes effect at the next `up`."""
     wanted = [
-        (settings.pg_app_user, settings.pg_app_password.get_secret_value(), settings.pg_database),
-        (settings.pg_registry_user, settings.pg_registry_password.get_secret_value(),
+        (settings.pg_app_user, settings.password("pg_app_password"), settings.pg_database),
+        (settings.pg_registry_user, settings.password("pg_registry_password"),
          settings.pg_registry_database),
     ]
     try:
@@ -124,6 +130,11 @@ def bootstrap(settings: Settings) -> None:
                 else:
                     conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
                         sql.Identifier(database), sql.Identifier(role)))
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                            (settings.pg_debezium_user,)).fetchone():
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(settings.pg_debezium_user),
+                    sql.Literal(settings.password("pg_debezium_password"))))
     except psycopg.Error as e:
         raise StackError(f"bootstrapping roles and databases failed: {e}",
                          service="postgres") from e

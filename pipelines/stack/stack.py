@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Protocol
 
 from pipelines.polling import PollTimeoutError, poll
-from pipelines.settings import Settings
+from pipelines.settings import Settings, generated_secrets_file
 from pipelines.stack import health, kafka, postgres
 from pipelines.stack.configs import APPS, render_all, supervisord_conf, write_private
 from pipelines.stack.errors import StackError
 from pipelines.stack.java import ensure_artifacts, find_java, find_registry_java
 from pipelines.stack.layout import StackLayout
+from pipelines.stack.secrets import ensure_secrets, with_generated_secrets
 from pipelines.stack.supervisor import ALIVE, Supervisor
 from pipelines.stack.trust import require_trusted
 
@@ -102,7 +103,7 @@ def _write_secrets(settings: Settings, layout: StackLayout) -> None:
     layout.secrets.chmod(0o700)
     write_private(layout.secrets / "debezium.properties",
                   f"user={settings.pg_debezium_user}\n"
-                  f"password={settings.pg_debezium_password.get_secret_value()}\n")
+                  f"password={settings.password('pg_debezium_password')}\n")
 
 
 def _downloaded(line: str) -> str | None:
@@ -129,8 +130,9 @@ def _wait_healthy(service: Service, settings: Settings, sup: Supervisor) -> None
                          f"{e.last}", service=service.name) from e
 
 
-def up(settings: Settings, reporter: Reporter | None = None) -> None:
-    """Fetch artifacts if needed, then start PostgreSQL, Kafka, registry and Connect in order."""
+def up(settings: Settings, reporter: Reporter | None = None) -> Settings:
+    """Fetch artifacts if needed, then start PostgreSQL, Kafka, registry and Connect in order.
+    The settings with the stack's generated passwords (the first `up` generates them)."""
     rep = reporter or _Quiet()
     layout = StackLayout.of(settings)
     java = find_java()
@@ -140,6 +142,9 @@ def up(settings: Settings, reporter: Reporter | None = None) -> None:
                      ("the registry's Java", registry_java.resolve().parent),
                      ("SEATFLOW_CACHE_DIR, the services' jars", settings.cache_dir)])
     postgres.ensure_installed(settings)
+    if ensure_secrets(settings):
+        rep.done(f"Generated the stack's passwords into {generated_secrets_file(settings.home)}")
+    settings = with_generated_secrets(settings)
 
     rep.step("Checking the Java artifacts in the cache")
     count = 0
@@ -194,6 +199,7 @@ def up(settings: Settings, reporter: Reporter | None = None) -> None:
             raise
         rep.done(f"{service.name} {'already running' if already else 'started'} "
                  f"on {settings.bind_host}:{port}")
+    return settings
 
 
 def down(settings: Settings) -> bool:

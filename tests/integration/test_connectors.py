@@ -27,6 +27,7 @@ from pipelines.definitions import resources
 from pipelines.orchestration import connectors as dagster_connectors
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
+from pipelines.stack.postgres import superuser_dsn
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -95,8 +96,8 @@ class Scratch:
 
 
 def superuser(settings: Settings) -> psycopg.Connection:
-    dsn = settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password)
-    return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    return psycopg.connect(superuser_dsn(settings, settings.pg_database), autocommit=True,
+                           connect_timeout=10)
 
 
 def cli(*args: str) -> Result:

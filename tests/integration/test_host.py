@@ -20,14 +20,14 @@ from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import OnSaleStats, onsale
 from pipelines.settings import Settings
+from pipelines.stack.postgres import superuser_dsn
 
 pytestmark = pytest.mark.integration
 
 
 def _superuser(settings: Settings, database: str | None = None) -> psycopg.Connection[Any]:
     return psycopg.connect(
-        settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password,
-                        database=database),
+        superuser_dsn(settings, database or settings.pg_database),
         autocommit=True,
         connect_timeout=10,
     )
@@ -52,7 +52,8 @@ def host_settings() -> Iterator[Settings]:
 
 @pytest.fixture(scope="module")
 def migrated(host_settings: Settings) -> list[str]:
-    return [m.label for m in apply_migrations(host_settings)]
+    dsn = superuser_dsn(host_settings, host_settings.pg_database)
+    return [m.label for m in apply_migrations(host_settings, superuser_dsn=dsn)]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,8 @@ def _one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
 
 def test_migrate_applies_everything_once(host_settings: Settings, migrated: list[str]) -> None:
     assert migrated == ["0001_schema", "0002_debezium_role", "0003_publication"]
-    assert apply_migrations(host_settings) == []
+    dsn = superuser_dsn(host_settings, host_settings.pg_database)
+    assert apply_migrations(host_settings, superuser_dsn=dsn) == []
     with _app(host_settings) as conn:
         owners = conn.execute(
             "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'ticketing'"

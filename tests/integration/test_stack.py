@@ -22,6 +22,7 @@ from pipelines import stack
 from pipelines.cli.stack_cmd import app as stack_app
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
+from pipelines.stack.postgres import superuser_dsn
 
 pytestmark = pytest.mark.integration
 
@@ -77,9 +78,8 @@ class Probe:
 
 
 def superuser_conn(settings: Settings) -> psycopg.Connection:
-    dsn = settings.pg_dsn(user=settings.pg_superuser, password=settings.pg_superuser_password,
-                          database=settings.pg_database)
-    return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    return psycopg.connect(superuser_dsn(settings, settings.pg_database), autocommit=True,
+                           connect_timeout=10)
 
 
 def ensure_debezium_role(conn: psycopg.Connection, settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import SecretStr
 
@@ -46,10 +48,9 @@ def test_shipped_migrations_are_ordered_and_render() -> None:
 
 
 def test_secrets_never_live_in_sql_files() -> None:
-    defaults = Settings()
+    # A password is always a parameter ({debezium_password}), never a literal in the file.
     for migration in load_migrations():
-        assert defaults.pg_debezium_password.get_secret_value() not in migration.text
-        assert defaults.pg_superuser_password.get_secret_value() not in migration.text
+        assert not re.search(r"PASSWORD\s+'", migration.text, re.IGNORECASE), migration.label
 
 
 def test_only_the_role_migration_needs_the_superuser() -> None:
