@@ -68,7 +68,9 @@ def test_a_run_may_override_an_address_but_no_password() -> None:
             "pg_app_password": "x"}}}})
 
 
-def test_a_sensor_reaches_the_database_the_resource_names() -> None:
+def test_a_sensor_reaches_the_database_the_resource_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEATFLOW_PG_APP_PASSWORD", "any")
     # Port 9 (discard) is closed on the machines we run on: connection refused at once.
     closed = SeatflowResource(pg_host="127.0.0.1", pg_port=9)
     context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
