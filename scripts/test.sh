@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 
+# The seat map page's browser test drives Debian's chromium (Playwright's own browser download
+# cannot work on these machines): installed here when missing, as `stack up` installs PostgreSQL.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends chromium
+fi
+
 ruff check pipelines tests
 mypy
 seatflow schemas check
