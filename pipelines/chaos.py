@@ -43,6 +43,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from pipelines.avro import AvroDecoder, registry_client
+from pipelines.bench.common import SIMULATOR_NICE
 from pipelines.deploy import wait_caught_up
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.supervise import WORKER_MODULE
@@ -106,7 +107,6 @@ _PROCESSOR_FALLBACKS: tuple[tuple[str, ...], ...] = (
 ONSALE_OUTCOMES = {"buy": 0.1, "release": 0.45, "abandon": 0.45}
 # Each on-sale process runs this long; a new one follows (PostgreSQL's stop ends one early).
 ONSALE_CHUNK_S = 60.0
-SIMULATOR_NICE = 10
 # A partition delivers its changes fresh when they arrive within this of their commit: a
 # partition still draining the backlog of a fault delivers them later.
 FRESH_S = 2.0

@@ -17,7 +17,7 @@ import psutil
 import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-from pipelines.bench import SIMULATOR_NICE
+from pipelines.bench.common import SIMULATOR_NICE
 from pipelines.deploy import wait_caught_up
 from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings

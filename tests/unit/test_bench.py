@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from pipelines.bench import process_group
+from pipelines.bench import CpuSampler, process_group
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(("cmdline", "group"), [
@@ -22,3 +27,15 @@ from pipelines.bench import process_group
 ])
 def test_processes_are_counted_in_their_group(cmdline: str, group: str) -> None:
     assert process_group(cmdline) == group
+
+
+def test_the_cpu_sampler_counts_a_process_by_its_group() -> None:
+    # A child that burns half a second of its own CPU time (not of wall time: a loaded machine
+    # only makes it take longer), under a command line the "simulator" group matches, then
+    # lives on for more than a sampling interval: a process is seen only while it lives.
+    burn = "import time\nwhile time.process_time() < 0.5: pass\ntime.sleep(1.2)"
+    with CpuSampler() as sampler:
+        subprocess.run([sys.executable, "-c", burn, "simulate", "--rate", "1"], check=True,
+                       timeout=120)
+    seconds = sampler.seconds()
+    assert seconds.get("simulator", 0) >= 0.4, seconds

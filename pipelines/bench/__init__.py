@@ -1,0 +1,17 @@
+"""Benchmarks, each with a report: one module per benchmark (`processor`, `latency`), what they
+share (`common`, `changes`). `bench chaos` and `bench scale` live in pipelines/chaos.py and
+pipelines/scale.py, `bench fans` in pipelines/serve/bench.py."""
+
+from pipelines.bench.changes import (
+    produce_changes,
+    scratch_config,
+    scratch_outputs,
+    synthetic_changes,
+)
+from pipelines.bench.common import SIMULATOR_NICE, report_dict, run_cli
+from pipelines.bench.latency import CpuSampler, LatencyReport, bench_latency, process_group
+from pipelines.bench.processor import BenchReport, bench_processor, fill_state, state_memory_mb
+
+__all__ = ["SIMULATOR_NICE", "BenchReport", "CpuSampler", "LatencyReport", "bench_latency",
+           "bench_processor", "fill_state", "process_group", "produce_changes", "report_dict",
+           "run_cli", "scratch_config", "scratch_outputs", "state_memory_mb", "synthetic_changes"]
