@@ -8,12 +8,12 @@ from collections.abc import Callable
 import psycopg
 from confluent_kafka.admin import AdminClient
 
+from pipelines.avro.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.connect import ConnectClient, apply_connector, load_connectors
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.config import GROUP_ID
-from pipelines.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.settings import Settings
 from pipelines.stack.postgres import superuser_dsn
 from pipelines.topics import (

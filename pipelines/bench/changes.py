@@ -16,9 +16,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema
 
 from pipelines.avro import RecordWriter, registry_client, wire_header
+from pipelines.avro.schemas import load_schema
 from pipelines.partitioning import event_partition
 from pipelines.processor.config import ProcessorConfig
-from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import (
     ANOMALIES,

@@ -16,12 +16,12 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from pipelines.avro import RecordWriter, wire_header
+from pipelines.avro.schemas import load_schema
 from pipelines.bench.changes import produce_changes, scratch_config, scratch_outputs, synthetic_changes
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.config import RunStats
 from pipelines.processor.core import SeatState
 from pipelines.processor.runner import run_processor
-from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import (
     SEAT_AVAILABILITY,

@@ -11,8 +11,7 @@ from rich import box
 from rich.syntax import Syntax
 from rich.table import Table
 
-from pipelines.cli.output import console, fail
-from pipelines.schemas import (
+from pipelines.avro.schemas import (
     CompatibilityLevels,
     IncompatibleSchemaError,
     LocalSchema,
@@ -25,6 +24,7 @@ from pipelines.schemas import (
     offline_checks,
     register_schemas,
 )
+from pipelines.cli.output import console, fail
 from pipelines.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)

@@ -14,8 +14,8 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
+from pipelines.avro.schemas import SchemaRegistry
 from pipelines.connect import ConnectClient
-from pipelines.schemas import SchemaRegistry
 from pipelines.settings import Settings
 
 __all__ = ["SeatflowResource"]

@@ -1,6 +1,6 @@
 """Schema deploys from the Dagster UI: check and register schemas/, results as metadata.
 
-The logic is pipelines.schemas; this module only shows it. `registered_schemas` registers
+The logic is pipelines.avro.schemas; this module only shows it. `registered_schemas` registers
 (all or nothing, after checking); its asset check `schemas_compatible` only asks, so a breaking
 schema shows in the UI before anyone deploys it.
 """
@@ -9,8 +9,7 @@ schema shows in the UI before anyone deploys it.
 
 import dagster as dg
 
-from pipelines.orchestration.resources import SeatflowResource
-from pipelines.schemas import (
+from pipelines.avro.schemas import (
     IncompatibleSchemaError,
     Registration,
     SubjectCheck,
@@ -19,6 +18,7 @@ from pipelines.schemas import (
     local_schemas,
     register_schemas,
 )
+from pipelines.orchestration.resources import SeatflowResource
 
 __all__ = ["defs", "deploy_schemas_job", "registered_schemas", "schemas_compatible"]
 

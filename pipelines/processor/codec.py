@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
+from pipelines.avro.schemas import load_schema
 from pipelines.processor.config import ProcessorConfig, ProcessorError
 from pipelines.processor.core import ENVELOPE_FIELDS, ChangeError, decode_seat_change
 from pipelines.processor.engine import (
@@ -20,7 +21,6 @@ from pipelines.processor.engine import (
     Truncate,
     Undecodable,
 )
-from pipelines.schemas import load_schema
 from pipelines.topics import (
     ANOMALIES,
     DEAD_LETTER,

@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroEncoder
+from pipelines.avro.schemas import load_schema
 from pipelines.backfill import BackfillError, backfill_event
 from pipelines.connect import ConnectClient
 from pipelines.deploy import wait_caught_up
@@ -21,7 +22,6 @@ from pipelines.host.simulate import run_onsale
 from pipelines.partitioning import event_partition
 from pipelines.processor.runner import run_processor
 from pipelines.reconcile import Reconciliation, latest_values, reconcile_events
-from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
 from tests.integration.conftest import ProcessorThread

@@ -19,9 +19,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from typer.testing import CliRunner
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
-from pipelines.cli.main import app
-from pipelines.host.simulate import run_onsale
-from pipelines.schemas import (
+from pipelines.avro.schemas import (
     CompatibilityLevels,
     IncompatibleSchemaError,
     LocalSchema,
@@ -31,6 +29,8 @@ from pipelines.schemas import (
     local_schemas,
     register_schemas,
 )
+from pipelines.cli.main import app
+from pipelines.host.simulate import run_onsale
 from pipelines.settings import Settings
 from pipelines.topics import cdc_topic
 from tests.integration.conftest import end_offsets, wait_for

@@ -15,8 +15,8 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroEncoder
+from pipelines.avro.schemas import load_schema
 from pipelines.partitioning import event_partition
-from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.topics import SEAT_AVAILABILITY
 from tests.integration.conftest import wait_for

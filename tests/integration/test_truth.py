@@ -16,13 +16,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, AvroEncoder
+from pipelines.avro.schemas import load_schema
 from pipelines.backfill import backfill_event
 from pipelines.deploy import wait_captured, wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.processor.config import GROUP_ID, OffsetsLostError, ProcessorConfig
 from pipelines.processor.runner import run_processor
 from pipelines.reconcile import event_ids, reconcile_events
-from pipelines.schemas import load_schema
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
 from pipelines.stack.supervisor import Supervisor

@@ -18,7 +18,7 @@ settings.load_profile("seatflow")
 
 @pytest.fixture(params=["native", "python"], scope="module")
 def codec(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
-    """Each Avro codec in turn (seatflow_native, pipelines.avro_pure), as pipelines.avro's
+    """Each Avro codec in turn (seatflow_native, pipelines.avro.pure), as pipelines.avro's
     AvroDecoder and RecordWriter use it: a codec's tests run against both. The native one is
     skipped where it is not installed (an install without cargo). Module-scoped: hypothesis's
     examples share it, and the tests of one codec run together."""

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from pipelines import avro
 from pipelines.avro import RecordWriter
-from pipelines.schemas import SCHEMAS_DIR
+from pipelines.avro.schemas import SCHEMAS_DIR
 from tests.unit.avro_values import values
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("codec")]

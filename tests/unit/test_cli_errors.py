@@ -6,13 +6,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pipelines.avro.schemas import SchemaError
 from pipelines.backfill import BackfillError
 from pipelines.cli.output import SeatflowGroup
 from pipelines.connect import ConnectError, ConnectUnreachableError
 from pipelines.errors import SeatflowError
 from pipelines.host import HostError
 from pipelines.processor.config import OffsetsLostError, ProcessorError
-from pipelines.schemas import SchemaError
 from pipelines.stack import StackError
 from pipelines.topics import TopicLayoutError
 

@@ -1,4 +1,4 @@
-"""Each codec's ProjectingDecoder (seatflow_native's, pipelines.avro_pure's: the `codec` fixture)
+"""Each codec's ProjectingDecoder (seatflow_native's, pipelines.avro.pure's: the `codec` fixture)
 reads what fastavro reads, whole or projected, and refuses bytes that do not match."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.avro.schemas import load_schema
 from pipelines.processor.core import ENVELOPE_FIELDS, decode_seat_change
 from pipelines.processor.published import SEAT_STATE_FIELDS
-from pipelines.schemas import load_schema
 from tests.unit.avro_values import values
 
 pytestmark = pytest.mark.unit

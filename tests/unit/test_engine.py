@@ -12,6 +12,7 @@ import fastavro
 import pytest
 
 from pipelines.avro import RecordWriter
+from pipelines.avro.schemas import load_schema
 from pipelines.partitioning import event_partition
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.core import SeatChange
@@ -26,7 +27,6 @@ from pipelines.processor.engine import (
 )
 from pipelines.processor.records import parse_deleted_header
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
-from pipelines.schemas import load_schema
 
 pytestmark = pytest.mark.unit
 

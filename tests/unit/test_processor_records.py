@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipelines.avro.schemas import SCHEMAS_DIR
 from pipelines.processor.aggregate import Deleted
 from pipelines.processor.core import Anomaly, SeatChange, SeatState
 from pipelines.processor.records import (
@@ -22,7 +23,6 @@ from pipelines.processor.records import (
     parse_deleted_header,
 )
 from pipelines.processor.supervise import restart_delay
-from pipelines.schemas import SCHEMAS_DIR
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pipelines.avro.schemas import LocalSchema, local_schemas
 from pipelines.cli import schemas_cmd
 from pipelines.cli.main import app
-from pipelines.schemas import LocalSchema, local_schemas
 from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -11,8 +11,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from pipelines.schema_rules import LEVELS, lint_problems
-from pipelines.schemas import SCHEMAS_DIR, load_compatibility, local_schemas
+from pipelines.avro.rules import LEVELS, lint_problems
+from pipelines.avro.schemas import SCHEMAS_DIR, load_compatibility, local_schemas
 
 pytestmark = pytest.mark.unit
 

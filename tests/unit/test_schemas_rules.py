@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.schema_rules import compatibility_problems, lint_problems, reader_problems
-from pipelines.schemas import load_schema
+from pipelines.avro.rules import compatibility_problems, lint_problems, reader_problems
+from pipelines.avro.schemas import load_schema
 
 pytestmark = pytest.mark.unit
 

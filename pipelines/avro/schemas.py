@@ -22,8 +22,8 @@ from confluent_kafka.schema_registry import RegisteredSchema, Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from pipelines.avro import ccompat_client
+from pipelines.avro.rules import LEVELS, compatibility_problems, lint_problems
 from pipelines.errors import SeatflowError
-from pipelines.schema_rules import LEVELS, compatibility_problems, lint_problems
 from pipelines.settings import PROJECT_ROOT, Settings
 
 __all__ = [

@@ -5,7 +5,7 @@ tags); here each schema is fetched and compiled once, and a record is read and w
 codec, with fastavro for what that does not take.
 
 The codec is chosen here, once: seatflow_native (native/, Rust, the `seatflow[native]` extra)
-when it is installed, else pipelines.avro_pure (the same API in Python); Settings.codec
+when it is installed, else pipelines.avro.pure (the same API in Python); Settings.codec
 (SEATFLOW_CODEC=auto|native|python) forces one. CODEC_NAME says which runs.
 """
 
@@ -74,8 +74,8 @@ def load_codec(choice: str) -> tuple[str, ModuleType]:
             return "native", seatflow_native
     elif choice != "python":
         raise ValueError(f"codec {choice!r}: auto, native or python")
-    from pipelines import avro_pure
-    return "python", avro_pure
+    from pipelines.avro import pure
+    return "python", pure
 
 
 # The codec every AvroDecoder and RecordWriter uses (tests swap `codec` to run both).
