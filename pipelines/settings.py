@@ -20,7 +20,7 @@ from pydantic_settings import (
 from pipelines.errors import SeatflowError
 
 __all__ = ["GENERATED_SECRETS", "Settings", "SettingsError", "generated_secrets_file",
-           "get_settings", "settings_file"]
+           "get_settings", "read_generated_secrets", "settings_file"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,17 @@ def generated_secrets_file(home: Path) -> Path:
     return home / "secrets" / "passwords.env"
 
 
+def read_generated_secrets(home: Path) -> dict[str, str]:
+    """The passwords generated into <home>/secrets/passwords.env, by setting name (those with a
+    value); none when the file is not there yet or not ours to read."""
+    try:
+        values = dotenv_values(generated_secrets_file(home))
+    except OSError:
+        return {}
+    found = {name: values.get(f"SEATFLOW_{name.upper()}") for name in GENERATED_SECRETS}
+    return {name: value for name, value in found.items() if value}
+
+
 class SettingsError(SeatflowError):
     """A setting needed now has no value; the message says how to give it one."""
 
@@ -70,13 +81,7 @@ class _GeneratedSecrets(PydanticBaseSettingsSource):
         home: Any = None
         for source in self._above:
             home = home or source().get("home")
-        path = generated_secrets_file(Path(home) if home else _default_home())
-        try:
-            values = dotenv_values(path)
-        except OSError:
-            return {}  # not generated yet, or not ours to read
-        wanted = {f"SEATFLOW_{name.upper()}": name for name in GENERATED_SECRETS}
-        return {wanted[k]: v for k, v in values.items() if k in wanted and v}
+        return dict(read_generated_secrets(Path(home) if home else _default_home()))
 
 
 class Settings(BaseSettings):

@@ -7,13 +7,17 @@ from typing import Annotated
 
 import typer
 from confluent_kafka import KafkaException
-from dotenv import dotenv_values
 from rich.status import Status
 from rich.table import Column, Table
 
 from pipelines import stack
 from pipelines.cli.output import console, fail
-from pipelines.settings import Settings, generated_secrets_file, get_settings
+from pipelines.settings import (
+    Settings,
+    generated_secrets_file,
+    get_settings,
+    read_generated_secrets,
+)
 from pipelines.stack.configs import APPS
 from pipelines.stack.layout import StackLayout
 from pipelines.topics import cdc_topic, group_shares
@@ -142,11 +146,11 @@ def secrets() -> None:
         return
     console.print(f"{path} (mode {path.stat().st_mode & 0o777:o}, owner uid {path.stat().st_uid}):",
                   highlight=False)
-    for name, value in sorted(dotenv_values(path).items()):
-        current = getattr(settings, name.removeprefix("SEATFLOW_").lower(), None)
-        overridden = current is not None and current.get_secret_value() != value
-        console.print(f"  {name}" + (" (overridden by the environment or the settings file)"
-                                      if overridden else ""), highlight=False)
+    for name, value in sorted(read_generated_secrets(settings.home).items()):
+        overridden = getattr(settings, name).get_secret_value() != value
+        console.print(f"  SEATFLOW_{name.upper()}" + (
+            " (overridden by the environment or the settings file)" if overridden else ""),
+            highlight=False)
     console.print(f"The PostgreSQL superuser ({settings.pg_superuser}) has no password: it logs "
                   f"in through the socket in {StackLayout.of(settings).pg_socket_dir} only.",
                   highlight=False)
