@@ -18,6 +18,7 @@ from pipelines.bench.common import SIMULATOR_NICE, run_cli
 from pipelines.deploy import wait_caught_up
 from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE
 from pipelines.settings import Settings
+from pipelines.stats import percentile
 from pipelines.topics import (
     SEAT_AVAILABILITY,
     cdc_topic,
@@ -190,12 +191,9 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
     for figures in (latencies, captured, in_debezium, in_processor):
         figures.sort()
 
-    def pct(values: list[float], p: float) -> float:
-        return round(values[min(int(len(values) * p), len(values) - 1)], 1) if values else 0.0
-
-    return LatencyReport(rate, duration, warmup, len(latencies), pct(latencies, 0.50),
-                         pct(latencies, 0.95), pct(latencies, 0.99), round(latencies[-1], 1),
-                         pct(captured, 0.50), pct(captured, 0.99),
-                         pct(in_debezium, 0.50), pct(in_debezium, 0.99),
-                         pct(in_processor, 0.50), pct(in_processor, 0.99),
+    return LatencyReport(rate, duration, warmup, len(latencies), percentile(latencies, 0.50),
+                         percentile(latencies, 0.95), percentile(latencies, 0.99), round(latencies[-1], 1),
+                         percentile(captured, 0.50), percentile(captured, 0.99),
+                         percentile(in_debezium, 0.50), percentile(in_debezium, 0.99),
+                         percentile(in_processor, 0.50), percentile(in_processor, 0.99),
                          round(on_sale_seconds, 1), sampler.seconds())

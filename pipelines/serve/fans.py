@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipelines.stats import percentile
+
 __all__ = ["CrowdReport", "crowd", "main"]
 
 SEAT = b"event: seat\n"
@@ -105,12 +107,6 @@ def _probe(client: Client, data: bytes, now_ms: float) -> None:
                 client.latencies_ms.append(now_ms - int(found.group(1)))
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return 0.0
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
-
-
 async def crowd(url: str, event_id: int, *, clients: int, probes: int, hold_s: float,
                 connect_rate: float = 500.0, last_event_id: str | None = None,
                 on_connected: Callable[[int], None] | None = None) -> CrowdReport:
@@ -145,8 +141,8 @@ async def crowd(url: str, event_id: int, *, clients: int, probes: int, hold_s: f
     latencies = sorted(x for c in crowd_ if c.probe for x in c.latencies_ms)
     return CrowdReport(clients, sum(c.connected for c in crowd_), served, errors, counts[0],
                        counts[len(counts) // 2], min(probes, clients), len(latencies),
-                       _percentile(latencies, 0.50), _percentile(latencies, 0.95),
-                       _percentile(latencies, 0.99), round(latencies[-1], 1) if latencies else 0.0)
+                       percentile(latencies, 0.50), percentile(latencies, 0.95),
+                       percentile(latencies, 0.99), round(latencies[-1], 1) if latencies else 0.0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from pipelines.bench import CpuSampler, process_group
+from pipelines.stats import percentile
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +40,10 @@ def test_the_cpu_sampler_counts_a_process_by_its_group() -> None:
                        timeout=120)
     seconds = sampler.seconds()
     assert seconds.get("simulator", 0) >= 0.4, seconds
+
+
+def test_percentile_is_the_value_at_q_times_n_of_sorted_samples() -> None:
+    ordered = [float(v) for v in range(1, 101)]
+    assert (percentile(ordered, 0.5), percentile(ordered, 0.99), percentile(ordered, 1.0)) == (
+        51.0, 100.0, 100.0)
+    assert percentile([], 0.99) == 0.0
