@@ -24,10 +24,11 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.serve.follower import Follower, quantile
-from pipelines.serve.state import Change, ServeState
+from pipelines.serve.state import ServeState
+from pipelines.serve.wire import format_changes
 from pipelines.settings import Settings
 
-__all__ = ["STATIC_DIR", "Hub", "ServeApp", "create_app", "format_change", "parse_last_event_id"]
+__all__ = ["STATIC_DIR", "Hub", "ServeApp", "create_app", "parse_last_event_id"]
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,6 @@ def parse_last_event_id(value: str | None, epoch: str) -> int | None:
     if given_epoch != epoch or not seq.isdigit():
         return None
     return int(seq)
-
-
-def format_change(change: Change, epoch: str) -> str:
-    """One change as an SSE frame."""
-    return f"id: {epoch}.{change.id}\nevent: {change.kind}\ndata: {change.payload}\n\n"
 
 
 def _frame(kind: str, event_id: str, data: Any) -> str:
@@ -177,8 +173,7 @@ class ServeApp:
             return None
         if not changes:
             return b"", 0, last_id
-        batch = ("".join(format_change(c, self.epoch) for c in changes).encode(), len(changes),
-                 changes[-1].id)
+        batch = (format_changes(changes, self.epoch), len(changes), changes[-1].id)
         if cached is None or cached[0] != batch[2]:
             cached = self._chunks[event_id] = (batch[2], {})
         cached[1][last_id] = batch
@@ -332,7 +327,7 @@ def create_app(settings: Settings, *, state: ServeState | None = None,
                      last_event_id: Annotated[str | None, Header(max_length=64)] = None,
                      ) -> EventSourceResponse:
         """Server-sent events of the event: `snapshot` first (or the changes after
-        Last-Event-ID), then `seat`, `section` and `event` changes with their versions."""
+        Last-Event-ID), then `changes`: seats with their versions, section counts, totals."""
         with serve.state.lock:
             known = event_id in serve.state.events
         if not known:

@@ -40,8 +40,9 @@ class FansReport:
     connected: int
     served: int  # connected, no error, to the end
     errors: dict[str, int]
-    seat_changes_per_client_min: int
-    seat_changes_per_client_median: int
+    caught_up: int  # clients that had read the newest frame when the crowd stopped
+    behind_max: int  # changes the furthest-behind client had not read then
+    probe_seat_changes_min: int
     latency_samples: int
     p50_ms: float
     p95_ms: float
@@ -187,8 +188,8 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
         clients=clients, rate_target=rate, duration_s=duration, event_id=event_id,
         crowd_nice=crowd_nice,
         connected=result["connected"], served=result["served"], errors=result["errors"],
-        seat_changes_per_client_min=result["seat_changes_min"],
-        seat_changes_per_client_median=result["seat_changes_median"],
+        caught_up=result["caught_up"], behind_max=result["behind_max"],
+        probe_seat_changes_min=result["probe_seat_changes_min"],
         latency_samples=result["latencies"], p50_ms=result["p50_ms"], p95_ms=result["p95_ms"],
         p99_ms=result["p99_ms"], max_ms=result["max_ms"],
         serve_receipt_p50_ms=receipt["0.5"], serve_receipt_p99_ms=receipt["0.99"],

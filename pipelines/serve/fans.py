@@ -2,11 +2,12 @@
 process, for `seatflow bench fans` (which runs it in a process of its own, at a lower
 priority, so that it measures serve rather than competes with it).
 
-Every client reads its stream whole and counts the seat changes in it; a few probes also parse
-each change and time it from its commit in the ticketing host (source_committed_at) to its
-arrival here. All clients of the crowd get the same chunks in the same order from the same
-server, so the probes' delays are the crowd's; parsing every change in every client would make
-this process, not serve, the bottleneck.
+Every client reads its stream whole and keeps the id of the last frame in it; a few probes also
+parse each frame and time every seat change from its commit in the ticketing host
+(source_committed_at) to its arrival here. All clients of the crowd get the same frames in the
+same order from the same server, so the probes' delays are the crowd's, and a client whose last
+id at the end is the newest kept up; parsing every frame in every client would make this
+process, not serve, the bottleneck.
 
     python -m pipelines.serve.fans --url http://127.0.0.1:18090 --event 1 --clients 1000
 prints `connected N` once the clients are in, stays `--hold` seconds, then prints its report
@@ -27,23 +28,25 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipelines.serve.wire import seats_of
 from pipelines.stats import percentile
 
 __all__ = ["CrowdReport", "crowd", "main"]
 
-SEAT = b"event: seat\n"
-_COMMITTED = re.compile(rb'"source_committed_at":(\d+)')
+_ID = re.compile(rb"^id: [^.\n]*\.(\d+)\n", re.MULTILINE)
+_DATA = b"\ndata: "
 _FRAME_END = b"\n\n"
 
 
 @dataclass
 class Client:
     probe: bool
-    seat_changes: int = 0
+    last_seq: int = 0  # the id of the newest frame read
+    seat_changes: int = 0  # probes only
     latencies_ms: list[float] = field(default_factory=list)
     error: str | None = None
     connected: bool = False
-    # Probes: the part of a frame not complete yet. Others: the tail a marker may span.
+    # Probes: the part of a frame not complete yet. Others: the tail an id line may span.
     buffer: bytes = b""
 
 
@@ -54,9 +57,12 @@ class CrowdReport:
     # Clients still connected, without an error, when the hold ended.
     served: int
     errors: dict[str, int]
-    seat_changes_min: int
-    seat_changes_median: int
+    # Clients that had read the newest frame any client read when the hold ended.
+    caught_up: int
+    # How far the furthest-behind client was from it then, in changes.
+    behind_max: int
     probes: int
+    probe_seat_changes_min: int
     latencies: int
     p50_ms: float
     p95_ms: float
@@ -86,8 +92,10 @@ async def _follow(client: Client, host: str, port: int, path: str, last_event_id
                 _probe(client, data, now_ms)
             else:
                 joined = client.buffer + data
-                client.seat_changes += joined.count(SEAT)
-                client.buffer = joined[-(len(SEAT) - 1):]
+                ids = _ID.findall(joined)
+                if ids:
+                    client.last_seq = int(ids[-1])
+                client.buffer = joined[-64:]
     except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as e:
         if not stop.is_set():
             client.error = type(e).__name__ if not str(e) else f"{type(e).__name__}: {e}"[:80]
@@ -100,11 +108,17 @@ def _probe(client: Client, data: bytes, now_ms: float) -> None:
     frames = (client.buffer + data).split(_FRAME_END)
     client.buffer = frames.pop()
     for frame in frames:
-        if SEAT in frame:
+        found = _ID.search(frame)
+        if found:
+            client.last_seq = int(found.group(1))
+        if b"\nevent: changes\n" not in frame:
+            continue
+        data = json.loads(frame[frame.index(_DATA) + len(_DATA):])
+        for seat in seats_of(data):
             client.seat_changes += 1
-            found = _COMMITTED.search(frame)
-            if found:
-                client.latencies_ms.append(now_ms - int(found.group(1)))
+            committed = seat.get("source_committed_at")
+            if committed is not None:
+                client.latencies_ms.append(now_ms - committed)
 
 
 async def crowd(url: str, event_id: int, *, clients: int, probes: int, hold_s: float,
@@ -137,10 +151,11 @@ async def crowd(url: str, event_id: int, *, clients: int, probes: int, hold_s: f
     for c in crowd_:
         if c.error is not None:
             errors[c.error] = errors.get(c.error, 0) + 1
-    counts = sorted(c.seat_changes for c in crowd_ if c.connected) or [0]
+    seqs = [c.last_seq for c in crowd_ if c.connected] or [0]
     latencies = sorted(x for c in crowd_ if c.probe for x in c.latencies_ms)
-    return CrowdReport(clients, sum(c.connected for c in crowd_), served, errors, counts[0],
-                       counts[len(counts) // 2], min(probes, clients), len(latencies),
+    return CrowdReport(clients, sum(c.connected for c in crowd_), served, errors,
+                       seqs.count(max(seqs)), max(seqs) - min(seqs), min(probes, clients),
+                       min((c.seat_changes for c in crowd_ if c.probe), default=0), len(latencies),
                        percentile(latencies, 0.50), percentile(latencies, 0.95),
                        percentile(latencies, 0.99), round(latencies[-1], 1) if latencies else 0.0)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -64,6 +64,11 @@ class Seat:
     lsn: int | None
     source_committed_at: int | None
 
+    def place(self) -> tuple[Any, ...]:
+        """Where the seat is and what it costs: what a status change leaves as it was."""
+        return (self.section_code, self.row_label, self.seat_number, self.price_level_id,
+                self.price_level_code, self.price)
+
     def json(self) -> dict[str, Any]:
         return {"seat_id": self.seat_id, "status": self.status, "section_code": self.section_code,
                 "row_label": self.row_label, "seat_number": self.seat_number,
@@ -110,13 +115,17 @@ class Totals:
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change of an event, in the order applied; `id` grows across all events (SSE `id:`).
-    `data` is what the stream sends: the new value with its version, or `deleted`."""
+    `data` is the new value with its version, or `deleted`."""
 
     id: int
     event_id: int
     kind: ChangeKind
+    # What the change replaces: the seat id, the (section, price level), or None for totals.
+    key: Hashable
     data: dict[str, Any]
-    # `data` as JSON, made once (in the follower's thread) for every stream that sends it.
+    # What the stream sends, as JSON made once (in the follower's thread) for every stream:
+    # `data`, or for a seat whose place and price are unchanged only what a fan needs
+    # ([seat_id, status, version, source_committed_at]): a crowd of streams is bandwidth.
     payload: str
 
 
@@ -183,11 +192,13 @@ class ServeState:
             view = self.events[event_id] = EventView(log=deque(maxlen=self._log_size))
         return view
 
-    def _record(self, view: EventView, event_id: int, kind: ChangeKind,
-                data: dict[str, Any], committed_at: int | None) -> Change:
+    def _record(self, view: EventView, event_id: int, kind: ChangeKind, key: Hashable,
+                data: dict[str, Any], committed_at: int | None,
+                brief: list[Any] | None = None) -> Change:
         self.last_id += 1
         data = {**data, "seq": self.last_id}
-        change = Change(self.last_id, event_id, kind, data, json.dumps(data, separators=(",", ":")))
+        payload = json.dumps(data if brief is None else brief, separators=(",", ":"))
+        change = Change(self.last_id, event_id, kind, key, data, payload)
         if view.log.maxlen is not None and len(view.log) == view.log.maxlen:
             view.evicted_through = view.log[0].id
         view.log.append(change)
@@ -216,7 +227,7 @@ class ServeState:
             del view.seats[seat_id]
             version = deleted[0] if deleted is not None else held.version
             view.deleted[seat_id] = (version, deleted[1] if deleted is not None else held.lsn)
-            return self._record(view, event_id, "seat",
+            return self._record(view, event_id, "seat", seat_id,
                                 {"seat_id": seat_id, "version": version, "deleted": True}, None)
         version = int(value["source_version"])
         lsn = value.get("source_lsn")
@@ -242,7 +253,11 @@ class ServeState:
         if seat == held:
             return None  # redelivered: nothing to tell anyone
         view.seats[seat_id] = seat
-        return self._record(view, event_id, "seat", seat.json(), seat.source_committed_at)
+        brief = None
+        if held is not None and held.place() == seat.place():
+            brief = [seat_id, seat.status, version, seat.source_committed_at]
+        return self._record(view, event_id, "seat", seat_id, seat.json(),
+                            seat.source_committed_at, brief)
 
     def apply_section(self, event_id: int, section_code: str, price_level_id: int,
                       value: Mapping[str, Any] | None) -> Change | None:
@@ -253,7 +268,7 @@ class ServeState:
         if value is None:
             if view.sections.pop(key, None) is None:
                 return None
-            return self._record(view, event_id, "section", {
+            return self._record(view, event_id, "section", key, {
                 "section_code": section_code, "price_level_id": price_level_id,
                 "deleted": True}, None)
         count = SectionCount(section_code, price_level_id, int(value["open"]),
@@ -263,7 +278,8 @@ class ServeState:
         if view.sections.get(key) == count:
             return None
         view.sections[key] = count
-        return self._record(view, event_id, "section", count.json(), count.source_committed_at)
+        return self._record(view, event_id, "section", key, count.json(),
+                            count.source_committed_at)
 
     def apply_event(self, event_id: int, value: Mapping[str, Any] | None) -> Change | None:
         """An event-availability record (None: a tombstone); the newest record wins."""
@@ -272,13 +288,14 @@ class ServeState:
             if view.totals is None:
                 return None
             view.totals = None
-            return self._record(view, event_id, "event", {"deleted": True}, None)
+            return self._record(view, event_id, "event", None, {"deleted": True}, None)
         totals = Totals(int(value["open"]), int(value["held"]), int(value["sold"]),
                         int(value["total"]), epoch_ms(value.get("source_committed_at")))
         if totals == view.totals:
             return None
         view.totals = totals
-        return self._record(view, event_id, "event", totals.json(), totals.source_committed_at)
+        return self._record(view, event_id, "event", None, totals.json(),
+                            totals.source_committed_at)
 
     def changes_since(self, event_id: int, last_id: int) -> list[Change] | None:
         """The event's changes after `last_id`, oldest first; None when some of them are no

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pipelines.avro import AvroEncoder
 from pipelines.avro.schemas import load_schema
 from pipelines.partitioning import event_partition
+from pipelines.serve.wire import seats_of as changes_seats
 from pipelines.settings import Settings
 from pipelines.topics import SEAT_AVAILABILITY
 from tests.integration.conftest import wait_for
@@ -95,7 +96,8 @@ class Stream:
 
 def seat_events_until(stream: Stream, wanted: dict[int, int], *, timeout: float,
                       ) -> list[dict[str, Any]]:
-    """The stream's seat events until every wanted seat has shown its wanted version."""
+    """The stream's seat changes until every wanted seat has shown its wanted version, each as
+    {"id": its frame's id, "data": the change}."""
     deadline = time.monotonic() + timeout
     seen: list[dict[str, Any]] = []
     shown: dict[int, int] = {}
@@ -105,10 +107,10 @@ def seat_events_until(stream: Stream, wanted: dict[int, int], *, timeout: float,
             f"{ {s: v for s, v in wanted.items() if shown.get(s, 0) < v} }")
         event = stream.next()
         assert event["event"] != "snapshot", "a snapshot instead of the changes"
-        if event["event"] == "seat":
-            seen.append(event)
-            data = event["data"]
-            shown[data["seat_id"]] = max(shown.get(data["seat_id"], 0), data["version"])
+        if event["event"] == "changes":
+            for data in changes_seats(event["data"]):
+                seen.append({"id": event["id"], "data": data})
+                shown[data["seat_id"]] = max(shown.get(data["seat_id"], 0), data["version"])
     return seen
 
 

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from pipelines.serve.app import ServeApp, create_app, parse_last_event_id
 from pipelines.serve.state import ServeState
+from pipelines.serve.wire import seats_of
 from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -201,9 +202,9 @@ def test_the_stream_starts_with_a_snapshot_then_sends_changes_with_versions(
         assert snapshot["data"]["totals"]["total"] == 4
         change(serve, 1, 2, "HELD")
         [held] = read_events(lines, 1)
-        assert held["event"] == "seat"
-        assert (held["data"]["seat_id"], held["data"]["version"], held["data"]["status"]) == (
-            1, 2, "HELD")
+        assert held["event"] == "changes"
+        assert [(s["seat_id"], s["version"], s["status"]) for s in seats_of(held["data"])] == [
+            (1, 2, "HELD")]
         assert held["id"].endswith(f".{held['data']['seq']}")
     # The client hung up: the stream ends and is no longer counted.
     deadline = time.monotonic() + 5
@@ -227,11 +228,12 @@ def test_last_event_id_resumes_after_a_gap_and_a_stranger_gets_a_snapshot(
                 serve.state.apply_seat(EVENT, seat_id, seat(seat_id, version, status))
         with http.stream("GET", f"{url}/api/events/{EVENT}/stream",
                          headers={"Last-Event-ID": last}) as response:
-            missed = read_events(response.iter_lines(), 3)
-        assert [(e["event"], e["data"]["seat_id"], e["data"]["status"]) for e in missed] == [
-            ("seat", 1, "HELD"), ("seat", 2, "SOLD"), ("seat", 1, "SOLD")]
-        ids = [int(e["id"].rsplit(".", 1)[1]) for e in missed]
-        assert ids == sorted(ids) and ids[0] > int(last.rsplit(".", 1)[1])
+            # Changes ready together come as one frame, every seat change in order.
+            [missed] = read_events(response.iter_lines(), 1)
+        assert missed["event"] == "changes"
+        assert [(s["seat_id"], s["status"]) for s in seats_of(missed["data"])] == [
+            (1, "HELD"), (2, "SOLD"), (1, "SOLD")]
+        assert int(missed["id"].rsplit(".", 1)[1]) == int(last.rsplit(".", 1)[1]) + 3
         with http.stream("GET", f"{url}/api/events/{EVENT}/stream",
                          headers={"Last-Event-ID": "another-process.3"}) as response:
             lines = response.iter_lines()
@@ -240,8 +242,9 @@ def test_last_event_id_resumes_after_a_gap_and_a_stranger_gets_a_snapshot(
             # The snapshot made for the first client is shared; the changes since it follow.
             assert fresh["id"] == last
             shown = {s["seat_id"]: s["status"] for s in fresh["data"]["seats"]}
-            for event in read_events(lines, 3):
-                shown[event["data"]["seat_id"]] = event["data"]["status"]
+            [since] = read_events(lines, 1)
+            for change in seats_of(since["data"]):
+                shown[change["seat_id"]] = change["status"]
         assert (shown[1], shown[2]) == ("SOLD", "SOLD")
 
 
@@ -278,5 +281,6 @@ def test_the_benchmarks_crowd_counts_every_change_and_its_probes_time_them(
     report = asyncio.run(crowd(url, EVENT, clients=5, probes=2, hold_s=1.5,
                                on_connected=commit_changes))
     assert (report.connected, report.served, report.errors) == (5, 5, {})
-    assert report.seat_changes_min == report.seat_changes_median == 10
+    assert (report.caught_up, report.behind_max) == (5, 0)
+    assert report.probe_seat_changes_min == 10
     assert report.latencies == 2 * 10 and report.p99_ms >= report.p50_ms

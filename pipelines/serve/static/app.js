@@ -77,9 +77,7 @@ function connect() {
     }
   });
   source.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
-  source.addEventListener("seat", (e) => applySeat(JSON.parse(e.data)));
-  source.addEventListener("section", (e) => applySection(JSON.parse(e.data)));
-  source.addEventListener("event", (e) => applyTotals(JSON.parse(e.data)));
+  source.addEventListener("changes", (e) => applyChanges(JSON.parse(e.data)));
 }
 
 function setOffline(offline) {
@@ -111,6 +109,23 @@ function applySnapshot(snapshot) {
   drawMap();
   drawSections();
   drawTotals();
+}
+
+// One frame of changes: every seat change in order, the newest count of each section and price
+// level, the newest totals (null: unchanged). A seat whose place and price did not change comes
+// brief, as [seat_id, status, version, source_committed_at]: the rest is what the page holds.
+function applyChanges(changes) {
+  for (const seat of changes.seats) {
+    if (Array.isArray(seat)) {
+      const [seatId, status, version, committedAt] = seat;
+      applySeat({...page.seats.get(seatId), seat_id: seatId, status, version,
+                 source_committed_at: committedAt});
+    } else {
+      applySeat(seat);
+    }
+  }
+  for (const section of changes.sections) applySection(section);
+  if (changes.totals !== null) applyTotals(changes.totals);
 }
 
 // The version rule: a seat shows its newest version; an update whose version is not above the
