@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -99,6 +100,9 @@ class ServeApp:
         default_factory=dict)
     _snapshots: dict[int, tuple[int, bytes]] = field(default_factory=dict)
     _snapshot_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    _pending: set[int] = field(default_factory=set)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+    _wake_scheduled: bool = False
 
     def __post_init__(self) -> None:
         self.clients = Gauge("seatflow_serve_clients", "Connected stream (SSE) clients.",
@@ -120,9 +124,23 @@ class ServeApp:
         return self.follower.ready.is_set() and self.follower.alive
 
     def notify(self, event_ids: Iterable[int]) -> None:
-        """Wake the streams of these events; from any thread (the follower's)."""
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.hub.notify, event_ids)
+        """Wake the streams of these events; from any thread (the follower's). While a wake is
+        pending in the loop, further events join it: a loop that is behind wakes each stream
+        once for all of them, not once per batch the follower read meanwhile."""
+        if self.loop is None:
+            return
+        with self._pending_lock:
+            self._pending.update(event_ids)
+            if self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        with self._pending_lock:
+            event_ids, self._pending = self._pending, set()
+            self._wake_scheduled = False
+        self.hub.notify(event_ids)
 
     async def stream(self, event_id: int, last_id: int | None) -> AsyncIterator[bytes]:
         """An event's changes as SSE frames: after `last_id` if they are all still kept, else a
