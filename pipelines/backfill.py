@@ -29,18 +29,20 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from pipelines.avro import AvroDecoder, RecordWriter, WireFormatError, registry_client, wire_header
 from pipelines.connect import ConnectClient
 from pipelines.connect.errors import ConnectError
 from pipelines.errors import SeatflowError
+from pipelines.kafka import clients
+from pipelines.kafka.groups import end_offsets, group_members
+from pipelines.kafka.topics import cdc_topic
 from pipelines.partitioning import event_partition
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings
-from pipelines.topics import cdc_topic, end_offsets, group_members
 
 __all__ = [
     "METHODS",
@@ -258,9 +260,9 @@ def _republish(settings: Settings, event_id: int, topic: str) -> int:
         if err is not None:
             failures.append(str(err))
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
-                         "linger.ms": 20, "compression.type": "lz4",
-                         "queue.buffering.max.messages": 500_000})
+    producer = clients.producer(settings, **{"enable.idempotence": True, "linger.ms": 20,
+                                             "compression.type": "lz4",
+                                             "queue.buffering.max.messages": 500_000})
     count = 0
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
         # One snapshot for the position and the rows: every change the rows show was committed
@@ -308,9 +310,7 @@ class _Watch:
 
     def __init__(self, settings: Settings, topic: str, start: dict[int, int]) -> None:
         self.decoder = AvroDecoder(registry_client(settings))
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"seatflow-backfill-{uuid.uuid4()}",
+        self.consumer = clients.consumer(settings, group_id=f"seatflow-backfill-{uuid.uuid4()}", **{
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "fetch.max.bytes": 52_428_800,
@@ -349,8 +349,7 @@ class _Watch:
 def _wait_published(settings: Settings, topic: str, target: dict[int, int], *,
                     deadline: float) -> None:
     """Wait until the processor has committed every record before `target`."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": GROUP_ID,
-                         "enable.auto.commit": False})
+    consumer = clients.consumer(settings, group_id=GROUP_ID, **{"enable.auto.commit": False})
     idle_since: float | None = None
     checked = 0.0
     try:
@@ -361,7 +360,7 @@ def _wait_published(settings: Settings, topic: str, target: dict[int, int], *,
                 return
             if time.monotonic() - checked < 5:
                 pass
-            elif group_members(settings.kafka_bootstrap, GROUP_ID) == 0:
+            elif group_members(settings, GROUP_ID) == 0:
                 checked = time.monotonic()
                 idle_since = idle_since or checked
                 if checked - idle_since > 30:
@@ -389,7 +388,7 @@ def backfill_event(settings: Settings, event_id: int, *, method: Method = "debez
     if method == "debezium":
         _connector_running(settings)
     with _exclusive(settings, timeout_s=timeout_s, say=say):
-        start = end_offsets(settings.kafka_bootstrap, topic)
+        start = end_offsets(settings, topic)
         if not start:
             raise BackfillError(f"topic {topic} does not exist")
         watch = _Watch(settings, topic, start)
@@ -428,7 +427,7 @@ def backfill_event(settings: Settings, event_id: int, *, method: Method = "debez
             watch.close()
         captured = time.monotonic() - started
         progress(Progress(len(seats), len(seats), rows, streamed, captured))
-        _wait_published(settings, topic, end_offsets(settings.kafka_bootstrap, topic),
+        _wait_published(settings, topic, end_offsets(settings, topic),
                         deadline=deadline)
     return BackfillReport(event_id, method, len(seats), rows, streamed, captured,
                           time.monotonic() - started, signal_id)

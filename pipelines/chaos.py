@@ -39,12 +39,16 @@ from typing import Any
 import psutil
 import psycopg
 import requests
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from pipelines.avro import AvroDecoder, registry_client
 from pipelines.bench.common import SIMULATOR_NICE
 from pipelines.deploy import wait_caught_up
+from pipelines.kafka import clients
+from pipelines.kafka.groups import end_offsets
+from pipelines.kafka.reading import read_topic
+from pipelines.kafka.topics import DEAD_LETTER, SEAT_AVAILABILITY
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.supervise import WORKER_MODULE
 from pipelines.reconcile import reconcile_events
@@ -53,7 +57,6 @@ from pipelines.stack import health
 from pipelines.stack.configs import PG_OS_USER
 from pipelines.stack.layout import StackLayout, running_as_root
 from pipelines.stack.supervisor import Supervisor
-from pipelines.topics import DEAD_LETTER, SEAT_AVAILABILITY, end_offsets, read_topic
 
 __all__ = [
     "ANOMALIES",
@@ -420,9 +423,7 @@ class VersionTail(threading.Thread):
         self.position: dict[int, int] = dict(start)
         self._lock = threading.Lock()
         self.decoder = AvroDecoder(registry_client(settings))
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"seatflow-chaos-{uuid.uuid4()}",
+        self.consumer = clients.consumer(settings, group_id=f"seatflow-chaos-{uuid.uuid4()}", **{
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             # Its end: a partition's last offset is often a transaction marker, which no record
@@ -589,7 +590,7 @@ def _records_since(settings: Settings, topic: str, start: Mapping[int, int], sin
         if msg.timestamp()[1] >= since_ms:
             count += 1
 
-    read_topic(settings.kafka_bootstrap, topic, handle, purpose="chaos", start=start)
+    read_topic(settings, topic, handle, purpose="chaos", start=start)
     return count
 
 
@@ -695,8 +696,8 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
         wait_caught_up(settings, timeout_s=600, say=_every(say, 10))
         before = seat_versions(settings)
         base_sum = sum(before.values())
-        start_offsets = end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY)
-        side_starts = {t: end_offsets(settings.kafka_bootstrap, t) for t in (ANOMALIES, DEAD_LETTER)}
+        start_offsets = end_offsets(settings, SEAT_AVAILABILITY)
+        side_starts = {t: end_offsets(settings, t) for t in (ANOMALIES, DEAD_LETTER)}
         since_ms = int(time.time() * 1000)
         tail = VersionTail(settings, start_offsets)
         tail.start()
@@ -771,7 +772,7 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
         catch_up: float | None = None
         try:
             wait_caught_up(settings, timeout_s=catch_up_timeout_s, say=_every(say, 10))
-            ends = end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY)
+            ends = end_offsets(settings, SEAT_AVAILABILITY)
             try:
                 poll(lambda: tail.reached(ends), until=bool, timeout_s=120, every_s=0.2)
             except PollTimeoutError as e:

@@ -6,24 +6,19 @@ import time
 from collections.abc import Callable
 
 import psycopg
-from confluent_kafka.admin import AdminClient
 
 from pipelines.avro.schemas import SchemaRegistry, local_schemas, register_schemas
 from pipelines.connect import ConnectClient, apply_connector, load_connectors
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
+from pipelines.kafka import clients
+from pipelines.kafka.admin import ensure_topics
+from pipelines.kafka.groups import end_offsets, group_lag, group_members
+from pipelines.kafka.topics import cdc_topic, output_topics
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings
 from pipelines.stack.postgres import superuser_dsn
-from pipelines.topics import (
-    cdc_topic,
-    end_offsets,
-    ensure_topics,
-    group_lag,
-    group_members,
-    output_topics,
-)
 
 __all__ = ["deploy_pipeline", "snapshot_progress", "wait_captured", "wait_caught_up"]
 
@@ -39,8 +34,7 @@ def deploy_pipeline(
     say(f"seeded: {seeded.seats:,} seats, {seeded.inventory_rows_added:,} new inventory rows")
     registrations = register_schemas(SchemaRegistry.from_settings(settings), local_schemas())
     say("schemas: " + ", ".join(f"{r.subject} v{r.version} ({r.status})" for r in registrations))
-    created = ensure_topics(AdminClient({"bootstrap.servers": settings.kafka_bootstrap}),
-                            output_topics(settings))
+    created = ensure_topics(clients.admin(settings), output_topics(settings))
     say(f"topics created: {', '.join(created) or 'none (all exist)'}")
     client = ConnectClient(settings.connect_url)
     for connector in load_connectors():
@@ -54,8 +48,8 @@ def snapshot_progress(settings: Settings) -> tuple[int, int, int]:
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
         row = conn.execute("SELECT count(*) FROM ticketing.seat_inventory").fetchone()
     topic = cdc_topic(settings, "seat_inventory")
-    captured = sum(end_offsets(settings.kafka_bootstrap, topic).values())
-    return (row[0] if row else 0), captured, group_lag(settings.kafka_bootstrap, GROUP_ID, topic)
+    captured = sum(end_offsets(settings, topic).values())
+    return (row[0] if row else 0), captured, group_lag(settings, GROUP_ID, topic)
 
 
 def wait_caught_up(
@@ -69,7 +63,7 @@ def wait_caught_up(
     def progress() -> tuple[int, int, int, bool]:
         # The snapshot does not move the replication slot: count its records too.
         rows, captured, lag = snapshot_progress(settings)
-        return rows, captured, lag, group_members(settings.kafka_bootstrap, GROUP_ID) > 0
+        return rows, captured, lag, group_members(settings, GROUP_ID) > 0
 
     def tell(p: tuple[int, int, int, bool]) -> None:
         rows, captured, lag, running = p

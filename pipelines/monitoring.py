@@ -6,18 +6,11 @@ from dataclasses import dataclass
 
 import psycopg
 
+from pipelines.kafka.groups import end_offsets, group_lag
+from pipelines.kafka.topics import ANOMALIES, DEAD_LETTER, EVENT_AVAILABILITY, SEAT_AVAILABILITY, cdc_topic
 from pipelines.processor.config import GROUP_ID
 from pipelines.reconcile import latest_values
 from pipelines.settings import Settings
-from pipelines.topics import (
-    ANOMALIES,
-    DEAD_LETTER,
-    EVENT_AVAILABILITY,
-    SEAT_AVAILABILITY,
-    cdc_topic,
-    end_offsets,
-    group_lag,
-)
 
 __all__ = ["Freshness", "anomaly_counts", "dead_letter_counts", "freshness", "topic_latest"]
 
@@ -45,7 +38,7 @@ def topic_latest(settings: Settings, topic: str) -> dict[tuple, dict]:
 
 
 def freshness(settings: Settings) -> Freshness:
-    lag = group_lag(settings.kafka_bootstrap, GROUP_ID, cdc_topic(settings, "seat_inventory"))
+    lag = group_lag(settings, GROUP_ID, cdc_topic(settings, "seat_inventory"))
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
         row = conn.execute(
             "SELECT (extract(epoch FROM max(updated_at)) * 1000)::bigint"
@@ -59,16 +52,16 @@ def freshness(settings: Settings) -> Freshness:
 def anomaly_counts(settings: Settings) -> tuple[int, int]:
     """(anomalies, seat records published), from the topics' end offsets (upper bounds, as in
     dead_letter_counts)."""
-    anomalies = sum(end_offsets(settings.kafka_bootstrap, ANOMALIES).values())
-    published = sum(end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY).values())
+    anomalies = sum(end_offsets(settings, ANOMALIES).values())
+    published = sum(end_offsets(settings, SEAT_AVAILABILITY).values())
     return anomalies, published
 
 
 def dead_letter_counts(settings: Settings) -> tuple[int, int]:
     """(dead letters, seat records published), from the topics' end offsets (an upper bound:
     transaction markers take offsets too)."""
-    dead = sum(end_offsets(settings.kafka_bootstrap, DEAD_LETTER).values())
-    published = sum(end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY).values())
+    dead = sum(end_offsets(settings, DEAD_LETTER).values())
+    published = sum(end_offsets(settings, SEAT_AVAILABILITY).values())
     return dead, published
 
 

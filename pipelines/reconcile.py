@@ -18,8 +18,9 @@ import psycopg
 from confluent_kafka import Message
 
 from pipelines.avro import AvroDecoder, registry_client
+from pipelines.kafka.reading import read_topic
+from pipelines.kafka.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
 from pipelines.settings import Settings
-from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY, read_topic
 
 __all__ = [
     "Attempt",
@@ -211,7 +212,7 @@ def latest_values(settings: Settings, topic: str, keep: Callable[[dict], bool], 
         if kept is not None:
             latest_raw[kept] = msg.value()
 
-    read_topic(settings.kafka_bootstrap, topic, fold, purpose="reconcile")
+    read_topic(settings, topic, fold, purpose="reconcile")
     return {key: decoder.decode(raw) for key, raw in latest_raw.items()}
 
 

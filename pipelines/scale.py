@@ -26,25 +26,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psutil
-from confluent_kafka.admin import AdminClient
 
 from pipelines.bench import produce_changes, scratch_config, scratch_outputs, synthetic_changes
 from pipelines.chaos import OnSale, VersionTail, find_processor
+from pipelines.kafka import clients
+from pipelines.kafka.admin import ensure_topics
+from pipelines.kafka.groups import end_offsets, group_lag, group_members, group_shares
+from pipelines.kafka.topics import SEAT_AVAILABILITY, TopicSpec
 from pipelines.partitioning import event_partition
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.config import GROUP_ID
 from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE, settings_environment
 from pipelines.settings import Settings
-from pipelines.topics import (
-    SEAT_AVAILABILITY,
-    TopicSpec,
-    end_offsets,
-    ensure_topics,
-    group_lag,
-    group_members,
-    group_shares,
-)
 
 __all__ = ["MembershipChange", "ScaleReport", "ThroughputRound", "bench_scale", "speedups"]
 
@@ -119,7 +113,7 @@ def _round(settings: Settings, values: list[tuple[int, bytes]], instances: int, 
     ctx = mp.get_context("spawn")  # a fresh interpreter each, like a worker process
     name = f"{run}-{instances}"
     source = f"{name}.cdc"
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     ensure_topics(admin, [TopicSpec(source, partitions=settings.partitions)])
     try:
         with scratch_outputs(settings, name, partitions=settings.partitions) as outputs:
@@ -135,7 +129,7 @@ def _round(settings: Settings, values: list[tuple[int, bytes]], instances: int, 
             say(f"{instances} instance(s) in the group: writing the changes")
             started = time.perf_counter()
             produce_changes(settings, source, values, partitions=settings.partitions)
-            _until(lambda: group_lag(settings.kafka_bootstrap, name, source) == 0, procs,
+            _until(lambda: group_lag(settings, name, source) == 0, procs,
                    f"{instances} instance(s) to process {source}", timeout_s, every_s=0.1)
             seconds = time.perf_counter() - started
             stop.set()
@@ -152,7 +146,7 @@ def _wait_shared_out(settings: Settings, group: str, topic: str, instances: int,
     """Until every instance is in the group and the topic's partitions are all assigned, each
     instance holding some (as far as there are partitions for all)."""
     def shared_out() -> bool:
-        shares = group_shares(settings.kafka_bootstrap, group, topic)
+        shares = group_shares(settings, group, topic)
         owned = sorted(p for share in shares for p in share.partitions)
         return (len(shares) == instances and owned == list(range(settings.partitions))
                 and all(share.partitions for share in shares[:settings.partitions]))
@@ -192,7 +186,7 @@ def _worker_of(supervisor: subprocess.Popen[bytes]) -> psutil.Process | None:
 
 
 def _wait_members(settings: Settings, count: int, timeout_s: float = 120) -> None:
-    _until(lambda: group_members(settings.kafka_bootstrap, GROUP_ID) == count, (),
+    _until(lambda: group_members(settings, GROUP_ID) == count, (),
            f"{count} members in {GROUP_ID}", timeout_s, every_s=0.5)
 
 
@@ -206,7 +200,7 @@ def _membership(settings: Settings, report: ScaleReport, *, rate: float, step_s:
     onsale: OnSale | None = None
     try:
         _wait_members(settings, 2)
-        tail = VersionTail(settings, end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY))
+        tail = VersionTail(settings, end_offsets(settings, SEAT_AVAILABILITY))
         tail.start()
         onsale = OnSale(settings, rate=rate, seed=3, hold_ttl=15.0)
         t0 = time.time()

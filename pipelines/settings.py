@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     # `seatflow serve`: the seat map page, its API and live stream.
     serve_port: int = 18090
 
+    # How clients log in to Kafka; every client takes these from pipelines/kafka/clients.py.
+    # Unset, they connect in plaintext and anonymously, as the local stack's broker expects.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    # The principal this process is (admin, connect, processor, reader): its SASL user.
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates, when the system's store does not hold it.
+    kafka_ssl_ca_location: Path | None = None
+
     pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     pg_superuser: str = "postgres"
     # Unset, the superuser logs in only through the local stack's socket (peer authentication):
@@ -166,10 +176,11 @@ class Settings(BaseSettings):
         """The value of a password setting; SettingsError when it has none."""
         secret = getattr(self, field)
         if secret is None or not secret.get_secret_value():
-            raise SettingsError(
-                f"SEATFLOW_{field.upper()} has no value: `seatflow stack up` generates the local "
-                f"stack's passwords into {generated_secrets_file(self.home)}; elsewhere set it "
-                "in the environment or the settings file")
+            generated = (f"`seatflow stack up` generates the local stack's passwords into "
+                         f"{generated_secrets_file(self.home)}; elsewhere "
+                         if field in GENERATED_SECRETS else "")
+            raise SettingsError(f"SEATFLOW_{field.upper()} has no value: {generated}set it in "
+                                "the environment or the settings file")
         return str(secret.get_secret_value())
 
     @property

@@ -11,16 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema
 
 from pipelines.avro import RecordWriter, registry_client, wire_header
 from pipelines.avro.schemas import load_schema
-from pipelines.partitioning import event_partition
-from pipelines.processor.config import ProcessorConfig
-from pipelines.settings import Settings
-from pipelines.topics import (
+from pipelines.kafka import clients
+from pipelines.kafka.admin import ensure_topics
+from pipelines.kafka.topics import (
     ANOMALIES,
     DEAD_LETTER,
     EVENT_AVAILABILITY,
@@ -28,8 +25,10 @@ from pipelines.topics import (
     SECTION_AVAILABILITY,
     TopicSpec,
     cdc_topic,
-    ensure_topics,
 )
+from pipelines.partitioning import event_partition
+from pipelines.processor.config import ProcessorConfig
+from pipelines.settings import Settings
 
 NEXT = {"open": "held", "held": "sold", "sold": "open"}
 
@@ -89,8 +88,8 @@ def produce_changes(settings: Settings, topic: str, values: list[tuple[int, byte
                     partitions: int = 1) -> None:
     """Write (event id, value) pairs into topic, each event in its partition as Debezium routes
     it (pipelines.partitioning)."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20,
-                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    producer = clients.producer(settings, **{"linger.ms": 20, "compression.type": "lz4",
+                                             "queue.buffering.max.messages": 1_000_000})
     for event_id, value in values:
         producer.produce(topic, value=value, partition=event_partition(event_id, partitions))
         producer.poll(0)
@@ -105,7 +104,7 @@ def scratch_outputs(settings: Settings, prefix: str, *,
     outputs = {base: f"{prefix}.{base}" for base in (
         SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY, DEAD_LETTER, ANOMALIES)}
     registry = registry_client(settings)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     subjects = []
     try:
         ensure_topics(admin, [TopicSpec(t, partitions=1 if b == DEAD_LETTER else partitions)

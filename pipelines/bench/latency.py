@@ -11,20 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from pipelines.avro import AvroDecoder, registry_client
 from pipelines.bench.common import SIMULATOR_NICE, run_cli
 from pipelines.deploy import wait_caught_up
+from pipelines.kafka import clients
+from pipelines.kafka.groups import end_offsets
+from pipelines.kafka.reading import next_records
+from pipelines.kafka.topics import SEAT_AVAILABILITY, cdc_topic
 from pipelines.processor.supervise import SUPERVISE_MODULE, WORKER_MODULE
 from pipelines.settings import Settings
 from pipelines.stats import percentile
-from pipelines.topics import (
-    SEAT_AVAILABILITY,
-    cdc_topic,
-    end_offsets,
-    next_records,
-)
 
 
 @dataclass
@@ -123,9 +121,8 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
     """Commit-to-availability latency under an on-sale: Debezium's commit time (source.ts_ms)
     to receipt by a read_committed consumer of seat-availability, each in its own process."""
     decoder = AvroDecoder(registry_client(settings))
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "group.id": f"bench-latency-{uuid.uuid4()}", "enable.auto.commit": False,
-                         "isolation.level": "read_committed", "fetch.wait.max.ms": 10})
+    consumer = clients.consumer(settings, group_id=f"bench-latency-{uuid.uuid4()}", **{
+        "enable.auto.commit": False, "isolation.level": "read_committed", "fetch.wait.max.ms": 10})
     cdc = cdc_topic(settings, "seat_inventory")
     sources = AvroDecoder(decoder.registry,
                           projection={"ts_ms": None, "source": {"ts_ms": None, "snapshot": None},
@@ -147,7 +144,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
             wait_caught_up(settings, timeout_s=300)
         # From here on, only the on-sale's changes: not a backlog that was still flowing.
         consumer.assign([TopicPartition(topic, p, off) for topic in (SEAT_AVAILABILITY, cdc)
-                         for p, off in end_offsets(settings.kafka_bootstrap, topic).items()])
+                         for p, off in end_offsets(settings, topic).items()])
         say(f"on-sale at {rate:.0f} changes/s for {duration:.0f} s")
         with CpuSampler() as sampler:
             started = time.monotonic()

@@ -12,22 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError
 
 from pipelines.avro import RecordWriter, wire_header
 from pipelines.avro.schemas import load_schema
 from pipelines.bench.changes import produce_changes, scratch_config, scratch_outputs, synthetic_changes
+from pipelines.kafka import clients
+from pipelines.kafka.admin import ensure_topics
+from pipelines.kafka.topics import SEAT_AVAILABILITY, TopicSpec
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.config import RunStats
 from pipelines.processor.core import SeatState
 from pipelines.processor.runner import run_processor
 from pipelines.settings import Settings
-from pipelines.topics import (
-    SEAT_AVAILABILITY,
-    TopicSpec,
-    ensure_topics,
-)
 
 
 @dataclass
@@ -61,12 +58,12 @@ def _plain_copy(settings: Settings, source: str, target: str, count: int, *,
                 transactional_id: str | None = None) -> float:
     """Consume and produce the same bytes, no decoding: the baseline. With a transactional id,
     one transaction per batch with its offsets, as the runner does: its floor."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "group.id": f"bench-copy-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5,
-                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
-                         **({"transactional.id": transactional_id} if transactional_id else {})})
+    consumer = clients.consumer(settings, group_id=f"bench-copy-{uuid.uuid4()}", **{
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "isolation.level": "read_committed"})
+    producer = clients.producer(settings, **{
+        "linger.ms": 5, "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
+        **({"transactional.id": transactional_id} if transactional_id else {})})
     if transactional_id:
         producer.init_transactions(30)
     consumer.subscribe([source])
@@ -148,7 +145,7 @@ def bench_processor(settings: Settings, *, changes: int = 200_000, repeats: int 
                     say: Callable[[str], None] = lambda _: None) -> BenchReport:
     run = f"bench-{uuid.uuid4().hex[:8]}"
     inputs = {name: f"{run}.{name}" for name in ("cdc", "copy", "eos-copy")}
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     rounds: list[_Round] = []
     try:
         ensure_topics(admin, [TopicSpec(t, partitions=1) for t in inputs.values()])

@@ -9,16 +9,17 @@ import uuid
 from typing import Annotated
 
 import typer
-from confluent_kafka import Consumer
 from rich.table import Table
 
 from pipelines.avro import AvroDecoder, registry_client
 from pipelines.cli.output import console, live_view
+from pipelines.kafka import clients
+from pipelines.kafka.reading import next_records
+from pipelines.kafka.topics import EVENT_AVAILABILITY, SECTION_AVAILABILITY
 from pipelines.processor.config import ProcessorConfig
 from pipelines.processor.engine import BatchStats
 from pipelines.processor.runner import run_processor
 from pipelines.settings import Settings, get_settings
-from pipelines.topics import EVENT_AVAILABILITY, SECTION_AVAILABILITY, next_records
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -70,9 +71,7 @@ def _section_table(sections: dict[tuple, dict], events: dict[int, dict], *, limi
 def watch_availability(settings: Settings, *, duration_s: float | None,
                        sections: int = 12) -> tuple[dict[tuple, dict], dict[int, dict]]:
     """Follow the section and event availability topics and show them live."""
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"seatflow-watch-{uuid.uuid4()}",
+    consumer = clients.consumer(settings, group_id=f"seatflow-watch-{uuid.uuid4()}", **{
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",

@@ -12,6 +12,8 @@ from rich.table import Column, Table
 
 from pipelines import stack
 from pipelines.cli.output import console, fail
+from pipelines.kafka.groups import group_shares
+from pipelines.kafka.topics import cdc_topic
 from pipelines.settings import (
     Settings,
     generated_secrets_file,
@@ -20,7 +22,6 @@ from pipelines.settings import (
 )
 from pipelines.stack.configs import APPS
 from pipelines.stack.layout import StackLayout
-from pipelines.topics import cdc_topic, group_shares
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -86,7 +87,7 @@ def _processor_instances(settings: Settings) -> None:
 
     topic = cdc_topic(settings, "seat_inventory")
     try:
-        shares = group_shares(settings.kafka_bootstrap, GROUP_ID, topic)
+        shares = group_shares(settings, GROUP_ID, topic)
     except KafkaException as e:
         console.print(f"processor instances: unknown ({e})")
         return

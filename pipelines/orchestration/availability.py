@@ -8,6 +8,15 @@ import dagster as dg
 from confluent_kafka import KafkaException
 
 from pipelines.host import CAPTURED_TABLES
+from pipelines.kafka.groups import group_shares
+from pipelines.kafka.topics import (
+    ANOMALIES,
+    DEAD_LETTER,
+    EVENT_AVAILABILITY,
+    SEAT_AVAILABILITY,
+    SECTION_AVAILABILITY,
+    cdc_topic,
+)
 from pipelines.monitoring import (
     anomaly_counts,
     dead_letter_counts,
@@ -20,15 +29,6 @@ from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import EXIT_OFFSETS_LOST, supervise_worker
 from pipelines.reconcile import event_ids, reconcile_events
 from pipelines.settings import Settings
-from pipelines.topics import (
-    ANOMALIES,
-    DEAD_LETTER,
-    EVENT_AVAILABILITY,
-    SEAT_AVAILABILITY,
-    SECTION_AVAILABILITY,
-    cdc_topic,
-    group_shares,
-)
 
 TABLES = [t for t in CAPTURED_TABLES if t not in ("heartbeat", "debezium_signal")]
 REFERENCE = ["events", "sections", "seats", "price_levels"]
@@ -86,7 +86,7 @@ def _tag_partitions(context: dg.OpExecutionContext, settings: Settings, slot: in
     shown: dict[str, str] = {}
     while not done.wait(TAG_EVERY_S):
         try:
-            share = next((s for s in group_shares(settings.kafka_bootstrap, GROUP_ID, topic)
+            share = next((s for s in group_shares(settings, GROUP_ID, topic)
                           if s.instance == me), None)
         except KafkaException as e:  # the broker restarting: the next round tells
             context.log.debug(f"partition tags: {e}")

@@ -11,6 +11,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, AvroEncoder, WireFormatError
 from pipelines.avro.schemas import load_schema
+from pipelines.kafka.topics import (
+    ANOMALIES,
+    DEAD_LETTER,
+    EVENT_AVAILABILITY,
+    SEAT_AVAILABILITY,
+    SECTION_AVAILABILITY,
+)
 from pipelines.processor.config import ProcessorConfig, ProcessorError
 from pipelines.processor.core import ENVELOPE_FIELDS, ChangeError, decode_seat_change
 from pipelines.processor.engine import (
@@ -20,13 +27,6 @@ from pipelines.processor.engine import (
     ReferenceChange,
     Truncate,
     Undecodable,
-)
-from pipelines.topics import (
-    ANOMALIES,
-    DEAD_LETTER,
-    EVENT_AVAILABILITY,
-    SEAT_AVAILABILITY,
-    SECTION_AVAILABILITY,
 )
 
 __all__ = ["Decoder", "RecordDecoder", "lookup_encoders"]

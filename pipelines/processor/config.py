@@ -7,10 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import SeatflowError
-from pipelines.processor.engine import BatchStats, OutputTopics
-from pipelines.processor.reference import REFERENCE_TABLES
-from pipelines.settings import Settings
-from pipelines.topics import (
+from pipelines.kafka.topics import (
     ANOMALIES,
     DEAD_LETTER,
     EVENT_AVAILABILITY,
@@ -18,6 +15,9 @@ from pipelines.topics import (
     SECTION_AVAILABILITY,
     cdc_topic,
 )
+from pipelines.processor.engine import BatchStats, OutputTopics
+from pipelines.processor.reference import REFERENCE_TABLES
+from pipelines.settings import Settings
 
 __all__ = [
     "GROUP_ID",
@@ -101,10 +101,10 @@ class ProcessorConfig:
         instance reads all of the small reference topics itself, outside the group.)"""
         return [self.seat_inventory_topic]
 
-    def producer_settings(self, bootstrap: str) -> dict[str, Any]:
-        """The transactional producer's settings (the runner adds its error callback)."""
+    def producer_settings(self) -> dict[str, Any]:
+        """The transactional producer's settings, over the client base of pipelines.kafka.clients
+        (the runner adds its error callback)."""
         return {
-            "bootstrap.servers": bootstrap,
             "transactional.id": self.transactional_id,
             # Never create a topic by writing to it (librdkafka's producer default): a worker
             # left running against a fresh broker once made the output topics with 1 partition.
@@ -121,10 +121,10 @@ class ProcessorConfig:
             **_RECONNECT,
         }
 
-    def consumer_settings(self, bootstrap: str) -> dict[str, Any]:
-        """The group consumer's settings (the runner adds its error callback)."""
+    def consumer_settings(self) -> dict[str, Any]:
+        """The group consumer's settings, over the client base of pipelines.kafka.clients (the
+        runner adds its error callback)."""
         return {
-            "bootstrap.servers": bootstrap,
             "group.id": self.group_id,
             # Static membership: a restarted processor takes its predecessor's partitions at
             # once (and fences it), instead of waiting out the dead member's session timeout.

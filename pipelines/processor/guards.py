@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pipelines.settings import Settings
+
 __all__ = ["EXIT_HUNG", "Watchdog", "any_broker_answers", "tune_garbage_collector"]
 
 log = logging.getLogger(__name__)
@@ -50,11 +52,11 @@ class Watchdog:
                 os._exit(EXIT_HUNG)
 
 
-def any_broker_answers(bootstrap: str) -> bool:
+def any_broker_answers(settings: Settings) -> bool:
     """Whether a bootstrap broker accepts a connection now. (An error event can be served long
     after it was raised: a fresh worker's first poll hands it the brokers-down event of its
     start, while the broker was still restarting.)"""
-    for address in bootstrap.split(","):
+    for address in settings.kafka_bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
             socket.create_connection((host, int(port)), timeout=1).close()

@@ -13,15 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, WireFormatError
+from pipelines.kafka import clients
+from pipelines.kafka.groups import committed_ends
+from pipelines.kafka.reading import next_records, topic_reader
 from pipelines.processor.aggregate import Availability, Deleted, SeatKey
 from pipelines.processor.core import SeatState, state_of_record
 from pipelines.processor.records import Coordinates, parse_deleted_header
 from pipelines.settings import Settings
-from pipelines.topics import committed_ends, next_records, topic_reader
 
 __all__ = ["SEAT_STATE_FIELDS", "PublishedState", "Unreadable", "apply_newest"]
 
@@ -80,9 +81,9 @@ class PublishedState:
         self._closed = False
         # At the end, a fetch waits at the broker at most fetch.wait.max.ms for new records: a
         # standby's last records come at most this late.
-        self.consumer = topic_reader(settings.kafka_bootstrap, "rebuild", **{
+        self.consumer = topic_reader(settings, "rebuild", **{
             "fetch.wait.max.ms": 100})
-        self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        self._admin = clients.admin(settings)
         meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
         present = set() if meta is None or meta.error is not None else set(meta.partitions)
         self.partitions: list[int] = sorted(

@@ -18,9 +18,10 @@ from tenacity import (
     wait_exponential,
 )
 
+from pipelines.kafka.groups import committed_ends
+from pipelines.kafka.reading import next_records, topic_reader
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
 from pipelines.settings import Settings
-from pipelines.topics import committed_ends, next_records, topic_reader
 
 __all__ = ["ReferenceFeed", "load_reference"]
 
@@ -57,7 +58,7 @@ class ReferenceFeed:
 
     def __init__(self, settings: Settings, topics: Mapping[str, str], admin: AdminClient, *,
                  from_db: bool) -> None:
-        self.consumer = topic_reader(settings.kafka_bootstrap, "reference")
+        self.consumer = topic_reader(settings, "reference")
         meta = self.consumer.list_topics(timeout=10).topics
         starts = []
         for topic in topics.values():

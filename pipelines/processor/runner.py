@@ -13,10 +13,8 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 from tenacity import (
     before_sleep_log,
     retry,
@@ -26,6 +24,9 @@ from tenacity import (
 )
 
 from pipelines.avro import CODEC_NAME, registry_client
+from pipelines.kafka import clients
+from pipelines.kafka.groups import group_offsets, unstable_offsets
+from pipelines.kafka.reading import next_records
 from pipelines.processor.aggregate import Availability
 from pipelines.processor.codec import RecordDecoder, lookup_encoders
 from pipelines.processor.config import (
@@ -46,7 +47,6 @@ from pipelines.processor.intake import Intake, is_fatal, resume_at, start_positi
 from pipelines.processor.published import POLL_RECORDS, PublishedState, Unreadable
 from pipelines.processor.reference_feed import ReferenceFeed
 from pipelines.settings import Settings
-from pipelines.topics import group_offsets, next_records, unstable_offsets
 
 __all__ = ["AvailabilityRunner", "run_processor"]
 
@@ -96,16 +96,16 @@ class AvailabilityRunner:
         registry = registry_client(settings)
         self.decoder = RecordDecoder.of(registry, config)
         self.encoders = lookup_encoders(registry, config)
-        self.producer = Producer({**config.producer_settings(settings.kafka_bootstrap),
-                                  "error_cb": self._on_client_error})
+        self.producer = clients.producer(settings, **config.producer_settings(),
+                                         error_cb=self._on_client_error)
         self._produce = self.producer.produce
         # Followed all along by a warm standby (follow()); read at each assignment otherwise.
         self.published: PublishedState | None = None
         self._engine: BatchEngine | None = None
-        self.consumer = Consumer({**config.consumer_settings(settings.kafka_bootstrap),
-                                  "error_cb": self._on_client_error})
+        self.consumer = clients.consumer(settings, **config.consumer_settings(),
+                                         error_cb=self._on_client_error)
         self._registry = registry
-        self._admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        self._admin = clients.admin(settings)
         self.references: ReferenceFeed | None = None
         self.stats = RunStats(codec=CODEC_NAME)
         self._assign_error: BaseException | None = None
@@ -172,7 +172,7 @@ class AvailabilityRunner:
         if is_fatal(error):
             self._fatal = error
         if (error.code() == KafkaError._ALL_BROKERS_DOWN and self.config.exit_when_hung
-                and self._streaming and not any_broker_answers(self.settings.kafka_bootstrap)):
+                and self._streaming and not any_broker_answers(self.settings)):
             log.critical("all brokers are down: exiting, so that a fresh processor takes over "
                          "when they are back")
             logging.shutdown()

@@ -55,8 +55,9 @@ def restart_delay(failures_in_row: int) -> float:
     return _DELAYS_S[min(max(failures_in_row - 1, 0), len(_DELAYS_S) - 1)]
 
 
-# The one secret the processor needs: it reads reference data as the application role.
-_WORKER_SECRETS = ("pg_app_password",)
+# The secrets the processor needs: it reads reference data as the application role, and logs in
+# to Kafka as its own user when Kafka asks for one.
+_WORKER_SECRETS = ("pg_app_password", "kafka_password")
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -19,9 +19,9 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from pipelines.bench.common import SIMULATOR_NICE
 from pipelines.deploy import wait_caught_up
+from pipelines.kafka.groups import group_members
 from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings
-from pipelines.topics import group_members
 
 __all__ = ["CROWD_NICE", "FansReport", "bench_fans"]
 
@@ -130,7 +130,7 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
                say: Callable[[str], None] = lambda _: None) -> FansReport:
     """Start serve (unless `url` names one), connect the crowd to one event's stream, run an
     on-sale of that event at `rate` for `duration` seconds, and report."""
-    if group_members(settings.kafka_bootstrap, GROUP_ID) == 0:
+    if group_members(settings, GROUP_ID) == 0:
         raise RuntimeError("no processor is running (make demo, or seatflow processor run)")
     say("waiting for Debezium and the processor to have published every change so far")
     wait_caught_up(settings, timeout_s=300)

@@ -16,21 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, WireFormatError
+from pipelines.kafka import clients
+from pipelines.kafka.groups import committed_ends
+from pipelines.kafka.reading import next_records, topic_reader
+from pipelines.kafka.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
 from pipelines.processor.records import parse_deleted_header
 from pipelines.serve.state import ServeState, epoch_ms
 from pipelines.settings import Settings
-from pipelines.topics import (
-    EVENT_AVAILABILITY,
-    SEAT_AVAILABILITY,
-    SECTION_AVAILABILITY,
-    committed_ends,
-    next_records,
-    topic_reader,
-)
 
 __all__ = ["TOPICS", "Follower", "FollowerStats", "apply_record", "quantile"]
 
@@ -119,13 +114,13 @@ class Follower:
     def _follow(self) -> None:
         registry = SchemaRegistryClient({"url": self.settings.ccompat_url, "timeout": 10})
         keys, values = AvroDecoder(registry), AvroDecoder(registry)
-        consumer = topic_reader(self.settings.kafka_bootstrap, "serve", **{
+        consumer = topic_reader(self.settings, "serve", **{
             # A live change waits at the broker at most this long: freshness, not throughput.
             "fetch.wait.max.ms": 50,
             "statistics.interval.ms": 1000,
             "stats_cb": self._on_statistics,
         })
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 4})
+        admin = clients.admin(self.settings, log_level=4)
         try:
             assignment = []
             for topic in TOPICS:

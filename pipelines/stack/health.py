@@ -6,8 +6,8 @@ import socket
 
 import psycopg
 import requests
-from confluent_kafka.admin import AdminClient
 
+from pipelines.kafka import clients
 from pipelines.settings import Settings
 from pipelines.stack.postgres import superuser_dsn
 
@@ -42,9 +42,7 @@ def controller(settings: Settings) -> str | None:
 
 
 def kafka(settings: Settings) -> str | None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap,
-                         "socket.connection.setup.timeout.ms": 2000,
-                         "log_level": 0})
+    admin = clients.admin(settings, log_level=0, **{"socket.connection.setup.timeout.ms": 2000})
     try:
         metadata = admin.list_topics(timeout=TIMEOUT_S)
     except Exception as e:  # KafkaException carries librdkafka's reason

@@ -15,13 +15,15 @@ import pytest
 import uvicorn
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from pipelines import stack, topics
+from pipelines import stack
 from pipelines.deploy import deploy_pipeline
+from pipelines.kafka import clients, groups
+from pipelines.kafka.reading import read_topic
+from pipelines.kafka.topics import cdc_topic
 from pipelines.processor.config import ProcessorConfig, RunStats
 from pipelines.processor.runner import run_processor
 from pipelines.serve.app import create_app
 from pipelines.settings import Settings
-from pipelines.topics import cdc_topic
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +47,7 @@ def running_stack(settings: Settings) -> Iterator[Settings]:
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    return topics.end_offsets(settings.kafka_bootstrap, topic)
+    return groups.end_offsets(settings, topic)
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, every: float = 0.5) -> Any:
@@ -115,16 +117,13 @@ def processor(pipeline: Settings) -> Iterator[ProcessorThread]:
 def records_since(settings: Settings, topic: str, start: dict[int, int]) -> list[Message]:
     """Every committed record of topic from the given offsets (0 where none) to its end now."""
     records: list[Message] = []
-    topics.read_topic(settings.kafka_bootstrap, topic, records.append, purpose="test",
-                      start=start)
+    read_topic(settings, topic, records.append, purpose="test", start=start)
     return records
 
 
 def tail_consumer(settings: Settings, topic: str) -> Consumer:
     """A read_committed consumer positioned at the current end of every partition of topic."""
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"seatflow-test-{uuid.uuid4()}",
+    consumer = clients.consumer(settings, group_id=f"seatflow-test-{uuid.uuid4()}", **{
         "enable.auto.commit": False,
         "isolation.level": "read_committed",
     })

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroEncoder
@@ -19,11 +18,12 @@ from pipelines.backfill import BackfillError, backfill_event
 from pipelines.connect import ConnectClient
 from pipelines.deploy import wait_caught_up
 from pipelines.host.simulate import run_onsale
+from pipelines.kafka import clients
+from pipelines.kafka.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
 from pipelines.partitioning import event_partition
 from pipelines.processor.runner import run_processor
 from pipelines.reconcile import Reconciliation, latest_values, reconcile_events
 from pipelines.settings import Settings
-from pipelines.topics import EVENT_AVAILABILITY, SEAT_AVAILABILITY, SECTION_AVAILABILITY
 from tests.integration.conftest import ProcessorThread
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,7 @@ def inject_drift(settings: Settings, event_id: int, *, seats: int = 5) -> tuple[
     latest = {k: v for k, v in latest_values(settings, SEAT_AVAILABILITY, ours).items() if v}
     chosen = sorted(latest)[: 2 * seats]
     wrong, missing = chosen[:seats], chosen[seats:]
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = clients.producer(settings)
     key, value = encoder(settings, SEAT_AVAILABILITY, "key"), encoder(settings, SEAT_AVAILABILITY, "value")
     # In the event's partition, as the processor writes it: a writer behind its back that
     # used another partition would not be drift of the event but a second copy of its seats.

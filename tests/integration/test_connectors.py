@@ -17,13 +17,13 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
-from confluent_kafka.admin import AdminClient
 from psycopg import sql
 from typer.testing import CliRunner, Result
 
 from pipelines.cli.main import app
 from pipelines.connect import CONNECTORS_DIR, ConnectClient, load_connector_file
 from pipelines.definitions import resources
+from pipelines.kafka import clients
 from pipelines.orchestration import connectors as dagster_connectors
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
@@ -133,7 +133,7 @@ def drop_scratch(settings: Settings, scratch: Scratch) -> None:
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(scratch.schema)))
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(scratch.schema)))
     scratch.password_file.unlink(missing_ok=True)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     topics = [f"{scratch.schema}.{scratch.schema}.probe", f"__debezium-heartbeat.{scratch.schema}"]
     for future in admin.delete_topics(topics, operation_timeout=30).values():
         try:

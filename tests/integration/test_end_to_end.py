@@ -11,8 +11,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from pipelines.kafka.topics import SEAT_AVAILABILITY
 from pipelines.settings import Settings
-from pipelines.topics import SEAT_AVAILABILITY
 from tests.integration.conftest import ProcessorThread, tail_consumer
 
 pytestmark = pytest.mark.integration

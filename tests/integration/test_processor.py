@@ -18,18 +18,20 @@ from typing import Any
 import fastavro
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder
 from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
+from pipelines.kafka import clients
+from pipelines.kafka.groups import group_committed
+from pipelines.kafka.topics import ANOMALIES, DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic
 from pipelines.partitioning import event_partition
 from pipelines.processor.config import GROUP_ID, ProcessorConfig
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.topics import ANOMALIES, DEAD_LETTER, SEAT_AVAILABILITY, cdc_topic, group_committed
 from tests.integration.conftest import (
     ProcessorThread,
     end_offsets,
@@ -44,8 +46,8 @@ pytestmark = pytest.mark.integration
 def last_cdc_record(settings: Settings) -> tuple[bytes, dict[str, Any]]:
     """The newest seat_inventory change event: its bytes and its decoded envelope."""
     topic = cdc_topic(settings, "seat_inventory")
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "dlq-probe",
-                         "isolation.level": "read_committed"})
+    consumer = clients.consumer(settings, group_id="dlq-probe",
+                                **{"isolation.level": "read_committed"})
     # The busiest partition (the topic is partitioned by event).
     partition, end = max(end_offsets(settings, topic).items(), key=lambda pe: pe[1])
     consumer.assign([TopicPartition(topic, partition, max(end - 50, 0))])
@@ -92,7 +94,7 @@ def test_unreadable_records_are_dead_lettered_rule_breakers_published_and_the_ru
     }
     dead = tail_consumer(settings, DEAD_LETTER)
     anomalies = tail_consumer(settings, ANOMALIES)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = clients.producer(settings)
     # Where Debezium puts the event's changes (PartitionRouting), after them in order.
     partition = event_partition(after["event_id"], settings.partitions)
     for value in [*dead_bytes.values(), *breakers.values()]:
@@ -151,7 +153,7 @@ def versions(settings: Settings) -> dict[tuple[int, int], int]:
 
 def cdc_committed(settings: Settings) -> int:
     """How far the processors' group has committed in the seat_inventory CDC topic."""
-    return sum(group_committed(settings.kafka_bootstrap, GROUP_ID,
+    return sum(group_committed(settings, GROUP_ID,
                                cdc_topic(settings, "seat_inventory")).values())
 
 

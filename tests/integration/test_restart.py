@@ -10,10 +10,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pipelines import stack
 from pipelines.avro import AvroDecoder
 from pipelines.connect import ConnectClient
+from pipelines.kafka.topics import SEAT_AVAILABILITY, cdc_topic
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
 from pipelines.stack.supervisor import Supervisor
-from pipelines.topics import SEAT_AVAILABILITY, cdc_topic
 from tests.integration.conftest import end_offsets, records_since, wait_for
 
 pytestmark = pytest.mark.integration

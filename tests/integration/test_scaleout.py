@@ -21,12 +21,13 @@ from pipelines.cli.stack_cmd import app as stack_app
 from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
+from pipelines.kafka.groups import end_offsets, group_members, group_shares
+from pipelines.kafka.topics import SEAT_AVAILABILITY, cdc_topic
 from pipelines.processor.config import GROUP_ID, ProcessorConfig, ProcessorError
 from pipelines.processor.runner import run_processor
 from pipelines.processor.supervise import WORKER_MODULE, settings_environment
 from pipelines.reconcile import reconcile_events
 from pipelines.settings import Settings
-from pipelines.topics import SEAT_AVAILABILITY, cdc_topic, end_offsets, group_members, group_shares
 from tests.integration.conftest import ProcessorThread, wait_for
 
 pytestmark = pytest.mark.integration
@@ -78,11 +79,11 @@ def test_instances_come_and_go_during_an_onsale_and_every_version_is_published_o
     settings = pipeline
     run_processor(settings, should_stop=lambda: False, until_end=True)  # the seeding, first
     before = seat_versions(settings)
-    tail = VersionTail(settings, end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY))
+    tail = VersionTail(settings, end_offsets(settings, SEAT_AVAILABILITY))
     tail.start()
     for slot in (0, 1, 2):
         workers[slot] = Worker(settings, slot)
-    wait_for(lambda: group_members(settings.kafka_bootstrap, GROUP_ID) == 3, timeout=120,
+    wait_for(lambda: group_members(settings, GROUP_ID) == 3, timeout=120,
              what="three instances in the group")
     _assert_shares_cover_the_topic(settings, {f"{GROUP_ID}-{slot}" for slot in (0, 1, 2)})
     onsale = _onsale(settings, events, 45)
@@ -90,14 +91,14 @@ def test_instances_come_and_go_during_an_onsale_and_every_version_is_published_o
     workers[2].stop(signal.SIGKILL)  # its partitions go to the others after the session timeout
     time.sleep(10)
     workers[3] = Worker(settings, 3)  # a new instance takes a share
-    wait_for(lambda: group_members(settings.kafka_bootstrap, GROUP_ID) == 3, timeout=120,
+    wait_for(lambda: group_members(settings, GROUP_ID) == 3, timeout=120,
              what="the added instance in the group")
     time.sleep(5)
     workers[0].stop()  # gracefully: it ends its transaction, its partitions move at once
     onsale.join(120)
     wait_caught_up(settings, timeout_s=300)
     after = seat_versions(settings)
-    wait_for(lambda: tail.reached(end_offsets(settings.kafka_bootstrap, SEAT_AVAILABILITY)),
+    wait_for(lambda: tail.reached(end_offsets(settings, SEAT_AVAILABILITY)),
              timeout=60, what="the reader at the end of seat-availability")
     tail.stop.set()
     tail.join(10)
@@ -116,7 +117,7 @@ def _assert_shares_cover_the_topic(settings: Settings, instances: set[str]) -> N
     topic = cdc_topic(settings, "seat_inventory")
 
     def settled() -> bool:
-        shares = group_shares(settings.kafka_bootstrap, GROUP_ID, topic)
+        shares = group_shares(settings, GROUP_ID, topic)
         owned = [p for share in shares for p in share.partitions]
         return ({share.instance for share in shares} == instances
                 and sorted(owned) == list(range(settings.partitions)))

@@ -31,8 +31,9 @@ from pipelines.avro.schemas import (
 )
 from pipelines.cli.main import app
 from pipelines.host.simulate import run_onsale
+from pipelines.kafka import clients
+from pipelines.kafka.topics import cdc_topic
 from pipelines.settings import Settings
-from pipelines.topics import cdc_topic
 from tests.integration.conftest import end_offsets, wait_for
 
 pytestmark = pytest.mark.integration
@@ -177,9 +178,8 @@ def test_every_captured_table_decodes_through_the_registry(pipeline: Settings) -
     registry = SchemaRegistry.from_settings(settings)
     subjects = set(registry.client.get_subjects())
     decoder = AvroDecoder(registry.client)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "group.id": f"seatflow-test-{uuid.uuid4()}", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    consumer = clients.consumer(settings, group_id=f"seatflow-test-{uuid.uuid4()}", **{
+        "enable.auto.commit": False, "isolation.level": "read_committed"})
     try:
         for table in CAPTURED_TABLES:
             topic = cdc_topic(settings, table)

@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroEncoder
 from pipelines.avro.schemas import load_schema
+from pipelines.kafka import clients
+from pipelines.kafka.topics import SEAT_AVAILABILITY
 from pipelines.partitioning import event_partition
 from pipelines.serve.wire import seats_of as changes_seats
 from pipelines.settings import Settings
-from pipelines.topics import SEAT_AVAILABILITY
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -190,7 +190,7 @@ def test_an_older_version_never_replaces_a_newer_one(pipeline: Settings, serve_u
     stream = Stream(serve_url, event_id)
     try:
         stream.next()  # the snapshot
-        producer = Producer({"bootstrap.servers": pipeline.kafka_bootstrap})
+        producer = clients.producer(pipeline)
         # In the partition the processor writes the event to, as a replay would be.
         producer.produce(SEAT_AVAILABILITY, key=keys.encode({"event_id": event_id, "seat_id": seat}),
                          value=values.encode(stale),

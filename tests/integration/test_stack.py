@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 import requests
-from confluent_kafka import Consumer, KafkaError, Message
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -20,6 +19,7 @@ from typer.testing import CliRunner
 
 from pipelines import stack
 from pipelines.cli.stack_cmd import app as stack_app
+from pipelines.kafka import clients
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
 from pipelines.stack.postgres import superuser_dsn
@@ -121,7 +121,7 @@ def drop_probe(settings: Settings, probe: Probe) -> None:
             sql.Identifier(probe.publication)))
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
             sql.Identifier(probe.schema)))
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     for future in admin.delete_topics([probe.topic], operation_timeout=30).values():
         try:
             future.result(timeout=30)
@@ -185,9 +185,7 @@ def connector_config(probe: Probe) -> dict[str, str]:
 
 
 def consume(settings: Settings, topic: str, count: int, timeout_s: float = 120) -> list[Message]:
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"seatflow-stack-test-{uuid.uuid4()}",
+    consumer = clients.consumer(settings, group_id=f"seatflow-stack-test-{uuid.uuid4()}", **{
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "isolation.level": "read_committed",

@@ -11,8 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, AvroEncoder
@@ -20,23 +19,23 @@ from pipelines.avro.schemas import load_schema
 from pipelines.backfill import backfill_event
 from pipelines.deploy import wait_captured, wait_caught_up
 from pipelines.host.seed import seed_host
-from pipelines.processor.config import GROUP_ID, OffsetsLostError, ProcessorConfig
-from pipelines.processor.runner import run_processor
-from pipelines.reconcile import event_ids, reconcile_events
-from pipelines.settings import Settings
-from pipelines.stack.layout import StackLayout
-from pipelines.stack.supervisor import Supervisor
-from pipelines.topics import (
+from pipelines.kafka import clients
+from pipelines.kafka.admin import ensure_topics
+from pipelines.kafka.groups import group_committed, group_lag
+from pipelines.kafka.topics import (
     ANOMALIES,
     DEAD_LETTER,
     EVENT_AVAILABILITY,
     SEAT_AVAILABILITY,
     TopicSpec,
     cdc_topic,
-    ensure_topics,
-    group_committed,
-    group_lag,
 )
+from pipelines.processor.config import GROUP_ID, OffsetsLostError, ProcessorConfig
+from pipelines.processor.runner import run_processor
+from pipelines.reconcile import event_ids, reconcile_events
+from pipelines.settings import Settings
+from pipelines.stack.layout import StackLayout
+from pipelines.stack.supervisor import Supervisor
 from tests.integration.conftest import (
     ProcessorThread,
     end_offsets,
@@ -250,7 +249,7 @@ def test_a_delete_while_the_insert_waits_for_its_seat_does_not_bring_the_seat_ba
                                 transactional_id=group)
     config = ProcessorConfig(**{**config.__dict__, "reference_topics": {
         **config.reference_topics, "seats": seats_copy}})
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     # Made before the processor subscribes: a topic made later is seen only at its next
     # metadata refresh.
     ensure_topics(admin, [TopicSpec(seats_copy)])
@@ -281,14 +280,14 @@ def test_a_delete_while_the_insert_waits_for_its_seat_does_not_bring_the_seat_ba
                     and (d.decode(m.value()).get("after") or {}).get("seat_id") == arrives]
         found = wait_for(seat_records, timeout=10, what="the new seat captured", every=0.1)
         assert marks.seat_records(event_id, arrives) == []  # still waiting for the seat
-        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+        producer = clients.producer(settings)
         for msg in found:
             producer.produce(seats_copy, msg.value(), msg.key())
         producer.flush(10)
         wait_for(lambda: marks.seat_records(event_id, never), timeout=60,
                  what="the seat that never arrived to be published after the wait")
         wait_captured(settings, timeout_s=60)
-        wait_for(lambda: group_lag(settings.kafka_bootstrap, group, topic) == 0, timeout=60,
+        wait_for(lambda: group_lag(settings, group, topic) == 0, timeout=60,
                  what="the test's processor to catch up")
         results = reconcile_events(settings, {event_id})
         assert all(r.passed for r in results.values()), [r.report() for r in results.values()]
@@ -323,7 +322,7 @@ def test_a_stale_redelivery_after_a_delete_does_not_bring_the_seat_back(
         conn.commit()
     wait_for(lambda: (r := marks.seat_records(event_id, seat_id)) and r[-1] is None, timeout=60,
              what="the delete's tombstone")
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = clients.producer(settings)
     # Debezium delivering the update again (to the partition it chose the first time)
     producer.produce(topic, old.value(), old.key(), partition=old.partition())
     producer.flush(10)
@@ -339,8 +338,7 @@ def test_a_1mb_junk_record_is_dead_lettered_by_length_and_hash_and_the_run_goes_
     settings = pipeline
     marks = Marks(settings)
     junk = b"\xff" + bytes(range(256)) * (1_000_000 // 256)  # no magic byte: not Avro
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "message.max.bytes": 1_048_576})
+    producer = clients.producer(settings, **{"message.max.bytes": 1_048_576})
     producer.produce(cdc_topic(settings, "seat_inventory"), junk, b"junk")
     producer.flush(10)
     letters = wait_for(marks.dead_letters, timeout=60, what="the dead letter")
@@ -359,7 +357,7 @@ def test_a_poison_record_in_seat_availability_is_skipped_at_start(pipeline: Sett
     key = AvroEncoder(registry, f"{SEAT_AVAILABILITY}-key",
                       load_schema(f"{SEAT_AVAILABILITY}-key").text).encode(
         {"event_id": 1, "seat_id": 987_654_320})
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = clients.producer(settings)
     producer.produce(SEAT_AVAILABILITY, b"\x00\x00\x00\x00\x01poison", key)
     producer.flush(10)
     marks = Marks(settings)
@@ -419,13 +417,13 @@ def test_trimmed_offsets_fail_loudly_move_past_the_gap_and_a_backfill_repairs(
         bump_price(conn, event_id, seat_id)
     wait_captured(settings, timeout_s=60)
     ends = end_offsets(settings, topic)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = clients.admin(settings)
     for future in admin.delete_records([TopicPartition(topic, p, o) for p, o in ends.items()]
                                        ).values():
         future.result(30)
     with pytest.raises(OffsetsLostError, match="trimmed"):
         run_processor(settings, should_stop=lambda: False, until_end=True)
-    committed = group_committed(settings.kafka_bootstrap, GROUP_ID, topic)
+    committed = group_committed(settings, GROUP_ID, topic)
     assert committed == ends, "the group is moved to the log start, past the gap"
     with ProcessorThread(settings):
         backfill_event(settings, event_id, method="debezium", timeout_s=300)

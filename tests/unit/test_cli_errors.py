@@ -12,9 +12,9 @@ from pipelines.cli.output import SeatflowGroup
 from pipelines.connect import ConnectError, ConnectUnreachableError
 from pipelines.errors import SeatflowError
 from pipelines.host import HostError
+from pipelines.kafka.admin import TopicLayoutError
 from pipelines.processor.config import OffsetsLostError, ProcessorError
 from pipelines.stack import StackError
-from pipelines.topics import TopicLayoutError
 
 pytestmark = pytest.mark.unit
 
