@@ -711,6 +711,9 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
         t0 = time.time()
         current: tuple[FaultResult, int | None, float] | None = None
         next_allowed = t0
+        # The first fault, like every later one, waits for a fresh stream: a pipeline started
+        # moments before still drains what it found, and a fault there measures that drain.
+        warmed = False
         committed = 0
         last_count = 0.0
         pending = list(schedule)
@@ -723,6 +726,10 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
                     total = _version_sum(settings)
                     if total is not None:
                         committed = total - base_sum
+                if not warmed and (tail.fresh_since(t0) or now - t0 > heal_timeout_s):
+                    warmed = True
+                    say(f"{now - t0:7.1f} s  the stream is "
+                        f"{'fresh' if tail.fresh_since(t0) else 'NOT fresh, faults start anyway'}")
                 if current is not None:
                     result, pid, at = current
                     # Healed: flowing again. Then fresh: the backlog drained, and only then the
@@ -740,7 +747,7 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
                         say(f"{result.at_s:7.1f} s  {result.kind} NOT {what} after "
                             f"{heal_timeout_s:.0f} s")
                         current, next_allowed = None, now + min_gap_s
-                elif pending and now - t0 >= pending[0].at_s and now >= next_allowed:
+                elif warmed and pending and now - t0 >= pending[0].at_s and now >= next_allowed:
                     fault = pending.pop(0)
                     at = time.time()
                     try:
