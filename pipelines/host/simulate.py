@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pipelines.host import HostError
+from pipelines.host import HostError, statements
 from pipelines.host.onsale import (
     QUANTITY_WEIGHTS,
     OpenSeats,
@@ -36,92 +36,6 @@ from pipelines.settings import Settings
 __all__ = ["OnSaleStats", "onsale", "run_onsale"]
 
 logger = logging.getLogger(__name__)
-
-# All-or-nothing hold in one statement: lock the wanted seats that are open right now
-# (skipping rows another buyer is locking: that seat is as good as gone), and only if every
-# one of them is free, create the hold and mark them held.
-_HOLD = """
-WITH wanted AS (
-    SELECT seat_id FROM ticketing.seat_inventory
-    WHERE event_id = %(event_id)s AND seat_id = ANY(%(seat_ids)s::bigint[]) AND status = 'open'
-    FOR UPDATE SKIP LOCKED
-), hold AS (
-    INSERT INTO ticketing.holds (event_id, buyer_id, seat_count, expires_at)
-    SELECT %(event_id)s, %(buyer_id)s, %(quantity)s,
-           now() + make_interval(secs => %(hold_ttl)s::float8)
-    WHERE (SELECT count(*) FROM wanted) = %(quantity)s
-    RETURNING hold_id, expires_at
-)
-UPDATE ticketing.seat_inventory si
-SET status = 'held', hold_id = hold.hold_id, hold_expires_at = hold.expires_at
-FROM hold, wanted
-WHERE si.event_id = %(event_id)s AND si.seat_id = wanted.seat_id
-RETURNING hold.hold_id
-"""
-
-# Converting locks the hold first (the sweeper skips locked holds), so a hold is either
-# bought or expired, never both. An expired hold converts to nothing.
-_BUY = """
-WITH hold AS (
-    UPDATE ticketing.holds SET status = 'converted', closed_at = now()
-    WHERE hold_id = %(hold_id)s AND status = 'active' AND expires_at > now()
-    RETURNING hold_id, event_id, buyer_id
-), placed AS (
-    INSERT INTO ticketing.orders (event_id, buyer_id, hold_id, seat_count, total)
-    SELECT hold.event_id, hold.buyer_id, hold.hold_id, count(*), sum(si.price)
-    FROM hold JOIN ticketing.seat_inventory si
-      ON si.event_id = hold.event_id AND si.seat_id = ANY(%(seat_ids)s::bigint[])
-     AND si.hold_id = hold.hold_id
-    GROUP BY hold.event_id, hold.buyer_id, hold.hold_id
-    RETURNING order_id, hold_id
-)
-UPDATE ticketing.seat_inventory si
-SET status = 'sold', order_id = placed.order_id, hold_id = NULL, hold_expires_at = NULL
-FROM placed
-WHERE si.event_id = %(event_id)s AND si.seat_id = ANY(%(seat_ids)s::bigint[])
-  AND si.hold_id = placed.hold_id
-RETURNING si.seat_id
-"""
-
-_RELEASE = """
-WITH hold AS (
-    UPDATE ticketing.holds SET status = 'released', closed_at = now()
-    WHERE hold_id = %(hold_id)s AND status = 'active'
-    RETURNING hold_id
-)
-UPDATE ticketing.seat_inventory si
-SET status = 'open', hold_id = NULL, hold_expires_at = NULL
-FROM hold
-WHERE si.event_id = %(event_id)s AND si.seat_id = ANY(%(seat_ids)s::bigint[])
-  AND si.hold_id = hold.hold_id
-RETURNING si.seat_id
-"""
-
-# The sweeper: expire due holds (skipping any a buyer is converting) and reopen their seats.
-_EXPIRE = """
-WITH due AS (
-    SELECT hold_id FROM ticketing.holds
-    WHERE status = 'active' AND expires_at <= now()
-    ORDER BY expires_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), expired AS (
-    UPDATE ticketing.holds h SET status = 'expired', closed_at = now()
-    FROM due WHERE h.hold_id = due.hold_id
-    RETURNING h.hold_id
-)
-UPDATE ticketing.seat_inventory si
-SET status = 'open', hold_id = NULL, hold_expires_at = NULL
-FROM expired
-WHERE si.hold_id = expired.hold_id AND si.status = 'held'
-RETURNING si.event_id, si.seat_id, expired.hold_id
-"""
-
-_STILL_TAKEN = """
-SELECT seat_id FROM ticketing.seat_inventory
-WHERE event_id = %(event_id)s AND seat_id = ANY(%(seat_ids)s::bigint[]) AND status <> 'open'
-"""
-
 
 @dataclass(slots=True)
 class OnSaleStats:
@@ -337,7 +251,7 @@ async def _buyer(run: _Run, rng: random.Random, number: int) -> None:
                     "quantity": len(seat_ids),
                     "hold_ttl": run.hold_ttl,
                 }
-                rows = await (await conn.execute(_HOLD, params)).fetchall()
+                rows = await (await conn.execute(statements.HOLD, params)).fetchall()
                 if rows:
                     hold_id = int(rows[0][0])
                     seat_map.take(seat_ids)
@@ -346,7 +260,7 @@ async def _buyer(run: _Run, rng: random.Random, number: int) -> None:
                     break
                 # Someone else got there first: drop what they took from our seat map.
                 stats.conflicts += 1
-                taken = await (await conn.execute(_STILL_TAKEN, params)).fetchall()
+                taken = await (await conn.execute(statements.STILL_TAKEN, params)).fetchall()
                 seat_map.take(int(r[0]) for r in taken)
         if hold_id is None:
             continue
@@ -380,7 +294,7 @@ async def _checkout(
     await run.pace(len(seat_ids))
     params = {"hold_id": hold_id, "event_id": event_id, "seat_ids": list(seat_ids)}
     async with run.pool.connection() as conn:
-        statement = _BUY if outcome is Outcome.BUY else _RELEASE
+        statement = statements.BUY if outcome is Outcome.BUY else statements.RELEASE
         changed = await (await conn.execute(statement, params)).fetchall()
     stats = run.stats
     if not changed:
@@ -405,7 +319,7 @@ async def _sweep(run: _Run, stop: asyncio.Event) -> None:
         stopping = stop.is_set()
         async with run.pool.connection() as conn:
             while True:
-                rows = await (await conn.execute(_EXPIRE, {"limit": chunk})).fetchall()
+                rows = await (await conn.execute(statements.EXPIRE, {"limit": chunk})).fetchall()
                 for event_id, seat_id, _hold in rows:
                     seat_map = run.maps.get(int(event_id))
                     if seat_map is not None:

@@ -11,7 +11,7 @@ import fastavro
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from pipelines.backfill import covered_seat, lsn_int, row_image, snapshot_envelope, snapshot_signal
+from pipelines.backfill_events import covered_seat, lsn_int, row_image, snapshot_envelope, snapshot_signal
 from pipelines.definitions import resources
 from pipelines.orchestration import backfill as orchestration
 from pipelines.processor.core import decode_seat_change
