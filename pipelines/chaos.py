@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import multiprocessing
 import os
 import random
 import signal
@@ -43,8 +42,8 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from pipelines.avro import AvroDecoder, registry_client
-from pipelines.bench.common import SIMULATOR_NICE
 from pipelines.deploy import wait_caught_up
+from pipelines.host.load import OnSale
 from pipelines.kafka import clients
 from pipelines.kafka.groups import end_offsets
 from pipelines.kafka.reading import read_topic
@@ -68,7 +67,6 @@ __all__ = [
     "Fault",
     "FaultResult",
     "KindSummary",
-    "OnSale",
     "ProcessRow",
     "VersionLedger",
     "VersionTail",
@@ -105,11 +103,6 @@ _PROCESSOR_FALLBACKS: tuple[tuple[str, ...], ...] = (
     ("seatflow processor run",),
     ("execute_run", "availability_stream"),
 )
-# Buyers who mostly release or abandon their holds: seats go back on sale, so a long on-sale
-# (all the faults of the mix, each healed) does not sell the venue out.
-ONSALE_OUTCOMES = {"buy": 0.1, "release": 0.45, "abandon": 0.45}
-# Each on-sale process runs this long; a new one follows (PostgreSQL's stop ends one early).
-ONSALE_CHUNK_S = 60.0
 # A partition delivers its changes fresh when they arrive within this of their commit: a
 # partition still draining the backlog of a fault delivers them later.
 FRESH_S = 2.0
@@ -496,67 +489,6 @@ class VersionTail(threading.Thread):
     def reached(self, ends: Mapping[int, int]) -> bool:
         with self._lock:
             return all(self.position.get(p, 0) >= end for p, end in ends.items())
-
-
-def _onsale_child(rate: float, duration: float, seed: int, hold_ttl: float) -> None:
-    """One on-sale process (multiprocessing target): the fans' apps, at a lower priority."""
-    from pipelines.host import HostError
-    from pipelines.host.onsale import OutcomeWeights
-    from pipelines.host.simulate import run_onsale
-
-    os.nice(SIMULATOR_NICE)
-    parent = os.getppid()
-
-    def orphaned() -> None:
-        # The chaos command was killed: its on-sale must not go on alone.
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=orphaned, daemon=True).start()
-    # The pool's warnings, one per connection PostgreSQL's stop broke, are expected here.
-    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-    try:
-        run_onsale(Settings(), rate=rate, duration=duration, seed=seed, hold_ttl=hold_ttl,
-                   outcomes=OutcomeWeights(**ONSALE_OUTCOMES))
-    except HostError as e:  # PostgreSQL stopped under it: the parent starts another
-        raise SystemExit(f"on-sale ended: {e}") from None
-
-
-class OnSale:
-    """On-sale processes one after another, for as long as asked; one that ends early (its
-    database stopped) is followed by another once PostgreSQL answers again."""
-
-    def __init__(self, settings: Settings, *, rate: float, seed: int, hold_ttl: float) -> None:
-        self.settings = settings
-        self.rate = rate
-        self.rng = random.Random(seed)  # noqa: S311
-        self.hold_ttl = hold_ttl
-        self.proc: Any = None
-        self.started = 0
-        self.failed = 0
-        self._ctx = multiprocessing.get_context("spawn")
-
-    def keep_going(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            return
-        if self.proc is not None:
-            self.failed += self.proc.exitcode not in (0, None)
-            self.proc = None
-        if health.check("postgres", self.settings) is not None:
-            return  # the next call tries again
-        self.proc = self._ctx.Process(
-            target=_onsale_child, name="chaos-onsale", daemon=True,
-            args=(self.rate, ONSALE_CHUNK_S, self.rng.getrandbits(32), self.hold_ttl))
-        self.proc.start()
-        self.started += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(30)
-        self.proc = None
 
 
 def seat_versions(settings: Settings) -> dict[tuple[int, int], int]:

@@ -28,7 +28,8 @@ from typing import Any
 import psutil
 
 from pipelines.bench import produce_changes, scratch_config, scratch_outputs, synthetic_changes
-from pipelines.chaos import OnSale, VersionTail, find_processor
+from pipelines.chaos import VersionTail, find_processor
+from pipelines.host.load import OnSale
 from pipelines.kafka import clients
 from pipelines.kafka.admin import ensure_topics
 from pipelines.kafka.groups import end_offsets, group_lag, group_members, group_shares

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from pipelines.bench import bench_latency, bench_processor, report_dict
+from pipelines.bench.sustained import bench_sustained
 from pipelines.chaos import DEFAULT_FAULTS, ChaosReport, bench_chaos, parse_faults, targets
 from pipelines.cli.output import console, fail
 from pipelines.scale import bench_scale
@@ -60,15 +61,56 @@ def latency(
         min=0, help="Seconds of on-sale before, not measured (0: none).")] = 30,
     start_processor: Annotated[bool, typer.Option(
         help="Start a processor for the run (--no-start-processor when one runs already).")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Commit-to-availability latency during an on-sale (p50, p95, p99, max)."""
     report = bench_latency(get_settings(), rate=rate, duration=duration, warmup=warmup,
                            start_processor=start_processor,
-                           say=lambda m: console.print(f"[dim]{m}…[/]"))
+                           say=lambda m: console.print(f"[dim]{m}…[/]") if not as_json else None)
+    if as_json:
+        console.print_json(json.dumps(report_dict(report)))
+        return
     targets = {"p50_ms": ("< 100", report.p50_ms < 100), "p99_ms": ("< 300", report.p99_ms < 300)}
     table = Table("figure", "value", "target", title="seatflow bench latency")
     for name, value in asdict(report).items():
         table.add_row(name, str(value), _target_cell(targets, name))
+    console.print(table)
+
+
+@app.command()
+def sustained(
+    rates: Annotated[str, typer.Option(
+        help="Rates to try, changes/s, comma-separated; lowest first.")] = "2000,4000,6000,8000",
+    step: Annotated[float, typer.Option(min=30, help="Seconds at each rate.")] = 300,
+    window: Annotated[float, typer.Option(min=1, help="Seconds per sample.")] = 5,
+    processes: Annotated[int, typer.Option(min=1, help="Simulator processes (nice 10).")] = 2,
+    keep_going: Annotated[bool, typer.Option(
+        help="Try every rate, not only up to the first that does not keep up.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """The highest on-sale rate that capture and processing keep up with, with each rate's lag
+    curve. Needs the stack up, the pipeline deployed and a processor running (make demo)."""
+    try:
+        wanted = [float(x) for x in rates.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--rates: comma-separated numbers, not {rates!r}")
+    if not wanted or min(wanted) <= 0:
+        fail(f"--rates: at least one rate above 0, not {rates!r}")
+    say = (lambda m: console.print(f"[dim]{m}[/]")) if not as_json else (lambda _: None)
+    report = bench_sustained(get_settings(), rates=wanted, step_s=step, window_s=window,
+                             processes=processes, stop_at_first_miss=not keep_going, say=say)
+    if as_json:
+        console.print_json(json.dumps(report_dict(report)))
+        return
+    table = Table("target/s", "committed/s", "published/s", "staleness p99 ms",
+                  "simulator CPU", "kept up", title="seatflow bench sustained: "
+                  f"{report.step_s:.0f} s per rate; highest sustained "
+                  f"{report.highest_sustained_rate or 0:,.0f} changes/s")
+    for s in report.steps:
+        table.add_row(f"{s.rate_target:,.0f}", f"{s.committed_per_s:,.0f}",
+                      f"{s.published_per_s:,.0f}", f"{s.staleness_p99_ms:,.0f}",
+                      f"{s.simulator_cpu_percent:.0f} %",
+                      f"{'[green]yes[/]' if s.kept_up else '[red]no[/]'} ({s.why})")
     console.print(table)
 
 

@@ -1,0 +1,94 @@
+"""A long on-sale as load for the benchmarks: one or more simulator processes at a lower
+priority, kept going for as long as asked. Used by `bench chaos`, `bench scale` and
+`bench sustained`."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import threading
+import time
+from typing import Any
+
+from pipelines.bench.common import SIMULATOR_NICE
+from pipelines.settings import Settings
+from pipelines.stack import health
+
+__all__ = ["ONSALE_CHUNK_S", "ONSALE_OUTCOMES", "OnSale"]
+
+# Buyers who mostly release or abandon their holds: seats go back on sale, so a long on-sale
+# (all the faults of a chaos mix, each healed; minutes at a high rate) does not sell out.
+ONSALE_OUTCOMES = {"buy": 0.1, "release": 0.45, "abandon": 0.45}
+# Each on-sale process runs this long; a new one follows (PostgreSQL's stop ends one early).
+ONSALE_CHUNK_S = 60.0
+
+
+def _onsale_child(rate: float, duration: float, seed: int, hold_ttl: float) -> None:
+    """One on-sale process (multiprocessing target): the fans' apps, at a lower priority."""
+    from pipelines.host import HostError
+    from pipelines.host.onsale import OutcomeWeights
+    from pipelines.host.simulate import run_onsale
+
+    os.nice(SIMULATOR_NICE)
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        # The benchmark was killed: its on-sale must not go on alone.
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    # The pool's warnings, one per connection PostgreSQL's stop broke, are expected here.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    try:
+        run_onsale(Settings(), rate=rate, duration=duration, seed=seed, hold_ttl=hold_ttl,
+                   outcomes=OutcomeWeights(**ONSALE_OUTCOMES))
+    except HostError as e:  # PostgreSQL stopped under it: the parent starts another
+        raise SystemExit(f"on-sale ended: {e}") from None
+
+
+class OnSale:
+    """`processes` on-sale processes, each at rate/processes, each followed by another when it
+    ends (after ONSALE_CHUNK_S, or early when its database stopped and PostgreSQL answers
+    again). One process tops out at a few thousand changes a second; more reach further."""
+
+    def __init__(self, settings: Settings, *, rate: float, seed: int, hold_ttl: float,
+                 processes: int = 1) -> None:
+        self.settings = settings
+        self.rate = rate
+        self.rng = random.Random(seed)  # noqa: S311
+        self.hold_ttl = hold_ttl
+        self.procs: list[Any] = [None] * processes
+        self.started = 0
+        self.failed = 0
+        self._ctx = multiprocessing.get_context("spawn")
+
+    def keep_going(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc is not None and proc.is_alive():
+                continue
+            if proc is not None:
+                self.failed += proc.exitcode not in (0, None)
+                self.procs[i] = None
+            if health.check("postgres", self.settings) is not None:
+                return  # the next call tries again
+            self.procs[i] = self._ctx.Process(
+                target=_onsale_child, name=f"onsale-{i}", daemon=True,
+                args=(self.rate / len(self.procs), ONSALE_CHUNK_S, self.rng.getrandbits(32),
+                      self.hold_ttl))
+            self.procs[i].start()
+            self.started += 1
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p is not None and p.pid is not None]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.is_alive():
+                proc.terminate()
+                proc.join(30)
+        self.procs = [None] * len(self.procs)
