@@ -1,5 +1,5 @@
 """Benchmarks, each with a report: one module per benchmark (`processor`, `latency`), what they
-share (`common`, `changes`). `bench chaos` and `bench scale` live in pipelines/chaos.py and
+share (`common`, `changes`). `bench chaos` and `bench scale` live in pipelines/chaos/ and
 pipelines/scale.py, `bench fans` in pipelines/serve/bench.py."""
 
 from pipelines.bench.changes import (
