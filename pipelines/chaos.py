@@ -44,6 +44,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from pipelines.avro import AvroDecoder, registry_client
 from pipelines.bench.common import SIMULATOR_NICE
+from pipelines.connect import connect_session
 from pipelines.deploy import wait_caught_up
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.supervise import WORKER_MODULE
@@ -390,8 +391,9 @@ def find_processor(*, exclude: Iterable[int] = ()) -> psutil.Process | None:
 
 def _connector_running(settings: Settings) -> bool:
     try:
-        r = requests.get(f"{settings.connect_url}/connectors/{settings.connector_name}/status",
-                         timeout=2)
+        with connect_session(settings, retries=0) as session:
+            r = session.get(f"{settings.connect_url}/connectors/{settings.connector_name}/status",
+                            timeout=2)
     except requests.RequestException:
         return False
     if not r.ok:

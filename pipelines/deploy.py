@@ -9,7 +9,7 @@ import psycopg
 from confluent_kafka.admin import AdminClient
 
 from pipelines.avro.schemas import SchemaRegistry, local_schemas, register_schemas
-from pipelines.connect import ConnectClient, apply_connector, load_connectors
+from pipelines.connect import ConnectClient, TicketingHost, apply_connector, load_connectors
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
 from pipelines.polling import PollTimeoutError, poll
@@ -42,9 +42,10 @@ def deploy_pipeline(
     created = ensure_topics(AdminClient({"bootstrap.servers": settings.kafka_bootstrap}),
                             output_topics(settings))
     say(f"topics created: {', '.join(created) or 'none (all exist)'}")
-    client = ConnectClient(settings.connect_url)
+    client = ConnectClient.from_settings(settings)
+    ticketing = TicketingHost.of(settings)
     for connector in load_connectors():
-        outcome = apply_connector(client, connector)
+        outcome = apply_connector(client, connector, ticketing=ticketing)
         client.wait_running(connector.name)
         say(f"connector {connector.name}: {outcome}, running")
 
