@@ -27,7 +27,7 @@ from pipelines.connect import (
     deploy_connectors,
     load_connectors,
 )
-from pipelines.connect.lint import lint_connectors
+from pipelines.connect.lint import lint_connectors, ticketing_host_issues
 from pipelines.connect.ops import (
     ConnectorHealth,
     DeployReport,
@@ -138,8 +138,7 @@ def lint(directory: DirOpt = CONNECTORS_DIR, env: EnvOpt = DEFAULT_ENV, as_json:
     connectors = _load(directory, env)
     issues = lint_connectors(connectors, ticketing=_ticketing())
     if as_json:
-        _emit_json([{"rule": i.rule, "file": str(i.path), "connector": i.connector, "key": i.key,
-                     "message": i.message} for i in issues])
+        _emit_json([i.as_dict() for i in issues])
     else:
         _print_lint(issues)
         if not issues:
@@ -154,8 +153,16 @@ def validate(directory: DirOpt = CONNECTORS_DIR, env: EnvOpt = DEFAULT_ENV,
     """Connect's own validation of each file, printed per field (a file aimed at another
     database than the ticketing host is refused without asking Connect)."""
     connectors = _load(directory, env)
-    client = _client()
     ticketing = _ticketing()
+    elsewhere = ticketing_host_issues(connectors, ticketing)
+    if elsewhere:
+        if as_json:
+            _emit_json([i.as_dict() for i in elsewhere])
+        else:
+            _print_lint(elsewhere)
+            err_console.print("[red]refused:[/] nothing was sent to Connect", highlight=False)
+        raise typer.Exit(EXIT_FINDINGS)
+    client = _client()
     errors: list[FieldError] = []
     for c in connectors:
         found = validate_config(client, c.name, c.config, ticketing=ticketing)

@@ -36,6 +36,10 @@ class LintIssue:
     def __str__(self) -> str:
         return f"{self.path}: {self.key}: {self.message} [{self.rule}]"
 
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "file": str(self.path), "connector": self.connector,
+                "key": self.key, "message": self.message}
+
 
 @dataclass(frozen=True)
 class TicketingHost:

@@ -112,8 +112,7 @@ class DeployReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage, "ok": self.ok,
-            "lint": [{"rule": i.rule, "file": str(i.path), "connector": i.connector, "key": i.key,
-                      "message": i.message} for i in self.lint],
+            "lint": [i.as_dict() for i in self.lint],
             "plan": self.plan.as_dict() if self.plan else None,
             "invalid": [e.as_dict() for e in self.invalid],
             "applied": self.applied,
