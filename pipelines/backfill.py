@@ -152,7 +152,7 @@ def _exclusive(settings: Settings, *, timeout_s: float,
 
 def _connector_running(settings: Settings) -> None:
     try:
-        status = ConnectClient(settings.connect_url, retries=1).status(settings.connector_name)
+        status = ConnectClient.from_settings(settings, retries=1).status(settings.connector_name)
     except ConnectError as e:
         raise BackfillError(f"Kafka Connect is not reachable ({e}); "
                             "use --method database to backfill without it") from e

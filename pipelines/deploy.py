@@ -8,7 +8,7 @@ from collections.abc import Callable
 import psycopg
 
 from pipelines.avro.schemas import SchemaRegistry, local_schemas, register_schemas
-from pipelines.connect import ConnectClient, apply_connector, load_connectors
+from pipelines.connect import ConnectClient, TicketingHost, apply_connector, load_connectors
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
 from pipelines.kafka import clients
@@ -36,9 +36,10 @@ def deploy_pipeline(
     say("schemas: " + ", ".join(f"{r.subject} v{r.version} ({r.status})" for r in registrations))
     created = ensure_topics(clients.admin(settings), output_topics(settings))
     say(f"topics created: {', '.join(created) or 'none (all exist)'}")
-    client = ConnectClient(settings.connect_url)
+    client = ConnectClient.from_settings(settings)
+    ticketing = TicketingHost.of(settings)
     for connector in load_connectors():
-        outcome = apply_connector(client, connector)
+        outcome = apply_connector(client, connector, ticketing=ticketing)
         client.wait_running(connector.name)
         say(f"connector {connector.name}: {outcome}, running")
 

@@ -42,9 +42,11 @@ def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "seatflow"
 
 
-# The roles' passwords the local stack generates at its first `up` (pipelines/stack/secrets.py),
-# under the stack's home: read below the environment and the settings file, so either overrides.
-GENERATED_SECRETS = ("pg_app_password", "pg_debezium_password", "pg_registry_password")
+# The passwords the local stack generates at its first `up` (pipelines/stack/secrets.py), under
+# the stack's home: its PostgreSQL roles' and its Kafka Connect REST user's. Read below the
+# environment and the settings file, so either overrides.
+GENERATED_SECRETS = ("pg_app_password", "pg_debezium_password", "pg_registry_password",
+                     "connect_password")
 
 
 def generated_secrets_file(home: Path) -> Path:
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     connect_port: int = 18083
+    # Kafka Connect's REST API asks for HTTP basic auth (Kafka's BasicAuthSecurityRestExtension,
+    # stack/conf/connect-distributed.properties): every client of it sends these. The local
+    # stack writes the user and password into <home>/secrets/connect-users.properties.
+    connect_user: str = Field(default="seatflow", pattern=r"^[A-Za-z0-9_.-]+$")
+    connect_password: SecretStr = SecretStr("")  # generated at the first `stack up`
     registry_port: int = 18081
     dagster_port: int = 3000
     # `seatflow serve`: the seat map page, its API and live stream.
@@ -188,6 +195,12 @@ class Settings(BaseSettings):
         return f"{self.kafka_host or self.bind_host}:{self.kafka_port}"
 
     @property
+    def pg_endpoint(self) -> tuple[str, int]:
+        """Where the ticketing host's PostgreSQL is reached: pg_host (else bind_host), pg_port.
+        The one host and port that connectors may capture from (pipelines/connect/lint.py)."""
+        return self.pg_host or self.bind_host, self.pg_port
+
+    @property
     def connect_url(self) -> str:
         return f"http://{self.bind_host}:{self.connect_port}"
 
@@ -208,9 +221,10 @@ class Settings(BaseSettings):
         secret = password if password is not None else (
             SecretStr(self.password("pg_app_password")) if user == self.pg_app_user else None
         )
+        host, port = self.pg_endpoint
         parts = [
-            f"host={self.pg_host or self.bind_host}",
-            f"port={self.pg_port}",
+            f"host={host}",
+            f"port={port}",
             f"dbname={database or self.pg_database}",
             f"user={user}",
         ]

@@ -12,6 +12,7 @@ import psutil
 import requests
 
 from pipelines.chaos.tail import VersionTail
+from pipelines.connect import connect_session
 from pipelines.processor.supervise import WORKER_MODULE
 from pipelines.settings import Settings
 from pipelines.stack import health
@@ -88,8 +89,9 @@ def find_processor(*, exclude: Iterable[int] = ()) -> psutil.Process | None:
 
 def connector_running(settings: Settings) -> bool:
     try:
-        r = requests.get(f"{settings.connect_url}/connectors/{settings.connector_name}/status",
-                         timeout=2)
+        with connect_session(settings, retries=0) as session:
+            r = session.get(f"{settings.connect_url}/connectors/{settings.connector_name}/status",
+                            timeout=2)
     except requests.RequestException:
         return False
     if not r.ok:

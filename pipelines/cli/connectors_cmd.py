@@ -23,10 +23,11 @@ from pipelines.connect import (
     ConnectError,
     ConnectorFile,
     ConnectUnreachableError,
+    TicketingHost,
     deploy_connectors,
     load_connectors,
 )
-from pipelines.connect.lint import lint_connectors
+from pipelines.connect.lint import lint_connectors, ticketing_host_issues
 from pipelines.connect.ops import (
     ConnectorHealth,
     DeployReport,
@@ -61,7 +62,11 @@ NamesArg = Annotated[list[str], typer.Argument(help="Connector names.")]
 
 
 def _client() -> ConnectClient:
-    return ConnectClient(get_settings().connect_url)
+    return ConnectClient.from_settings(get_settings())
+
+
+def _ticketing() -> TicketingHost:
+    return TicketingHost.of(get_settings())
 
 
 def _emit_json(data: Any) -> None:
@@ -131,10 +136,9 @@ def _print_health(items: list[ConnectorHealth]) -> None:
 def lint(directory: DirOpt = CONNECTORS_DIR, env: EnvOpt = DEFAULT_ENV, as_json: JsonOpt = False) -> None:
     """Check the project's rules offline (secrets, error tolerance, heartbeats, slots, ...)."""
     connectors = _load(directory, env)
-    issues = lint_connectors(connectors)
+    issues = lint_connectors(connectors, ticketing=_ticketing())
     if as_json:
-        _emit_json([{"rule": i.rule, "file": str(i.path), "connector": i.connector, "key": i.key,
-                     "message": i.message} for i in issues])
+        _emit_json([i.as_dict() for i in issues])
     else:
         _print_lint(issues)
         if not issues:
@@ -146,12 +150,22 @@ def lint(directory: DirOpt = CONNECTORS_DIR, env: EnvOpt = DEFAULT_ENV, as_json:
 @app.command()
 def validate(directory: DirOpt = CONNECTORS_DIR, env: EnvOpt = DEFAULT_ENV,
              as_json: JsonOpt = False) -> None:
-    """Connect's own validation of each file, printed per field."""
+    """Connect's own validation of each file, printed per field (a file aimed at another
+    database than the ticketing host is refused without asking Connect)."""
     connectors = _load(directory, env)
+    ticketing = _ticketing()
+    elsewhere = ticketing_host_issues(connectors, ticketing)
+    if elsewhere:
+        if as_json:
+            _emit_json([i.as_dict() for i in elsewhere])
+        else:
+            _print_lint(elsewhere)
+            err_console.print("[red]refused:[/] nothing was sent to Connect", highlight=False)
+        raise typer.Exit(EXIT_FINDINGS)
     client = _client()
     errors: list[FieldError] = []
     for c in connectors:
-        found = validate_config(client, c.name, c.config)
+        found = validate_config(client, c.name, c.config, ticketing=ticketing)
         errors.extend(found)
         if not as_json and not found:
             console.print(f"{c.name}: valid")
@@ -210,8 +224,8 @@ def apply(
     def confirm(names: list[str]) -> bool:
         return yes or typer.confirm(f"delete {', '.join(names)} (no file)?", err=True)
 
-    report = deploy_connectors(client, connectors, dry_run=dry_run, prune=prune,
-                               confirm_prune=confirm)
+    report = deploy_connectors(client, connectors, ticketing=_ticketing(), dry_run=dry_run,
+                               prune=prune, confirm_prune=confirm)
     _report(report, as_json=as_json)
     if not report.ok:
         raise typer.Exit(EXIT_FINDINGS)

@@ -1,4 +1,5 @@
-"""A small client of the Kafka Connect REST API: every call has a timeout and bounded retries."""
+"""A small client of the Kafka Connect REST API: every call has a timeout and bounded retries,
+and sends the REST user's credentials from Settings (HTTP basic auth)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from tenacity import (
 )
 from urllib3.util.retry import Retry
 
-from pipelines.connect.errors import ConnectError, ConnectUnreachableError
+from pipelines.connect.errors import ConnectAuthError, ConnectError, ConnectUnreachableError
 from pipelines.polling import PollTimeoutError, poll
+from pipelines.settings import Settings
 
-__all__ = ["ConnectClient"]
+__all__ = ["ConnectClient", "connect_auth", "connect_session"]
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +37,46 @@ def _q(name: str) -> str:
     return quote(name, safe="")
 
 
+def connect_auth(settings: Settings) -> tuple[str, str]:
+    """The REST user and password Connect asks for; SettingsError when the password has none."""
+    return settings.connect_user, settings.password("connect_password")
+
+
+def _session(auth: tuple[str, str] | None, retries: int) -> requests.Session:
+    session = requests.Session()
+    session.auth = auth
+    # Retry refused connections and 5xx from a worker that is (re)joining its group; not POST/PUT
+    # bodies that Connect answered, which are not idempotent in general.
+    policy = Retry(total=retries, backoff_factor=0.5, status_forcelist=(502, 503, 504),
+                   allowed_methods=None)
+    session.mount("http://", HTTPAdapter(max_retries=policy))
+    session.mount("https://", HTTPAdapter(max_retries=policy))
+    session.headers["Content-Type"] = "application/json"
+    return session
+
+
+def connect_session(settings: Settings, *, retries: int = 3) -> requests.Session:
+    """A requests session for Connect's REST API (at settings.connect_url) that sends the REST
+    user's credentials: for the few callers that need raw responses; ConnectClient wraps one."""
+    return _session(connect_auth(settings), retries)
+
+
 class ConnectClient:
     """The Connect REST calls seatflow uses."""
 
-    def __init__(self, base_url: str, *, timeout: tuple[float, float] = TIMEOUT,
-                 retries: int = 3, rebalance_wait_s: float = 30) -> None:
+    def __init__(self, base_url: str, *, auth: tuple[str, str] | None = None,
+                 timeout: tuple[float, float] = TIMEOUT, retries: int = 3,
+                 rebalance_wait_s: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.rebalance_wait_s = rebalance_wait_s
-        self.session = requests.Session()
-        # Retry refused connections and 5xx from a worker that is (re)joining its group; not POST/PUT
-        # bodies that Connect answered, which are not idempotent in general.
-        policy = Retry(total=retries, backoff_factor=0.5, status_forcelist=(502, 503, 504),
-                       allowed_methods=None)
-        self.session.mount("http://", HTTPAdapter(max_retries=policy))
-        self.session.headers["Content-Type"] = "application/json"
+        self.session = _session(auth, retries)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> ConnectClient:
+        """The client of the Connect at settings.connect_url, with its REST credentials;
+        `options` are the constructor's (timeout, retries, rebalance_wait_s)."""
+        return cls(settings.connect_url, auth=connect_auth(settings), **options)
 
     def _call(self, method: str, path: str, body: Any = None,
               ok: tuple[int, ...] = (200, 201, 202, 204)) -> requests.Response:
@@ -67,6 +94,13 @@ class ConnectClient:
             resp = self.session.request(method, url, json=body, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as e:
             raise ConnectUnreachableError(f"Kafka Connect is not reachable at {self.base_url}") from e
+        if resp.status_code in (401, 403) and resp.status_code not in ok:
+            user = self.session.auth[0] if isinstance(self.session.auth, tuple) else None
+            who = f"the REST user {user!r}" if user else "a request without credentials"
+            raise ConnectAuthError(
+                f"{method} {path} -> {resp.status_code}: Kafka Connect at {self.base_url} refused "
+                f"{who}; check SEATFLOW_CONNECT_USER and SEATFLOW_CONNECT_PASSWORD (`seatflow "
+                "stack secrets` says where the local stack's are)")
         if resp.status_code not in ok:
             try:
                 detail = resp.json().get("message", resp.text)

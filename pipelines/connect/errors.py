@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pipelines.errors import SeatflowError
 
-__all__ = ["ConnectError", "ConnectUnreachableError", "ConnectorFileError"]
+__all__ = ["ConnectAuthError", "ConnectError", "ConnectUnreachableError", "ConnectorFileError",
+           "ConnectorRefusedError"]
 
 
 class ConnectError(SeatflowError, RuntimeError):
@@ -20,3 +21,11 @@ class ConnectUnreachableError(ConnectError):
 
 class ConnectorFileError(ConnectError):
     """A connector file cannot be read: not JSON, wrong shape, overlay without a base."""
+
+
+class ConnectorRefusedError(ConnectError):
+    """A connector file breaks a project rule (pipelines/connect/lint.py): nothing was sent."""
+
+
+class ConnectAuthError(ConnectError):
+    """Kafka Connect's REST API refused our credentials (401) or our user (403)."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.connect.files import ConnectorFile
+from pipelines.settings import Settings
 
-__all__ = ["RULES", "LintIssue", "is_secret_key", "is_source", "lint_connectors"]
+__all__ = ["RULES", "LintIssue", "TicketingHost", "is_secret_key", "is_source", "lint_connectors",
+           "ticketing_host_issues"]
 
 # Keys whose values are credentials; their values may only be config-provider references.
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|api[._-]?key|jaas\.config"
@@ -33,6 +35,53 @@ class LintIssue:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.key}: {self.message} [{self.rule}]"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "file": str(self.path), "connector": self.connector,
+                "key": self.key, "message": self.message}
+
+
+@dataclass(frozen=True)
+class TicketingHost:
+    """The one PostgreSQL that connectors may capture from, and what the worker's ${env:...}
+    references resolve to when they address it."""
+
+    host: str
+    port: int
+    # The Connect worker's variables, by name, that connector configs reach as ${env:NAME}.
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    # The worker's variables that name the ticketing host (pipelines/stack/configs.py
+    # connect_environment(), docker-compose.yml's connect service).
+    HOST_VARIABLE = "SEATFLOW_PG_HOST"
+    PORT_VARIABLE = "SEATFLOW_PG_PORT"
+
+    @classmethod
+    def of(cls, settings: Settings) -> TicketingHost:
+        """Settings' ticketing host (pg_host, else bind_host, and pg_port), with the variables
+        through which the worker's connector configs address it."""
+        host, port = settings.pg_endpoint
+        return cls(host, port, cls.variables(host, port))
+
+    @classmethod
+    def variables(cls, host: str, port: int) -> dict[str, str]:
+        return {cls.HOST_VARIABLE: host, cls.PORT_VARIABLE: str(port)}
+
+    def resolve(self, value: str) -> str | None:
+        """`value` with its ${env:NAME} references replaced as the worker would; None when a
+        reference cannot be resolved here (another provider, or a name not known to name the
+        ticketing host): such a value could point anywhere."""
+        unresolved = False
+
+        def one(ref: re.Match[str]) -> str:
+            nonlocal unresolved
+            if ref["provider"] == "env" and ref["body"] in self.env:
+                return self.env[ref["body"]]
+            unresolved = True
+            return ref[0]
+
+        resolved = _REFERENCE.sub(one, value.strip())
+        return None if unresolved else resolved
 
 
 def is_secret_key(key: str) -> bool:
@@ -103,6 +152,54 @@ def _file_name(c: ConnectorFile) -> Iterable[LintIssue]:
                                              f"'{c.path.name}' (one file per connector)")
 
 
+# Debezium's default for database.port when a config leaves it out.
+_DEFAULT_PG_PORT = "5432"
+
+
+def _captures_a_database(c: ConnectorFile) -> bool:
+    return c.config.get("connector.class") == _DEBEZIUM_PG or "database.hostname" in c.config
+
+
+def _ticketing_host(c: ConnectorFile, ticketing: TicketingHost) -> Iterable[LintIssue]:
+    """database.hostname and database.port, resolved as the worker would, are the ticketing
+    host's. Connect's validation (PUT .../config/validate) already logs in to the database a
+    config names, with the credentials it resolves: a config aimed elsewhere must never reach
+    Connect at all."""
+    if not _captures_a_database(c):
+        return
+    expected = {"database.hostname": ticketing.host, "database.port": str(ticketing.port)}
+    for key, want in expected.items():
+        value = c.config.get(key)
+        if value is None and key == "database.port":
+            value, shown = _DEFAULT_PG_PORT, f"not set (Debezium's default {_DEFAULT_PG_PORT})"
+        elif value is None:
+            yield _issue("ticketing-host", c, key,
+                         f"connector {c.name}: {key} is not set; expected the ticketing host "
+                         f"'{want}'")
+            continue
+        else:
+            shown = f"'{value}'"
+        resolved = ticketing.resolve(value)
+        if resolved is None:
+            yield _issue("ticketing-host", c, key,
+                         f"connector {c.name}: {key} is {shown}, which cannot be resolved here "
+                         f"(only ${{env:{TicketingHost.HOST_VARIABLE}}}, "
+                         f"${{env:{TicketingHost.PORT_VARIABLE}}} or a plain value); expected "
+                         f"the ticketing host's '{want}'")
+        elif resolved.strip().lower() != want.lower():
+            via = "" if resolved == value.strip() else f", resolving to '{resolved}'"
+            yield _issue("ticketing-host", c, key,
+                         f"connector {c.name}: {key} is {shown}{via}; expected the ticketing "
+                         f"host's '{want}' (SEATFLOW_PG_HOST, else SEATFLOW_BIND_HOST, and "
+                         "SEATFLOW_PG_PORT)")
+
+
+def ticketing_host_issues(connectors: list[ConnectorFile],
+                          ticketing: TicketingHost) -> list[LintIssue]:
+    """The ticketing-host rule alone: connectors that would capture from another database."""
+    return [issue for c in connectors for issue in _ticketing_host(c, ticketing)]
+
+
 def _slots_and_publications(connectors: list[ConnectorFile]) -> Iterable[LintIssue]:
     """Replication slots and publications: set explicitly and used by one connector only."""
     defaults = {"slot.name": "debezium", "publication.name": "dbz_publication"}
@@ -129,11 +226,15 @@ _PER_CONNECTOR: tuple[Callable[[ConnectorFile], Iterable[LintIssue]], ...] = (
     _exactly_once,
 )
 RULES = ("file-name", "plain-secret", "provider", "errors-tolerance", "heartbeat", "topic-prefix",
-         "exactly-once", "unique-slot", "unique-publication")
+         "exactly-once", "ticketing-host", "unique-slot", "unique-publication")
 
 
-def lint_connectors(connectors: list[ConnectorFile]) -> list[LintIssue]:
-    """Every finding of every rule, in file order."""
-    issues = [issue for c in connectors for rule in _PER_CONNECTOR for issue in rule(c)]
+def lint_connectors(connectors: list[ConnectorFile], *,
+                    ticketing: TicketingHost) -> list[LintIssue]:
+    """Every finding of every rule, in file order; `ticketing` is where connectors may capture
+    from (TicketingHost.of(settings))."""
+    issues = [issue for c in connectors
+              for found in (*(rule(c) for rule in _PER_CONNECTOR), _ticketing_host(c, ticketing))
+              for issue in found]
     issues.extend(_slots_and_publications(connectors))
     return issues

@@ -5,15 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
 from pipelines.connect.client import ConnectClient
-from pipelines.connect.errors import ConnectError
+from pipelines.connect.errors import ConnectError, ConnectorRefusedError
 from pipelines.connect.files import ConnectorFile
-from pipelines.connect.lint import LintIssue, lint_connectors
+from pipelines.connect.lint import (
+    LintIssue,
+    TicketingHost,
+    lint_connectors,
+    ticketing_host_issues,
+)
 from pipelines.connect.plan import Plan, mask_value, plan_connectors
 from pipelines.polling import PollTimeoutError, poll
 
@@ -63,8 +69,17 @@ def field_errors(name: str, response: dict[str, Any]) -> list[FieldError]:
     return found
 
 
-def validate_config(client: ConnectClient, name: str, config: dict[str, str]) -> list[FieldError]:
-    """Connect's own validation of one connector's config; [] when it is valid."""
+def validate_config(client: ConnectClient, name: str, config: dict[str, str], *,
+                    ticketing: TicketingHost) -> list[FieldError]:
+    """Connect's own validation of one connector's config; [] when it is valid.
+
+    A config aimed at another database than the ticketing host is refused here, without a
+    request: Debezium's validation logs in to the database the config names, with the
+    credentials the worker resolves for it."""
+    elsewhere = ticketing_host_issues([ConnectorFile(Path(f"{name}.json"), name, config)],
+                                      ticketing)
+    if elsewhere:
+        return [FieldError(name, i.key, config.get(i.key), (i.message,)) for i in elsewhere]
     cls = config.get("connector.class")
     if not cls:
         return [FieldError(name, "connector.class", None, ("is required",))]
@@ -97,8 +112,7 @@ class DeployReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage, "ok": self.ok,
-            "lint": [{"rule": i.rule, "file": str(i.path), "connector": i.connector, "key": i.key,
-                      "message": i.message} for i in self.lint],
+            "lint": [i.as_dict() for i in self.lint],
             "plan": self.plan.as_dict() if self.plan else None,
             "invalid": [e.as_dict() for e in self.invalid],
             "applied": self.applied,
@@ -106,14 +120,16 @@ class DeployReport:
 
 
 def deploy_connectors(
-    client: ConnectClient, connectors: list[ConnectorFile], *, dry_run: bool = False,
-    prune: bool = False, confirm_prune: Callable[[list[str]], bool] = lambda _: True,
+    client: ConnectClient, connectors: list[ConnectorFile], *, ticketing: TicketingHost,
+    dry_run: bool = False, prune: bool = False,
+    confirm_prune: Callable[[list[str]], bool] = lambda _: True,
 ) -> DeployReport:
     """Lint, plan, validate what changes, then PUT only what changed (and delete orphans if pruning).
 
-    Nothing is applied unless every changed config lints and validates clean.
+    Nothing is applied unless every changed config lints and validates clean; lint (among its
+    rules: every connector captures from `ticketing`) runs before any request to Connect.
     """
-    report = DeployReport(lint=lint_connectors(connectors))
+    report = DeployReport(lint=lint_connectors(connectors, ticketing=ticketing))
     if report.lint:
         return report
     report.stage = "plan"
@@ -123,7 +139,8 @@ def deploy_connectors(
     report.stage = "validate"
     todo = report.plan.of("add", "change")
     for item in todo:
-        report.invalid.extend(validate_config(client, item.name, item.wanted))
+        report.invalid.extend(validate_config(client, item.name, item.wanted,
+                                              ticketing=ticketing))
     if report.invalid:
         return report
     report.stage = "applied"
@@ -139,13 +156,19 @@ def deploy_connectors(
     return report
 
 
-def apply_connector(client: ConnectClient, file: ConnectorFile) -> Literal["created", "updated", "unchanged"]:
-    """Create or update one connector from its file, after Connect validated it."""
+def apply_connector(client: ConnectClient, file: ConnectorFile, *,
+                    ticketing: TicketingHost) -> Literal["created", "updated", "unchanged"]:
+    """Create or update one connector from its file, once it lints clean (before any request)
+    and Connect validated it."""
+    issues = lint_connectors([file], ticketing=ticketing)
+    if issues:
+        raise ConnectorRefusedError(f"{file.name}: refused, nothing applied ({len(issues)} lint "
+                                    f"finding(s)); {issues[0]}")
     current = client.connector_config(file.name)
     wanted = {**file.config, "name": file.name}
     if current == wanted:
         return "unchanged"
-    errors = validate_config(client, file.name, file.config)
+    errors = validate_config(client, file.name, file.config, ticketing=ticketing)
     if errors:
         first = errors[0]
         raise ConnectError(f"{file.name}: invalid config ({len(errors)} field(s)); "

@@ -20,6 +20,7 @@ from pipelines.connect import (
     DEFAULT_ENV,
     ConnectError,
     ConnectUnreachableError,
+    TicketingHost,
     deploy_connectors,
     load_connectors,
 )
@@ -85,7 +86,8 @@ def apply_connector_files(context: dg.OpExecutionContext, config: DeployConnecto
     client = seatflow.connect_client()
     try:
         connectors = load_connectors(Path(config.connectors_dir), env=config.env)
-        report = deploy_connectors(client, connectors, dry_run=config.dry_run, prune=config.prune)
+        report = deploy_connectors(client, connectors, ticketing=TicketingHost.of(seatflow.settings()),
+                                   dry_run=config.dry_run, prune=config.prune)
     except ConnectError as e:
         raise dg.Failure(description=str(e)) from e
     meta = _metadata(report)

@@ -46,9 +46,9 @@ class SeatflowResource(dg.ConfigurableResource):
         return self._settings
 
     def connect_client(self, **options: Any) -> ConnectClient:
-        """A client of the Kafka Connect REST API; `options` are ConnectClient's (timeout,
-        retries, rebalance_wait_s)."""
-        return ConnectClient(self.settings().connect_url, **options)
+        """A client of the Kafka Connect REST API, with the REST credentials of `Settings`;
+        `options` are ConnectClient's (timeout, retries, rebalance_wait_s)."""
+        return ConnectClient.from_settings(self.settings(), **options)
 
     def schema_registry(self) -> SchemaRegistry:
         """A client of the schema registry."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from pipelines.connect.lint import TicketingHost
 from pipelines.processor.supervise import SUPERVISE_MODULE
 from pipelines.serve import SERVE_MODULE
 from pipelines.settings import PROJECT_ROOT, Settings
@@ -46,6 +47,7 @@ CONF_TEMPLATES = (
     "postgresql.conf",
     "pg_hba.conf",
     "pg_ident.conf",
+    "connect-jaas.conf",
 )
 # Modest heaps: everything shares 2 cores with the tests. G1 sizes the young generation to its
 # pause goal: at 50 ms the broker's pauses every few seconds of an on-sale held up every record
@@ -145,10 +147,13 @@ def render_all(settings: Settings, layout: StackLayout) -> dict[str, Path]:
 
 
 def connect_environment(settings: Settings) -> dict[str, str]:
-    """Variables that connector configs reach through ${env:...} (allow-listed ^SEATFLOW_)."""
+    """Variables that connector configs reach through ${env:...} (allow-listed ^SEATFLOW_).
+    Never the REST user's password: a connector config could read it back."""
+    host, port = settings.pg_endpoint
     return {
-        "SEATFLOW_PG_HOST": settings.bind_host,
-        "SEATFLOW_PG_PORT": str(settings.pg_port),
+        # The ticketing host, SEATFLOW_PG_HOST and SEATFLOW_PG_PORT: the only database that
+        # connectors may capture from (lint's ticketing-host rule resolves them the same way).
+        **TicketingHost.variables(host, port),
         "SEATFLOW_PG_DATABASE": settings.pg_database,
         "SEATFLOW_DEBEZIUM_USER": settings.pg_debezium_user,
         "SEATFLOW_DEBEZIUM_PASSWORD": settings.password("pg_debezium_password"),
@@ -171,7 +176,10 @@ def java_command(java: Path, layout: StackLayout, service: str) -> list[str]:
         return [str(java), *flags, log4j, "-cp", classpath, "kafka.Kafka",
                 str(layout.conf / properties)]
     if service == "connect":
-        return [str(java), *flags, log4j, "-cp", classpath,
+        # The JAAS login of the REST API's basic auth (BasicAuthSecurityRestExtension): the
+        # KafkaConnect entry reads <home>/secrets/connect-users.properties.
+        jaas = f"-Djava.security.auth.login.config={layout.conf / 'connect-jaas.conf'}"
+        return [str(java), *flags, log4j, jaas, "-cp", classpath,
                 "org.apache.kafka.connect.cli.ConnectDistributed",
                 str(layout.conf / "connect-distributed.properties")]
     if service == "registry":

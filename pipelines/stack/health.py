@@ -7,8 +7,9 @@ import socket
 import psycopg
 import requests
 
+from pipelines.connect import connect_session
 from pipelines.kafka import clients
-from pipelines.settings import Settings
+from pipelines.settings import Settings, SettingsError
 from pipelines.stack.postgres import superuser_dsn
 
 __all__ = ["CHECKS", "DEBEZIUM_POSTGRES", "check", "listening"]
@@ -60,11 +61,17 @@ def registry(settings: Settings) -> str | None:
 
 
 def connect(settings: Settings) -> str | None:
+    """The REST API answers the REST user (basic auth) and lists Debezium's connector."""
     try:
-        root = requests.get(f"{settings.connect_url}/", timeout=TIMEOUT_S)
-        if not root.ok:
-            return f"HTTP {root.status_code}"
-        plugins = requests.get(f"{settings.connect_url}/connector-plugins", timeout=TIMEOUT_S)
+        session = connect_session(settings, retries=0)
+    except SettingsError as e:
+        return str(e)
+    try:
+        with session:
+            root = session.get(f"{settings.connect_url}/", timeout=TIMEOUT_S)
+            if not root.ok:
+                return f"HTTP {root.status_code}"
+            plugins = session.get(f"{settings.connect_url}/connector-plugins", timeout=TIMEOUT_S)
     except requests.RequestException as e:
         return type(e).__name__
     if not plugins.ok:

@@ -1,10 +1,12 @@
 """The local stack's passwords: random, generated at the first `up`, kept in its home.
 
 One file, <home>/secrets/passwords.env (0600, its folder 0700), holds a password for every
-PostgreSQL role the stack creates; `Settings` reads it below the environment and the settings
-file, so either overrides a value. Nothing prints a value: `seatflow stack secrets` says where
-the file is and what it holds. The superuser has no password at all: it logs in through the
-stack's own socket, by peer authentication (stack/conf/pg_hba.conf).
+PostgreSQL role the stack creates and for Kafka Connect's REST user (SEATFLOW_CONNECT_PASSWORD,
+written for Connect into <home>/secrets/connect-users.properties at every `up`); `Settings`
+reads it below the environment and the settings file, so either overrides a value. Nothing
+prints a value: `seatflow stack secrets` says where the file is and what it holds. The
+superuser has no password at all: it logs in through the stack's own socket, by peer
+authentication (stack/conf/pg_hba.conf).
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+CONNECT_USERS_FILE = "connect-users.properties"
+
 
 @dataclass(frozen=True, slots=True)
 class Service:
@@ -97,13 +99,25 @@ def log_tail(layout: StackLayout, service: str, lines: int = 40) -> str:
         return "".join(deque(f, maxlen=lines))
 
 
+def _properties_value(value: str) -> str:
+    """A value as java.util.Properties.load reads it back unchanged."""
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return "\\" + escaped if escaped[:1] in (" ", "\t", "\f") else escaped
+
+
 def _write_secrets(settings: Settings, layout: StackLayout) -> None:
-    """Files that connector configs may read through ${file:<home>/secrets/NAME:KEY}."""
+    """Files that connector configs may read through ${file:<home>/secrets/NAME:KEY}, and the
+    users file of Connect's REST API (stack/conf/connect-jaas.conf names it)."""
     layout.secrets.mkdir(parents=True, exist_ok=True)
     layout.secrets.chmod(0o700)
     write_private(layout.secrets / "debezium.properties",
                   f"user={settings.pg_debezium_user}\n"
-                  f"password={settings.password('pg_debezium_password')}\n")
+                  f"password={_properties_value(settings.password('pg_debezium_password'))}\n")
+    # One user. Kafka's PropertyFileLoginModule lets every request through when this file is
+    # empty, so it never is: the password is generated at the first `up` (or given).
+    write_private(layout.secrets / CONNECT_USERS_FILE,
+                  f"{settings.connect_user}="
+                  f"{_properties_value(settings.password('connect_password'))}\n")
 
 
 def _downloaded(line: str) -> str | None:

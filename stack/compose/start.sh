@@ -5,6 +5,7 @@
 # pipelines/stack/configs.py).
 set -eu
 CONF=/opt/seatflow/conf
+SECRETS=/opt/seatflow/secrets
 JVM_FLAGS="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
 
 run() {
@@ -31,6 +32,15 @@ case "${1:-}" in
         format_once /var/lib/kafka/data server.properties
         run /opt/kafka/bin/kafka-server-start.sh "$CONF/server.properties" ;;
     connect)
+        # The REST API's basic auth (rest.extension.classes): its users file, named by
+        # connect-jaas.conf, written (0600) from CONNECT_REST_USER and CONNECT_REST_PASSWORD at
+        # every start. Not SEATFLOW_* names, so connector configs cannot read them through
+        # ${env:...}; and the password leaves the environment before the worker starts.
+        (umask 077; printf '%s=%s\n' "${CONNECT_REST_USER:?}" \
+            "$(printf '%s' "${CONNECT_REST_PASSWORD:?}" | sed 's/\\/\\\\/g')" \
+            > "$SECRETS/connect-users.properties")
+        unset CONNECT_REST_PASSWORD
+        export KAFKA_OPTS="-Djava.security.auth.login.config=$CONF/connect-jaas.conf"
         run /opt/kafka/bin/connect-distributed.sh "$CONF/connect-distributed.properties" ;;
     *)
         exec "$@" ;;

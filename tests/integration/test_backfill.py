@@ -123,7 +123,7 @@ def test_drift_is_repaired_from_the_database_with_connect_paused_after_a_restart
     # The event's availability is published first (on a fresh stack nothing has been yet).
     run_processor(settings, should_stop=lambda: False, until_end=True)
     wrong, missing = inject_drift(settings, event_id)
-    client = ConnectClient(settings.connect_url)
+    client = ConnectClient.from_settings(settings)
     client.pause(settings.connector_name)
     try:
         client.wait_state(settings.connector_name, "PAUSED")

@@ -105,7 +105,7 @@ def cli(*args: str) -> Result:
 
 
 def client(settings: Settings) -> ConnectClient:
-    return ConnectClient(settings.connect_url)
+    return ConnectClient.from_settings(settings)
 
 
 def task_state(settings: Settings, name: str) -> str | None:

@@ -66,7 +66,7 @@ def test_restart_resumes_streaming_without_snapshot_and_keeps_schemas(pipeline: 
     assert supervisor.daemon_pid() is None
     assert all(s.state == "STOPPED" for s in stack.status(settings))
     stack.up(settings)
-    ConnectClient(settings.connect_url).wait_running(settings.connector_name, timeout_s=120)
+    ConnectClient.from_settings(settings).wait_running(settings.connector_name, timeout_s=120)
 
     seat = touch_seat(settings)
     changes = wait_for_change(settings, topic, before, seat)

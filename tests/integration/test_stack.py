@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from pipelines import stack
 from pipelines.cli.stack_cmd import app as stack_app
+from pipelines.connect import connect_session
 from pipelines.kafka import clients
 from pipelines.settings import Settings
 from pipelines.stack.layout import StackLayout
@@ -96,16 +97,17 @@ def ensure_debezium_role(conn: psycopg.Connection, settings: Settings) -> None:
 def drop_probe(settings: Settings, probe: Probe) -> None:
     """Stop the connector, delete its offsets and itself, drop its slot, tables and topic."""
     base = f"{settings.connect_url}/connectors/{probe.connector}"
-    if requests.get(base, timeout=10).status_code == 200:
-        requests.put(f"{base}/stop", timeout=30).raise_for_status()
+    connect = connect_session(settings)
+    if connect.get(base, timeout=10).status_code == 200:
+        connect.put(f"{base}/stop", timeout=30).raise_for_status()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            state = requests.get(f"{base}/status", timeout=10).json()["connector"]["state"]
+            state = connect.get(f"{base}/status", timeout=10).json()["connector"]["state"]
             if state == "STOPPED":
                 break
             time.sleep(0.5)
-        requests.delete(f"{base}/offsets", timeout=30).raise_for_status()
-        requests.delete(base, timeout=30).raise_for_status()
+        connect.delete(f"{base}/offsets", timeout=30).raise_for_status()
+        connect.delete(base, timeout=30).raise_for_status()
     with superuser_conn(settings) as conn:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -227,18 +229,20 @@ def test_validate_resolves_env_placeholders(running_stack: Settings, probe: Prob
     """Connect resolves ${env:...} in validate too, and only for allow-listed names."""
     url = f"{running_stack.connect_url}/connector-plugins/PostgresConnector/config/validate"
     config = {**connector_config(probe), "name": probe.connector}
-    ok = requests.put(url, json=config, timeout=60).json()
+    connect = connect_session(running_stack)
+    ok = connect.put(url, json=config, timeout=60).json()
     assert ok["error_count"] == 0, ok
     # HOME is not allow-listed: the placeholder stays literal and the login fails.
-    refused = requests.put(url, json={**config, "database.password": "${env:HOME}"},
-                           timeout=60).json()
+    refused = connect.put(url, json={**config, "database.password": "${env:HOME}"},
+                          timeout=60).json()
     assert refused["error_count"] >= 1
 
 
 def test_debezium_record_is_confluent_framed_avro(running_stack: Settings, probe: Probe) -> None:
     settings = running_stack
-    put = requests.put(f"{settings.connect_url}/connectors/{probe.connector}/config",
-                       json=connector_config(probe), timeout=30)
+    put = connect_session(settings).put(
+        f"{settings.connect_url}/connectors/{probe.connector}/config",
+        json=connector_config(probe), timeout=30)
     assert put.status_code in (200, 201), put.text
     # One row from the snapshot, one streamed after the connector started.
     snapshot = consume(settings, probe.topic, 1)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dotenv import dotenv_values
 
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.stack.configs import CONF_TEMPLATES, TEMPLATES_DIR, connect_environment, render
@@ -121,12 +122,37 @@ def test_no_password_is_written_in_the_file() -> None:
                           for f in fields)
 
 
+# The REST API's basic auth credentials, for start.sh's users file and the healthcheck only.
+REST_CREDENTIALS = {"CONNECT_REST_USER", "CONNECT_REST_PASSWORD"}
+
+
 def test_connect_worker_gets_exactly_the_local_connect_environment() -> None:
     env = SERVICES["connect"]["environment"]
-    assert set(env) == set(connect_environment(Settings(pg_debezium_password="x")))
+    assert set(env) - REST_CREDENTIALS == set(connect_environment(
+        Settings(pg_debezium_password="x")))
     assert env["SEATFLOW_PG_HOST"] == "postgres"
     assert env["SEATFLOW_PG_PORT"] == "5432"
     assert env["SEATFLOW_REGISTRY_URL"] == "http://registry:8080/apis/registry/v2"
+
+
+def test_connect_rest_asks_for_the_settings_credentials() -> None:
+    env = SERVICES["connect"]["environment"]
+    assert set(env) >= REST_CREDENTIALS
+    # Outside the worker's ${env:...} allow-list (^SEATFLOW_): no connector config can read them.
+    allowlist = _conf_settings("connect-distributed.properties")[
+        "config.providers.env.param.allowlist.pattern"].replace("$$", "$")
+    assert not any(re.match(allowlist, name) for name in REST_CREDENTIALS)
+    assert env["CONNECT_REST_USER"] == f"${{SEATFLOW_CONNECT_USER:-{_default('connect_user')}}}"
+    assert env["CONNECT_REST_PASSWORD"].startswith("${SEATFLOW_CONNECT_PASSWORD:?")
+    probe = " ".join(SERVICES["connect"]["healthcheck"]["test"])
+    assert "Authorization: Basic" in probe and "$$CONNECT_REST_PASSWORD" in probe
+    start = (COMPOSE_DIR / "start.sh").read_text()
+    assert "-Djava.security.auth.login.config=$CONF/connect-jaas.conf" in start
+    assert '"$SECRETS/connect-users.properties"' in start and "unset CONNECT_REST_PASSWORD" in start
+    dockerfile = (COMPOSE_DIR / "Dockerfile").read_text()
+    assert "render.sh /templates/connect-jaas.conf > /out/conf/connect-jaas.conf" in dockerfile
+    example = dotenv_values(COMPOSE_DIR / ".env.example")
+    assert example.get("SEATFLOW_CONNECT_PASSWORD")
 
 
 def test_two_processor_slots_reach_the_services_by_name_with_settings_variables() -> None:

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def no_connect(monkeypatch: pytest.MonkeyPatch) -> None:
     # Port 9 (discard) is closed on the machines we run on: connection refused at once.
-    monkeypatch.setattr(connectors_cmd, "get_settings", lambda: Settings(connect_port=9))
+    monkeypatch.setattr(connectors_cmd, "get_settings",
+                        lambda: Settings(connect_port=9, connect_password="x"))
 
 
 @pytest.mark.parametrize("args", [["status"], ["plan"], ["restart", "x"],
@@ -62,6 +63,7 @@ def test_plan_markdown_escapes_references_and_masks() -> None:
 
 
 def test_sensor_skips_with_a_reason_when_connect_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEATFLOW_CONNECT_PASSWORD", "x")
     closed = {"seatflow": SeatflowResource(bind_host="127.0.0.1", connect_port=9)}
     context = dg.build_sensor_context(cursor='{"c": {"restarts": 2}}', resources=closed)
     result = dagster_connectors.connector_health_sensor(context)

@@ -10,11 +10,18 @@ from typer.testing import CliRunner
 
 from pipelines.cli.main import app
 from pipelines.connect import CONNECTORS_DIR, load_connectors
-from pipelines.connect.lint import lint_connectors
+from pipelines.connect.lint import LintIssue, TicketingHost, lint_connectors
+from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
 
 BASE = json.loads((CONNECTORS_DIR / "ticketing-host.json").read_text())
+# The local stack's ticketing host, as its worker's SEATFLOW_PG_HOST / _PORT name it.
+TICKETING = TicketingHost("127.0.0.1", 54329, TicketingHost.variables("127.0.0.1", 54329))
+
+
+def lint(folder: Path, env: str = "local") -> list[LintIssue]:
+    return lint_connectors(load_connectors(folder, env=env), ticketing=TICKETING)
 
 
 def write(folder: Path, name: str, config: dict[str, str | None], *, file: str | None = None) -> Path:
@@ -28,12 +35,16 @@ def write(folder: Path, name: str, config: dict[str, str | None], *, file: str |
 
 
 def findings(folder: Path, env: str = "local") -> list[tuple[str, str, str]]:
-    return [(i.rule, i.path.name, i.key) for i in lint_connectors(load_connectors(folder, env=env))]
+    return [(i.rule, i.path.name, i.key) for i in lint(folder, env)]
 
 
 def test_shipped_files_lint_clean_in_every_env() -> None:
     for env in ["local", *(p.name for p in (CONNECTORS_DIR / "overlays").iterdir() if p.is_dir())]:
-        assert lint_connectors(load_connectors(CONNECTORS_DIR, env=env)) == [], env
+        assert lint(CONNECTORS_DIR, env) == [], env
+    # Elsewhere too: the shipped files reach the ticketing host through the worker's variables.
+    elsewhere = TicketingHost.of(Settings(pg_host="ticketing-db.internal", pg_port=5432))
+    for env in ("local", "prod"):
+        assert lint_connectors(load_connectors(CONNECTORS_DIR, env=env), ticketing=elsewhere) == []
 
 
 def test_a_good_copy_lints_clean(tmp_path: Path) -> None:
@@ -88,7 +99,7 @@ def test_a_finding_from_an_overlay_names_the_overlay(tmp_path: Path) -> None:
     (tmp_path / "overlays" / "prod").mkdir(parents=True)
     (tmp_path / "overlays" / "prod" / "conn.json").write_text(
         json.dumps({"config": {"database.password": "plain"}}))
-    [issue] = lint_connectors(load_connectors(tmp_path, env="prod"))
+    [issue] = lint(tmp_path, env="prod")
     assert issue.path == tmp_path / "overlays" / "prod" / "conn.json"
     assert findings(tmp_path, env="local") == []
 

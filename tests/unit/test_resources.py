@@ -47,8 +47,12 @@ def test_settings_are_read_once_per_resource(monkeypatch: pytest.MonkeyPatch) ->
     assert SeatflowResource().settings().kafka_port == 2345
 
 
-def test_the_clients_talk_to_the_deployments_services() -> None:
-    assert ELSEWHERE.connect_client(retries=0).base_url == "http://10.0.0.5:8083"
+def test_the_clients_talk_to_the_deployments_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEATFLOW_CONNECT_PASSWORD", "from-the-env")
+    client = ELSEWHERE.model_copy().connect_client(retries=0)
+    assert client.base_url == "http://10.0.0.5:8083"
+    # Connect's REST credentials come from Settings, never from resource config.
+    assert client.session.auth == ("seatflow", "from-the-env")
     assert ELSEWHERE.schema_registry().base_url == "http://registry:8080"
 
 
