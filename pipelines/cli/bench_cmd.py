@@ -178,11 +178,15 @@ def fans(
         help="A running serve to measure (default: one started for the run).")] = None,
     crowd_nice: Annotated[int, typer.Option(
         min=0, max=19, help="Niceness of the clients' process (fans' browsers are elsewhere).")] = 10,
+    synthetic: Annotated[bool, typer.Option(
+        help="Feed serve a synthetic on-sale instead of the pipeline: serve's own fan-out, "
+             "from a change entering its state to the client (no stack needed).")] = False,
 ) -> None:
     """Fan-out: N SSE clients (another process, nice 10) follow one event during an on-sale;
     commit-to-client latency, clients served, serve's CPU and memory.
 
-    Needs the stack up, the pipeline deployed and a processor running (make demo).
+    Needs the stack up, the pipeline deployed and a processor running (make demo), unless
+    --synthetic.
     """
     from pipelines.serve.bench import bench_fans
 
@@ -197,7 +201,7 @@ def fans(
         try:
             report = bench_fans(get_settings(), clients=count, rate=rate, duration=duration,
                                 probes=probes, event_id=event, url=url, crowd_nice=crowd_nice,
-                                say=lambda m: console.print(f"[dim]{m}…[/]"))
+                                synthetic=synthetic, say=lambda m: console.print(f"[dim]{m}…[/]"))
         except RuntimeError as e:
             fail(str(e))
         rows.append(report)

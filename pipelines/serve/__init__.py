@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from pipelines.serve.state import ServeState
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["SERVE_MODULE", "ServeState", "run"]
 
@@ -12,8 +16,9 @@ __all__ = ["SERVE_MODULE", "ServeState", "run"]
 SERVE_MODULE = "pipelines.serve"
 
 
-def run(*, host: str, port: int) -> None:
-    """Serve on host:port until stopped (SIGTERM or Ctrl-C)."""
+def run(*, host: str, port: int, app: FastAPI | None = None) -> None:
+    """Serve on host:port until stopped (SIGTERM or Ctrl-C): the app over the availability
+    topics, or `app` (the fan-out benchmark's, fed by a synthetic on-sale)."""
     import uvicorn
 
     from pipelines.serve.app import create_app
@@ -24,5 +29,5 @@ def run(*, host: str, port: int) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # One worker process: the state lives in it. Scaling out is more `serve` instances, each
     # reading the topics itself, behind a load balancer.
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info",
+    uvicorn.run(app or create_app(get_settings()), host=host, port=port, log_level="info",
                 access_log=False, timeout_graceful_shutdown=5)

@@ -37,6 +37,7 @@ class FansReport:
     duration_s: float
     event_id: int
     crowd_nice: int
+    synthetic: bool  # serve fed by a synthetic on-sale, not the pipeline
     connected: int
     served: int  # connected, no error, to the end
     errors: dict[str, int]
@@ -126,19 +127,24 @@ class _Sampler:
 
 def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
                duration: float = 30, probes: int = 20, event_id: int | None = None,
-               url: str | None = None, crowd_nice: int = CROWD_NICE,
+               url: str | None = None, crowd_nice: int = CROWD_NICE, synthetic: bool = False,
                say: Callable[[str], None] = lambda _: None) -> FansReport:
     """Start serve (unless `url` names one), connect the crowd to one event's stream, run an
-    on-sale of that event at `rate` for `duration` seconds, and report."""
-    if group_members(settings, GROUP_ID) == 0:
-        raise RuntimeError("no processor is running (make demo, or seatflow processor run)")
-    say("waiting for Debezium and the processor to have published every change so far")
-    wait_caught_up(settings, timeout_s=300)
+    on-sale of that event at `rate` for `duration` seconds, and report. `synthetic`: serve fed
+    by pipelines.serve.synthetic's on-sale instead of the pipeline (no stack needed)."""
+    if not synthetic:
+        if group_members(settings, GROUP_ID) == 0:
+            raise RuntimeError("no processor is running (make demo, or seatflow processor run)")
+        say("waiting for Debezium and the processor to have published every change so far")
+        wait_caught_up(settings, timeout_s=300)
     serve = None
-    if url is None:
+    if url is None or synthetic:
         port = _free_port(settings.bind_host)
         url = f"http://{settings.bind_host}:{port}"
-        serve = _python("-m", "pipelines.cli.main", "serve", "--port", str(port))
+        serve = (_python("-m", "pipelines.serve.synthetic", "--host", settings.bind_host,
+                         "--port", str(port), "--rate", str(rate), "--clients", str(clients),
+                         "--duration", str(duration)) if synthetic
+                 else _python("-m", "pipelines.cli.main", "serve", "--port", str(port)))
     notes: list[str] = []
     crowd = None
     try:
@@ -166,10 +172,11 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
             f"changes/s for {duration:.0f} s")
         crowd_process = psutil.Process(crowd.pid)
         with _Sampler(serve_pid) as served, _Sampler(crowd_process.pid) as crowding:
-            onsale = _python("-m", "pipelines.cli.main", "simulate", "--rate", str(rate),
-                             "--duration", str(duration), "--event", str(event_id),
-                             nice=SIMULATOR_NICE)
-            onsale.wait(duration + 120)
+            if not synthetic:  # the synthetic feed began when the crowd was in
+                onsale = _python("-m", "pipelines.cli.main", "simulate", "--rate", str(rate),
+                                 "--duration", str(duration), "--event", str(event_id),
+                                 nice=SIMULATOR_NICE)
+                onsale.wait(duration + 120)
             report_line = crowd.stdout.readline()
         fanned = _metric(url, "seatflow_serve_changes_fanned_out_total") - fanned0
         chunks = _metric(url, "seatflow_serve_chunks_sent_total") - chunks0
@@ -186,7 +193,7 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
         notes.append(f"{clients - result['connected']} clients could not connect")
     return FansReport(
         clients=clients, rate_target=rate, duration_s=duration, event_id=event_id,
-        crowd_nice=crowd_nice,
+        crowd_nice=crowd_nice, synthetic=synthetic,
         connected=result["connected"], served=result["served"], errors=result["errors"],
         caught_up=result["caught_up"], behind_max=result["behind_max"],
         probe_seat_changes_min=result["probe_seat_changes_min"],

@@ -34,6 +34,8 @@ from pipelines.stats import percentile
 __all__ = ["CrowdReport", "crowd", "main"]
 
 _ID = re.compile(rb"^id: [^.\n]*\.(\d+)\n", re.MULTILINE)
+# Only a frame's id line has it: the JSON of data lines has no spaces after its colons.
+_ID_LINE = b"\nid: "
 _DATA = b"\ndata: "
 _FRAME_END = b"\n\n"
 
@@ -46,8 +48,9 @@ class Client:
     latencies_ms: list[float] = field(default_factory=list)
     error: str | None = None
     connected: bool = False
-    # Probes: the part of a frame not complete yet. Others: the tail an id line may span.
-    buffer: bytes = b""
+    # Probes: the part of a frame not complete yet. Others: the tail an id line may span. A
+    # newline to start with, as if a frame had ended before the first.
+    buffer: bytes = b"\n"
 
 
 @dataclass
@@ -138,10 +141,16 @@ def _read(client: Client, data: bytes, now_ms: float) -> None:
     if client.probe:
         _probe(client, data, now_ms)
         return
+    # The newest frame's id line, searched from the end: a regular expression over every byte
+    # read was most of the crowd's CPU. The tail kept covers an id line split between reads.
     joined = client.buffer + data
-    ids = _ID.findall(joined)
-    if ids:
-        client.last_seq = int(ids[-1])
+    start = joined.rfind(_ID_LINE)
+    while start >= 0:
+        end = joined.find(b"\n", start + 1)
+        if end >= 0:
+            client.last_seq = int(joined[start:end].rpartition(b".")[2])
+            break
+        start = joined.rfind(_ID_LINE, 0, start)
     client.buffer = joined[-64:]
 
 
