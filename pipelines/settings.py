@@ -72,22 +72,29 @@ def read_generated_secrets(home: Path) -> dict[str, str]:
 
 
 def kafka_login_defaults(generated: dict[str, str], given: dict[str, Any]) -> dict[str, Any]:
-    """The Kafka login that the local stack's generated passwords imply, for the settings that
-    `given` (the names set otherwise) leaves out: SASL_PLAINTEXT with SCRAM-SHA-512, as admin
-    unless another principal is named (the supervised processor and serve are), with that
-    principal's generated password. Nothing when the stack has no Kafka passwords (a stack made
-    before its broker asked for logins) or a security protocol is given (a broker elsewhere)."""
-    if "kafka_admin_password" not in generated or "kafka_security_protocol" in given:
+    """The Kafka login that the stack's principals' passwords imply (generated into the home,
+    or given, as docker-compose.yml's .env does), for the settings that `given` (those set
+    otherwise) leaves out: SASL_PLAINTEXT with SCRAM-SHA-512, as admin unless another principal
+    is named (the supervised processor and serve are), with that principal's password. Nothing
+    when no principal has a password (a stack made before its broker asked for logins) or a
+    security protocol is given (a broker elsewhere)."""
+    fields = [f"kafka_{p}_password" for p in KAFKA_PRINCIPALS]
+    passwords = {**generated, **{k: _plain(given[k]) for k in fields if _plain(given.get(k))}}
+    if not any(passwords.get(f) for f in fields) or "kafka_security_protocol" in given:
         return {}
     defaults: dict[str, Any] = {k: v for k, v in STACK_KAFKA_LOGIN.items() if k not in given}
     username = given.get("kafka_username")
     if "kafka_username" not in given:
         username = defaults["kafka_username"] = "admin"
     if "kafka_password" not in given and username in KAFKA_PRINCIPALS:
-        password = generated.get(f"kafka_{username}_password")
+        password = passwords.get(f"kafka_{username}_password")
         if password:
             defaults["kafka_password"] = password
     return defaults
+
+
+def _plain(value: Any) -> str:
+    return str(value.get_secret_value() if isinstance(value, SecretStr) else value or "")
 
 
 class SettingsError(SeatflowError):

@@ -293,3 +293,17 @@ def test_the_templates_name_the_secrets_files_kafka_py_writes() -> None:
         assert f"${{SECRETS_DIR}}/{name}" in text
     assert "SECRETS_DIR" in placeholders(Settings(pg_registry_password="r"),
                                          StackLayout(home=Path("/h"), cache=Path("/c")))
+
+
+def test_principals_passwords_given_in_the_environment_imply_the_login_too(
+        tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose.yml's .env: no generated file, the passwords given.
+    monkeypatch.setenv("SEATFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("SEATFLOW_KAFKA_PROCESSOR_PASSWORD", "p-pass")
+    monkeypatch.setenv("SEATFLOW_KAFKA_USERNAME", "processor")
+    config = clients.client_config(Settings())
+    assert (config["security.protocol"], config["sasl.username"], config["sasl.password"]) == (
+        "SASL_PLAINTEXT", "processor", "p-pass")
+    monkeypatch.delenv("SEATFLOW_KAFKA_USERNAME")
+    monkeypatch.setenv("SEATFLOW_KAFKA_ADMIN_PASSWORD", "a-pass")
+    assert clients.client_config(Settings())["sasl.password"] == "a-pass"
