@@ -32,6 +32,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from pipelines.kafka import clients
 from pipelines.kafka.topics import (
     ANOMALIES,
     DEAD_LETTER,
@@ -106,3 +107,17 @@ def ensure_acls(admin: AdminClient, settings: Settings, *, timeout: float = 30.0
     for future in admin.create_acls(bindings, request_timeout=timeout).values():
         future.result(timeout)
     return len(bindings)
+
+
+def main() -> None:
+    """`python -m pipelines.kafka.acls`: create the ACLs as Settings' Kafka login, which must be
+    admin (docker-compose.yml's kafka-acls service runs it before Connect starts)."""
+    settings = Settings()
+    if settings.kafka_username != "admin":
+        raise SystemExit("the ACLs are created as admin: set SEATFLOW_KAFKA_ADMIN_PASSWORD "
+                         "(and no SEATFLOW_KAFKA_USERNAME)")
+    print(f"{ensure_acls(clients.admin(settings), settings)} ACLs in place")
+
+
+if __name__ == "__main__":
+    main()
