@@ -115,6 +115,7 @@ def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
         "CONNECT_PORT": str(settings.connect_port),
         "PLUGIN_PATH": str(layout.connect_plugins),
         "SECRETS_DIR": str(layout.secrets),
+        "KAFKA_SECRETS_DIR": str(layout.kafka_secrets),
         "REGISTRY_PORT": str(settings.registry_port),
         "REGISTRY_MANAGEMENT_PORT": str(registry_management_port(settings)),
         "REGISTRY_DATABASE": settings.pg_registry_database,

@@ -8,8 +8,9 @@ connect, processor and reader, with passwords generated at the first `up` into
 when the storage is formatted (`kafka-storage format --add-scram`); the command line that does
 it is read from an argument file in the secrets folder, so no password is ever an argument of a
 process (visible to every user in /proc). The broker and the controller read admin's password,
-Connect reads connect's, from a file of their own in <home>/secrets (0600), through Kafka's
-FileConfigProvider: the rendered configs hold a `${file:...}` reference, never a password.
+Connect reads connect's, from a file of their own (0600) through Kafka's FileConfigProvider:
+the rendered configs hold a `${file:...}` reference, never a password. admin's file is in
+<home>/kafka/secrets, not in <home>/secrets, whose files connector configs may read.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ __all__ = ["KAFKA_SECRET_FILES", "format_storage", "grant_acls", "new_cluster_id
            "write_kafka_secrets"]
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
-# The file (in <home>/secrets) each JVM reads its Kafka password from (key `password`), and
-# whose password it holds: admin's for the broker and the controller, connect's for Connect.
+# The file each JVM reads its Kafka password from (key `password`), and whose password it holds:
+# admin's for the broker and the controller (in <home>/kafka/secrets, out of the reach of
+# Connect's file provider), connect's for Connect (in <home>/secrets).
 KAFKA_SECRET_FILES = {"kafka-admin.properties": "admin", "kafka-connect.properties": "connect"}
 # Written beside the controller's storage once it is formatted with the SCRAM users: a storage
 # without it was formatted before the broker asked for logins.
@@ -42,11 +44,15 @@ SCRAM_MARKER = "scram-users"
 
 def write_kafka_secrets(settings: Settings, layout: StackLayout) -> None:
     """The files of KAFKA_SECRET_FILES (0600), at every `up`."""
-    layout.secrets.mkdir(parents=True, exist_ok=True)
-    layout.secrets.chmod(0o700)
     for name, principal in KAFKA_SECRET_FILES.items():
-        password = _checked(settings, principal)
-        write_private(layout.secrets / name, f"password={password}\n")
+        folder = kafka_secret_folder(layout, principal)
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        write_private(folder / name, f"password={_checked(settings, principal)}\n")
+
+
+def kafka_secret_folder(layout: StackLayout, principal: str) -> Path:
+    return layout.kafka_secrets if principal == "admin" else layout.secrets
 
 
 def _checked(settings: Settings, principal: str) -> str:
@@ -125,8 +131,9 @@ def _format(java: Path, layout: StackLayout, properties: str, data: Path, cluste
     # The main class and its arguments come from an argument file (0600, removed after): the
     # SCRAM passwords are never on a command line. The launcher expands an @file given before
     # the main class, and reads the main class from it.
-    argfile = layout.secrets / "kafka-storage.args"
-    layout.secrets.mkdir(parents=True, exist_ok=True)
+    argfile = layout.kafka_secrets / "kafka-storage.args"
+    layout.kafka_secrets.mkdir(parents=True, exist_ok=True)
+    layout.kafka_secrets.chmod(0o700)
     write_private(argfile, "".join(argfile_line(a) for a in app))
     cmd = [str(java), "-Xmx256m",
            f"-Dlog4j2.configurationFile={layout.conf / 'log4j2.properties'}",

@@ -211,6 +211,7 @@ PLACEHOLDERS = {
     "KAFKA_PORT": "9092", "KAFKA_CONTROLLER_PORT": "9093", "KAFKA_DATA_DIR": "/data",
     "KAFKA_CONTROLLER_DATA_DIR": "/controller",
     "CONNECT_PORT": "8083", "PLUGIN_PATH": "/plugins", "SECRETS_DIR": "/secrets",
+    "KAFKA_SECRETS_DIR": "/kafka-secrets",
     "REGISTRY_PORT": "8080", "REGISTRY_MANAGEMENT_PORT": "9000", "REGISTRY_DATABASE": "reg",
     "REGISTRY_USER": "reg", "REGISTRY_PASSWORD": "a$b&c\\1/d", "PG_SUPERUSER": "postgres",
     "RUN_AS_USER": "me",

@@ -131,7 +131,8 @@ def test_the_rendered_kafka_configs_hold_no_password(
         text = path.read_text()
         assert not any(p in text for p in passwords), path.name
     for name, principal in kafka.KAFKA_SECRET_FILES.items():
-        secret = layout.secrets / name
+        secret = kafka.kafka_secret_folder(layout, principal) / name
+        assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
         assert dotenv_values(secret) == {"password": generated(home, principal)}
 
@@ -152,11 +153,11 @@ def test_the_broker_asks_every_client_to_log_in_and_authorizes_it(
             "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
         assert conf["super.users"] == "User:admin"
         assert conf["allow.everyone.if.no.acl.found"] == "false"
-        admin_file = f"{layout.secrets}/kafka-admin.properties"
+        admin_file = f"{layout.kafka_secrets}/kafka-admin.properties"
         assert conf["config.providers.file.param.allowed.paths"] == admin_file
         assert f'password="${{file:{admin_file}:password}}"' in (
             conf["listener.name.controller.plain.sasl.jaas.config"])
-    assert f'user_admin="${{file:{layout.secrets}/kafka-admin.properties:password}}"' in (
+    assert f'user_admin="${{file:{layout.kafka_secrets}/kafka-admin.properties:password}}"' in (
         controller["listener.name.controller.plain.sasl.jaas.config"])
     assert broker["auto.create.topics.enable"] == "false"
 
@@ -172,9 +173,10 @@ def test_connect_logs_in_as_connect_and_cannot_read_the_brokers_password(
         assert 'username="connect"' in worker[f"{prefix}sasl.jaas.config"]
         assert f"${{file:{layout.secrets}/kafka-connect.properties:password}}" in (
             worker[f"{prefix}sasl.jaas.config"])
-    allowed = worker["config.providers.file.param.allowed.paths"].split(",")
-    assert f"{layout.secrets}/kafka-admin.properties" not in allowed
-    assert all(Path(p).parent == layout.secrets for p in allowed)
+    # Connector configs may read files of the secrets folder: admin's password is elsewhere.
+    assert worker["config.providers.file.param.allowed.paths"] == str(layout.secrets)
+    assert not layout.kafka_secrets.is_relative_to(layout.secrets)
+    assert not (layout.secrets / "kafka-admin.properties").exists()
 
 
 def test_supervised_programs_log_in_as_their_principal_without_a_password_in_the_conf(
@@ -228,7 +230,7 @@ def test_the_scram_users_are_formatted_from_an_argument_file_never_the_command_l
                 in controller_args.splitlines())
     assert '"--standalone"' in controller_args.splitlines()
     assert not any(p in broker_args for p in passwords)
-    assert not list(layout.secrets.glob("*.args"))  # removed after
+    assert not list(layout.kafka_secrets.glob("*.args"))  # removed after
     assert (layout.controller_data.parent / kafka.SCRAM_MARKER).exists()
 
 
@@ -289,10 +291,11 @@ def test_the_transactional_ids_in_use_are_granted() -> None:
 def test_the_templates_name_the_secrets_files_kafka_py_writes() -> None:
     text = "".join((TEMPLATES_DIR / n).read_text() for n in (
         "server.properties", "controller.properties", "connect-distributed.properties"))
-    for name in kafka.KAFKA_SECRET_FILES:
-        assert f"${{SECRETS_DIR}}/{name}" in text
-    assert "SECRETS_DIR" in placeholders(Settings(pg_registry_password="r"),
-                                         StackLayout(home=Path("/h"), cache=Path("/c")))
+    assert "${KAFKA_SECRETS_DIR}/kafka-admin.properties" in text
+    assert "${SECRETS_DIR}/kafka-connect.properties" in text
+    values = placeholders(Settings(pg_registry_password="r"),
+                          StackLayout(home=Path("/h"), cache=Path("/c")))
+    assert {"SECRETS_DIR", "KAFKA_SECRETS_DIR"} <= set(values)
 
 
 def test_principals_passwords_given_in_the_environment_imply_the_login_too(
