@@ -77,7 +77,7 @@ def stack_grants(settings: Settings) -> list[Grant]:
         Grant("connect", topic, cdc, (Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS),
               prefixed=True),
         Grant("connect", topic, f"{DEBEZIUM_HEARTBEAT_PREFIX}{settings.topic_prefix}",
-              (Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
+              (Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS), prefixed=True),
         Grant("connect", group, CONNECT_GROUP, READ),
         Grant("connect", txn, f"{CONNECT_GROUP}-", WRITE, prefixed=True),
         Grant("connect", txn, f"connect-cluster-{CONNECT_GROUP}", WRITE),
