@@ -60,11 +60,7 @@ def test_a_wrong_password_is_an_authentication_failure(pipeline: Settings) -> No
 
 def topic_error(settings: Settings, topic: str) -> KafkaError | None:
     """The error of topic's metadata as this principal sees it (None: it may describe it)."""
-    consumer = clients.consumer(settings)
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-    finally:
-        consumer.close()
+    meta = clients.admin(settings).list_topics(topic, timeout=10).topics.get(topic)
     assert meta is not None
     return meta.error
 
