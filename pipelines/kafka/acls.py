@@ -11,8 +11,9 @@ an ACL here allows:
   `connect-cluster-<group>`).
 - processor: reads the CDC topics and reads back what it published (its warm standbys follow the
   published state); writes the availability, anomaly and dead-letter topics; its consumer group
-  and its transactional ids (`<group>-<slot>`).
-- reader: reads the availability topics (`seatflow serve` reads them by assignment, in no group).
+  and its transactional ids (`<group>-<slot>`); the groups of its topic readers.
+- reader: reads the availability topics (`seatflow serve` reads them by assignment; its
+  consumer's group, never joined, must still be one it may describe).
 
 `ensure_acls` is idempotent (creating an ACL that exists changes nothing): `seatflow stack up`
 runs it before Connect starts, and `seatflow deploy` again.
@@ -33,6 +34,7 @@ from confluent_kafka.admin import (
 )
 
 from pipelines.kafka import clients
+from pipelines.kafka.reading import reader_group_prefix
 from pipelines.kafka.topics import (
     ANOMALIES,
     DEAD_LETTER,
@@ -41,6 +43,9 @@ from pipelines.kafka.topics import (
     SECTION_AVAILABILITY,
 )
 from pipelines.processor.config import GROUP_ID
+from pipelines.processor.published import REBUILD_READER
+from pipelines.processor.reference_feed import REFERENCE_READER
+from pipelines.serve.follower import SERVE_READER
 from pipelines.settings import Settings
 
 __all__ = ["CONNECT_GROUP", "Grant", "acl_bindings", "ensure_acls", "stack_grants"]
@@ -50,6 +55,7 @@ CONNECT_GROUP = "seatflow-connect"
 # Debezium's default topic.heartbeat.prefix: its heartbeats go to <this>.<topic.prefix>.
 DEBEZIUM_HEARTBEAT_PREFIX = "__debezium-heartbeat."
 AVAILABILITY_TOPICS = (SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY)
+PROCESSOR_READERS = (REBUILD_READER, REFERENCE_READER)
 CLUSTER = "kafka-cluster"  # the name of the one CLUSTER resource
 
 Op = AclOperation
@@ -86,9 +92,13 @@ def stack_grants(settings: Settings) -> list[Grant]:
         *(Grant("processor", topic, name, (Op.WRITE, Op.READ, Op.DESCRIBE))
           for name in (*AVAILABILITY_TOPICS, ANOMALIES, DEAD_LETTER)),
         Grant("processor", group, GROUP_ID, READ),
+        # Its readers of the published state and the reference topics (topic_reader's groups).
+        *(Grant("processor", group, reader_group_prefix(p), READ, prefixed=True)
+          for p in PROCESSOR_READERS),
         Grant("processor", txn, f"{GROUP_ID}-", WRITE, prefixed=True),
         Grant("processor", ResourceType.BROKER, CLUSTER, (Op.IDEMPOTENT_WRITE,)),
         *(Grant("reader", topic, name, READ) for name in AVAILABILITY_TOPICS),
+        Grant("reader", group, reader_group_prefix(SERVE_READER), READ, prefixed=True),
     ]
 
 

@@ -7,15 +7,20 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from pydantic import SecretStr
 
-from pipelines.kafka import clients
+from pipelines import stack
+from pipelines.deploy import wait_caught_up
+from pipelines.kafka import clients, groups
 from pipelines.kafka.reading import read_topic
 from pipelines.kafka.topics import SEAT_AVAILABILITY, cdc_topic
+from pipelines.processor.config import GROUP_ID
 from pipelines.settings import GENERATED_SECRETS, KAFKA_PRINCIPALS, PROJECT_ROOT, Settings
 from pipelines.stack.layout import StackLayout
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +133,35 @@ def test_no_password_in_the_repository_the_rendered_configs_or_the_logs(
 def test_no_kafka_password_on_a_command_line(pipeline: Settings) -> None:
     secrets = _kafka_passwords(pipeline)
     assert _files_holding(list(Path("/proc").glob("[0-9]*/cmdline")), secrets) == []
+
+
+def test_the_supervised_processor_and_serve_run_as_their_principals(pipeline: Settings) -> None:
+    """supervisord starts them as processor and reader (pipelines/stack/configs.py KAFKA_LOGINS):
+    each may do all its work, the processor joins its group and serve reads the topics."""
+    layout = StackLayout.of(pipeline)
+    logs = {name: layout.log_of(name) for name in ("processor", "serve")}
+    sizes = {name: path.stat().st_size if path.exists() else 0 for name, path in logs.items()}
+    stack.start_app(pipeline, "processor")
+    stack.start_app(pipeline, "serve")
+    try:
+        wait_for(lambda: groups.group_members(pipeline, GROUP_ID) > 0, timeout=120,
+                 what="the supervised processor in its group")
+
+        def serving() -> bool:
+            try:
+                url = f"http://{pipeline.bind_host}:{pipeline.serve_port}/healthz"
+                return httpx.get(url, timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(serving, timeout=180, what="serve to read the availability topics")
+        wait_caught_up(pipeline, timeout_s=300)
+        status = stack.apps_status(pipeline)
+        assert (status["processor"], status["serve"]) == ("RUNNING", "RUNNING"), status
+    finally:
+        stack.stop_app(pipeline, "serve")
+        stack.stop_app(pipeline, "processor")
+    for name, path in logs.items():
+        with path.open("rb") as log:
+            log.seek(sizes[name])
+            assert b"AUTHORIZATION_FAILED" not in log.read(), f"{name}.log"

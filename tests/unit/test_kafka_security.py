@@ -15,8 +15,12 @@ from dotenv import dotenv_values
 
 from pipelines.kafka import clients
 from pipelines.kafka.acls import CONNECT_GROUP, acl_bindings, stack_grants
+from pipelines.kafka.reading import reader_group_prefix, topic_reader
 from pipelines.kafka.topics import SEAT_AVAILABILITY, cdc_topic
 from pipelines.processor.config import GROUP_ID, ProcessorConfig
+from pipelines.processor.published import REBUILD_READER
+from pipelines.processor.reference_feed import REFERENCE_READER
+from pipelines.serve.follower import SERVE_READER
 from pipelines.settings import (
     GENERATED_SECRETS,
     KAFKA_PRINCIPALS,
@@ -250,8 +254,25 @@ def test_the_reader_may_only_read_the_availability_topics() -> None:
     reader = by_principal(Settings())["reader"]
     assert {op for *_, op in reader} == {AclOperation.READ, AclOperation.DESCRIBE}
     assert {(t, n, p) for t, n, p, _ in reader} == {
-        (ResourceType.TOPIC, name, ResourcePatternType.LITERAL)
-        for name in ("seat-availability", "section-availability", "event-availability")}
+        *((ResourceType.TOPIC, name, ResourcePatternType.LITERAL)
+          for name in ("seat-availability", "section-availability", "event-availability")),
+        # serve's topic reader: a group it never joins, but whose coordinator it looks up.
+        (ResourceType.GROUP, reader_group_prefix(SERVE_READER), ResourcePatternType.PREFIXED)}
+
+
+def test_the_topic_readers_groups_are_granted_to_their_principals(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    groups: list[str] = []
+    monkeypatch.setattr(clients, "consumer",
+                        lambda _settings, *, group_id, **_: groups.append(group_id))
+    rows = by_principal(Settings())
+    for who, purpose in (("processor", REBUILD_READER), ("processor", REFERENCE_READER),
+                         ("reader", SERVE_READER)):
+        topic_reader(Settings(), purpose)
+        group = groups[-1]
+        assert any(t == ResourceType.GROUP and op == AclOperation.READ
+                   and p == ResourcePatternType.PREFIXED and group.startswith(name)
+                   for t, name, p, op in rows[who]), (who, purpose)
 
 
 def test_only_connect_writes_the_cdc_topics_and_only_the_processor_the_availability() -> None:
@@ -310,3 +331,4 @@ def test_principals_passwords_given_in_the_environment_imply_the_login_too(
     monkeypatch.delenv("SEATFLOW_KAFKA_USERNAME")
     monkeypatch.setenv("SEATFLOW_KAFKA_ADMIN_PASSWORD", "a-pass")
     assert clients.client_config(Settings())["sasl.password"] == "a-pass"
+
