@@ -12,6 +12,7 @@ from pipelines.connect import ConnectClient, TicketingHost, apply_connector, loa
 from pipelines.host.migrate import apply_migrations
 from pipelines.host.seed import seed_host
 from pipelines.kafka import clients
+from pipelines.kafka.acls import ensure_acls
 from pipelines.kafka.admin import ensure_topics
 from pipelines.kafka.groups import end_offsets, group_lag, group_members
 from pipelines.kafka.topics import cdc_topic, output_topics
@@ -36,6 +37,9 @@ def deploy_pipeline(
     say("schemas: " + ", ".join(f"{r.subject} v{r.version} ({r.status})" for r in registrations))
     created = ensure_topics(clients.admin(settings), output_topics(settings))
     say(f"topics created: {', '.join(created) or 'none (all exist)'}")
+    if settings.kafka_sasl_mechanism is not None and settings.kafka_username == "admin":
+        # A broker that asks for logins: the principals' ACLs (created at `stack up` too).
+        say(f"ACLs: {ensure_acls(clients.admin(settings), settings)} in place")
     client = ConnectClient.from_settings(settings)
     ticketing = TicketingHost.of(settings)
     for connector in load_connectors():

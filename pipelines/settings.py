@@ -19,8 +19,9 @@ from pydantic_settings import (
 
 from pipelines.errors import SeatflowError
 
-__all__ = ["GENERATED_SECRETS", "Settings", "SettingsError", "generated_secrets_file",
-           "get_settings", "read_generated_secrets", "settings_file"]
+__all__ = ["GENERATED_SECRETS", "KAFKA_PRINCIPALS", "Settings", "SettingsError",
+           "generated_secrets_file", "get_settings", "kafka_login_defaults",
+           "read_generated_secrets", "settings_file"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,10 +44,17 @@ def _default_home() -> Path:
 
 
 # The passwords the local stack generates at its first `up` (pipelines/stack/secrets.py), under
-# the stack's home: its PostgreSQL roles' and its Kafka Connect REST user's. Read below the
-# environment and the settings file, so either overrides.
+# the stack's home: its PostgreSQL roles', its Kafka principals' and its Kafka Connect REST
+# user's. Read below the environment and the settings file, so either overrides.
 GENERATED_SECRETS = ("pg_app_password", "pg_debezium_password", "pg_registry_password",
-                     "connect_password")
+                     "kafka_admin_password", "kafka_connect_password", "kafka_processor_password",
+                     "kafka_reader_password", "connect_password")
+# The local stack's Kafka principals (SCRAM-SHA-512 users, pipelines/kafka/acls.py says what
+# each may do); each has a generated password, kafka_<name>_password.
+KAFKA_PRINCIPALS = ("admin", "connect", "processor", "reader")
+# How a client of the local stack's broker logs in (stack/conf/server.properties).
+STACK_KAFKA_LOGIN = {"kafka_security_protocol": "SASL_PLAINTEXT",
+                     "kafka_sasl_mechanism": "SCRAM-SHA-512"}
 
 
 def generated_secrets_file(home: Path) -> Path:
@@ -62,6 +70,32 @@ def read_generated_secrets(home: Path) -> dict[str, str]:
         return {}
     found = {name: values.get(f"SEATFLOW_{name.upper()}") for name in GENERATED_SECRETS}
     return {name: value for name, value in found.items() if value}
+
+
+def kafka_login_defaults(generated: dict[str, str], given: dict[str, Any]) -> dict[str, Any]:
+    """The Kafka login that the stack's principals' passwords imply (generated into the home,
+    or given, as docker-compose.yml's .env does), for the settings that `given` (those set
+    otherwise) leaves out: SASL_PLAINTEXT with SCRAM-SHA-512, as admin unless another principal
+    is named (the supervised processor and serve are), with that principal's password. Nothing
+    when no principal has a password (a stack made before its broker asked for logins) or a
+    security protocol is given (a broker elsewhere)."""
+    fields = [f"kafka_{p}_password" for p in KAFKA_PRINCIPALS]
+    passwords = {**generated, **{k: _plain(given[k]) for k in fields if _plain(given.get(k))}}
+    if not any(passwords.get(f) for f in fields) or "kafka_security_protocol" in given:
+        return {}
+    defaults: dict[str, Any] = {k: v for k, v in STACK_KAFKA_LOGIN.items() if k not in given}
+    username = given.get("kafka_username")
+    if "kafka_username" not in given:
+        username = defaults["kafka_username"] = "admin"
+    if "kafka_password" not in given and username in KAFKA_PRINCIPALS:
+        password = passwords.get(f"kafka_{username}_password")
+        if password:
+            defaults["kafka_password"] = password
+    return defaults
+
+
+def _plain(value: Any) -> str:
+    return str(value.get_secret_value() if isinstance(value, SecretStr) else value or "")
 
 
 class SettingsError(SeatflowError):
@@ -80,10 +114,12 @@ class _GeneratedSecrets(PydanticBaseSettingsSource):
         return None, field_name, False  # __call__ reads the whole file at once
 
     def __call__(self) -> dict[str, Any]:
-        home: Any = None
-        for source in self._above:
-            home = home or source().get("home")
-        return dict(read_generated_secrets(Path(home) if home else _default_home()))
+        given: dict[str, Any] = {}
+        for source in reversed(self._above):  # the first source wins
+            given.update(source())
+        home = given.get("home")
+        generated = read_generated_secrets(Path(home) if home else _default_home())
+        return {**generated, **kafka_login_defaults(generated, given)}
 
 
 class Settings(BaseSettings):
@@ -129,6 +165,13 @@ class Settings(BaseSettings):
     kafka_password: SecretStr | None = None
     # The CA that signed the brokers' certificates, when the system's store does not hold it.
     kafka_ssl_ca_location: Path | None = None
+    # The local stack's SCRAM users' passwords, generated at the first `stack up`. With them,
+    # and no Kafka login set otherwise, clients log in to the stack's broker as admin (or as
+    # the principal SEATFLOW_KAFKA_USERNAME names) with SASL_PLAINTEXT and SCRAM-SHA-512.
+    kafka_admin_password: SecretStr = SecretStr("")
+    kafka_connect_password: SecretStr = SecretStr("")
+    kafka_processor_password: SecretStr = SecretStr("")
+    kafka_reader_password: SecretStr = SecretStr("")
 
     pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     pg_superuser: str = "postgres"

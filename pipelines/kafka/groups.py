@@ -117,7 +117,11 @@ def group_lag(settings: Settings, group_id: str, topic: str, *, timeout: float =
 
 def group_members(settings: Settings, group_id: str, *, timeout: float = 10.0) -> int:
     """How many consumers are in the group now (0 when nobody consumes)."""
-    description = _admin(settings).describe_consumer_groups([group_id], request_timeout=timeout)
+    # Held until the result: an admin client dropped at once is destroyed with the request in
+    # flight, which then never completes (seen with SASL's extra round trips: every call waited
+    # out its timeout).
+    admin = _admin(settings)
+    description = admin.describe_consumer_groups([group_id], request_timeout=timeout)
     return len(description[group_id].result(timeout).members)
 
 

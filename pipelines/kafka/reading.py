@@ -11,7 +11,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from pipelines.kafka import clients
 from pipelines.settings import Settings
 
-__all__ = ["next_records", "read_to_end", "read_topic", "topic_reader"]
+__all__ = ["next_records", "read_to_end", "read_topic", "reader_group_prefix", "topic_reader"]
+
+
+def reader_group_prefix(purpose: str) -> str:
+    """The names of a topic reader's groups: one of its own per reader, never joined, but its
+    consumer still looks up the group's coordinator, which a broker with ACLs allows only to a
+    principal that may describe the group (pipelines/kafka/acls.py grants these prefixes)."""
+    return f"seatflow-{purpose}-"
 
 
 def next_records(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:
@@ -56,7 +63,7 @@ def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], None
 def topic_reader(settings: Settings, purpose: str, **overrides: Any) -> Consumer:
     """A read_committed consumer that reports each partition's end, in a consumer group of its
     own (named after `purpose`) that commits nothing; for reading topics whole."""
-    return clients.consumer(settings, group_id=f"seatflow-{purpose}-{uuid.uuid4()}", **{
+    return clients.consumer(settings, group_id=f"{reader_group_prefix(purpose)}{uuid.uuid4()}", **{
         "enable.auto.commit": False,
         "isolation.level": "read_committed",
         "enable.partition.eof": True,

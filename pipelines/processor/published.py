@@ -24,9 +24,13 @@ from pipelines.processor.core import SeatState, state_of_record
 from pipelines.processor.records import Coordinates, parse_deleted_header
 from pipelines.settings import Settings
 
-__all__ = ["SEAT_STATE_FIELDS", "PublishedState", "Unreadable", "apply_newest"]
+__all__ = ["REBUILD_READER", "SEAT_STATE_FIELDS", "PublishedState", "Unreadable",
+           "apply_newest"]
 
 log = logging.getLogger(__name__)
+
+# Its topic reader's purpose (the group names pipelines/kafka/acls.py grants the processor).
+REBUILD_READER = "rebuild"
 
 # What the state keeps of a seat-availability record (the rest is skipped, not decoded).
 SEAT_STATE_FIELDS = dict.fromkeys(
@@ -81,7 +85,7 @@ class PublishedState:
         self._closed = False
         # At the end, a fetch waits at the broker at most fetch.wait.max.ms for new records: a
         # standby's last records come at most this late.
-        self.consumer = topic_reader(settings, "rebuild", **{
+        self.consumer = topic_reader(settings, REBUILD_READER, **{
             "fetch.wait.max.ms": 100})
         self._admin = clients.admin(settings)
         meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -23,9 +23,12 @@ from pipelines.kafka.reading import next_records, topic_reader
 from pipelines.processor.reference import EventRef, PriceLevelRef, Reference, SeatRef, SectionRef
 from pipelines.settings import Settings
 
-__all__ = ["ReferenceFeed", "load_reference"]
+__all__ = ["REFERENCE_READER", "ReferenceFeed", "load_reference"]
 
 log = logging.getLogger(__name__)
+
+# Its topic reader's purpose (the group names pipelines/kafka/acls.py grants the processor).
+REFERENCE_READER = "reference"
 
 
 @retry(retry=retry_if_exception_type(psycopg.OperationalError),
@@ -58,7 +61,7 @@ class ReferenceFeed:
 
     def __init__(self, settings: Settings, topics: Mapping[str, str], admin: AdminClient, *,
                  from_db: bool) -> None:
-        self.consumer = topic_reader(settings, "reference")
+        self.consumer = topic_reader(settings, REFERENCE_READER)
         meta = self.consumer.list_topics(timeout=10).topics
         starts = []
         for topic in topics.values():

@@ -27,9 +27,12 @@ from pipelines.processor.records import parse_deleted_header
 from pipelines.serve.state import ServeState, epoch_ms
 from pipelines.settings import Settings
 
-__all__ = ["TOPICS", "Follower", "FollowerStats", "apply_record", "quantile"]
+__all__ = ["SERVE_READER", "TOPICS", "Follower", "FollowerStats", "apply_record", "quantile"]
 
 log = logging.getLogger(__name__)
+
+# Its topic reader's purpose (the group names pipelines/kafka/acls.py grants the reader).
+SERVE_READER = "serve"
 
 TOPICS = (SEAT_AVAILABILITY, SECTION_AVAILABILITY, EVENT_AVAILABILITY)
 # Staleness samples kept for the quantiles /metrics shows: the last minute of an on-sale.
@@ -114,7 +117,7 @@ class Follower:
     def _follow(self) -> None:
         registry = SchemaRegistryClient({"url": self.settings.ccompat_url, "timeout": 10})
         keys, values = AvroDecoder(registry), AvroDecoder(registry)
-        consumer = topic_reader(self.settings, "serve", **{
+        consumer = topic_reader(self.settings, SERVE_READER, **{
             # A live change waits at the broker at most this long: freshness, not throughput.
             "fetch.wait.max.ms": 50,
             "statistics.interval.ms": 1000,

@@ -117,6 +117,7 @@ def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
         "CONNECT_PORT": str(settings.connect_port),
         "PLUGIN_PATH": str(layout.connect_plugins),
         "SECRETS_DIR": str(layout.secrets),
+        "KAFKA_SECRETS_DIR": str(layout.kafka_secrets),
         "REGISTRY_PORT": str(settings.registry_port),
         "REGISTRY_MANAGEMENT_PORT": str(registry_management_port(settings)),
         "REGISTRY_DATABASE": settings.pg_registry_database,
@@ -246,6 +247,11 @@ serverurl=unix://{_esc(str(sock))}
 # seatflow's own long-running programs: supervised like the services, but started on demand
 # (`seatflow demo`), not by `up`; `down` stops them with the rest.
 APPS = ("processor", "dagster", "serve")
+# The Kafka principal each program logs in as (pipelines/kafka/acls.py): Settings finds its
+# password among the stack's generated ones, so none is written here. Dagster runs jobs of
+# every kind (the processor, backfills, checks): it logs in as admin, Settings' default.
+KAFKA_LOGINS = {"processor": {"SEATFLOW_KAFKA_USERNAME": "processor"},
+                "serve": {"SEATFLOW_KAFKA_USERNAME": "reader"}}
 
 
 def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
@@ -254,11 +260,11 @@ def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
         # The worker and its warm standby, supervised as in a Dagster run; supervisord restarts
         # the parent should it die.
         command = [python, "-m", SUPERVISE_MODULE]
-        env: dict[str, str] = {}
+        env: dict[str, str] = {**KAFKA_LOGINS["processor"]}
     elif name == "serve":
         # On the settings' bind_host and serve_port (python -m pipelines.serve reads them).
         command = [python, "-m", SERVE_MODULE]
-        env = {}
+        env = {**KAFKA_LOGINS["serve"]}
     else:
         command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",
                    "-h", settings.bind_host, "-p", str(settings.dagster_port)]

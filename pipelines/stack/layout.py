@@ -65,6 +65,12 @@ class StackLayout:
         return self.home / "secrets"
 
     @property
+    def kafka_secrets(self) -> Path:
+        """admin's Kafka password, for the broker and the controller: apart from `secrets`, whose
+        files Connect's connector configs may read."""
+        return self.home / "kafka" / "secrets"
+
+    @property
     def pg_root(self) -> Path:
         """Owned by the OS user PostgreSQL runs as: its data folder and socket live here."""
         return self.home / "postgres"

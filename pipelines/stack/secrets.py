@@ -12,6 +12,7 @@ authentication (stack/conf/pg_hba.conf).
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
@@ -20,6 +21,7 @@ from pipelines.settings import (
     GENERATED_SECRETS,
     Settings,
     generated_secrets_file,
+    kafka_login_defaults,
     read_generated_secrets,
 )
 from pipelines.stack.configs import write_private
@@ -49,9 +51,14 @@ def ensure_secrets(settings: Settings) -> list[str]:
 
 
 def with_generated_secrets(settings: Settings) -> Settings:
-    """`settings` with the file's passwords where it has none: a Settings built before the
-    first `up` generated them."""
-    update = {name: SecretStr(value)
-              for name, value in read_generated_secrets(settings.home).items()
-              if not getattr(settings, name).get_secret_value()}
+    """`settings` with the file's passwords where it has none, and the Kafka login they imply
+    where none was set: a Settings built before the first `up` generated them."""
+    generated = read_generated_secrets(settings.home)
+    update: dict[str, Any] = {name: SecretStr(value) for name, value in generated.items()
+                              if not getattr(settings, name).get_secret_value()}
+    given = {name: getattr(settings, name) for name in settings.model_fields_set}
+    login = kafka_login_defaults(generated, given)
+    if "kafka_password" in login:
+        login["kafka_password"] = SecretStr(login["kafka_password"])
+    update.update(login)
     return settings.model_copy(update=update) if update else settings

@@ -177,12 +177,13 @@ def up(settings: Settings, reporter: Reporter | None = None) -> Settings:
 
     render_all(settings, layout)
     _write_secrets(settings, layout)
+    kafka.write_kafka_secrets(settings, layout)
     layout.registry_work.mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     write_private(layout.supervisord_conf, supervisord_conf(settings, layout, java, registry_java))
     if postgres.prepare_cluster(settings, layout):
         rep.done("Initialised the PostgreSQL cluster")
-    if kafka.format_storage(java, layout):
+    if kafka.format_storage(java, layout, settings):
         rep.done("Formatted Kafka's KRaft storage")
 
     sup = Supervisor(layout)
@@ -207,6 +208,9 @@ def up(settings: Settings, reporter: Reporter | None = None) -> Settings:
             _wait_healthy(service, settings, sup)
             if service.name == "postgres":
                 postgres.bootstrap(settings)
+            if service.name == "kafka":
+                # Before Connect starts: without its ACLs the worker could not read its topics.
+                kafka.grant_acls(settings)
         except StackError as e:
             e.service = e.service or service.name
             e.log_tail = "" if e.log_tail == "-" else (e.log_tail or log_tail(layout, service.name))

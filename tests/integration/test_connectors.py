@@ -50,6 +50,12 @@ class Scratch:
         return f"seatflow-ct-{self.run}"
 
     @property
+    def prefix(self) -> str:
+        """Under the CDC topics' prefix, whose topics the connect principal may create and
+        write (pipelines/kafka/acls.py)."""
+        return f"{Settings.model_fields['topic_prefix'].default}.{self.schema}"
+
+    @property
     def file(self) -> Path:
         return self.folder / f"{self.name}.json"
 
@@ -70,7 +76,10 @@ class Scratch:
             "database.user": "${env:SEATFLOW_DEBEZIUM_USER}",
             # A file reference, so a test can make it point at a wrong value under the task.
             "database.password": f"${{file:{self.password_file}:password}}",
-            "topic.prefix": self.schema,
+            "topic.prefix": self.prefix,
+            # Connect creates the topics (the broker creates none by itself).
+            "topic.creation.default.partitions": "-1",
+            "topic.creation.default.replication.factor": "-1",
             "slot.name": self.schema,
             "publication.name": self.schema,
             "publication.autocreate.mode": "disabled",
@@ -134,7 +143,7 @@ def drop_scratch(settings: Settings, scratch: Scratch) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(scratch.schema)))
     scratch.password_file.unlink(missing_ok=True)
     admin = clients.admin(settings)
-    topics = [f"{scratch.schema}.{scratch.schema}.probe", f"__debezium-heartbeat.{scratch.schema}"]
+    topics = [f"{scratch.prefix}.{scratch.schema}.probe", f"__debezium-heartbeat.{scratch.prefix}"]
     for future in admin.delete_topics(topics, operation_timeout=30).values():
         try:
             future.result(timeout=30)

@@ -74,8 +74,14 @@ class Probe:
         return f"seatflow-stack-test-{self.run}"
 
     @property
+    def prefix(self) -> str:
+        """Under the CDC topics' prefix, whose topics the connect principal may create and
+        write (pipelines/kafka/acls.py)."""
+        return f"{Settings.model_fields['topic_prefix'].default}.{self.schema}"
+
+    @property
     def topic(self) -> str:
-        return f"{self.schema}.{self.schema}.{self.table}"
+        return f"{self.prefix}.{self.schema}.{self.table}"
 
 
 def superuser_conn(settings: Settings) -> psycopg.Connection:
@@ -170,7 +176,10 @@ def connector_config(probe: Probe) -> dict[str, str]:
         "database.dbname": "${env:SEATFLOW_PG_DATABASE}",
         "database.user": "${env:SEATFLOW_DEBEZIUM_USER}",
         "database.password": "${env:SEATFLOW_DEBEZIUM_PASSWORD}",
-        "topic.prefix": probe.schema,
+        "topic.prefix": probe.prefix,
+        # Connect creates the topic (the broker creates none by itself).
+        "topic.creation.default.partitions": "-1",
+        "topic.creation.default.replication.factor": "-1",
         "plugin.name": "pgoutput",
         "slot.name": probe.slot,
         "publication.name": probe.publication,

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.settings import KAFKA_PRINCIPALS, PROJECT_ROOT, Settings
 from pipelines.stack.configs import CONF_TEMPLATES, TEMPLATES_DIR, connect_environment, render
 
 pytestmark = pytest.mark.unit
@@ -70,6 +70,7 @@ def test_published_host_ports_are_the_settings_defaults() -> None:
         "postgres": [_default("pg_port")],
         "controller": [],  # the broker's alone, inside the network
         "kafka": [_default("kafka_port")],
+        "kafka-acls": [],
         "registry": [_default("registry_port")],
         "connect": [_default("connect_port")],
         "processor-0": [],
@@ -124,11 +125,13 @@ def test_no_password_is_written_in_the_file() -> None:
 
 # The REST API's basic auth credentials, for start.sh's users file and the healthcheck only.
 REST_CREDENTIALS = {"CONNECT_REST_USER", "CONNECT_REST_PASSWORD"}
+# The worker's own Kafka login, for start.sh's secrets file only.
+KAFKA_LOGIN = {"KAFKA_CONNECT_PASSWORD"}
 
 
 def test_connect_worker_gets_exactly_the_local_connect_environment() -> None:
     env = SERVICES["connect"]["environment"]
-    assert set(env) - REST_CREDENTIALS == set(connect_environment(
+    assert set(env) - REST_CREDENTIALS - KAFKA_LOGIN == set(connect_environment(
         Settings(pg_debezium_password="x")))
     assert env["SEATFLOW_PG_HOST"] == "postgres"
     assert env["SEATFLOW_PG_PORT"] == "5432"
@@ -173,12 +176,17 @@ def test_two_processor_slots_reach_the_services_by_name_with_settings_variables(
         assert "host=postgres" in settings.pg_dsn() and "port=5432" in settings.pg_dsn(), name
 
 
+# Services that run once and exit: waited for by their exit, not a healthcheck.
+ONE_SHOTS = {"kafka-acls"}
+
+
 def test_services_have_healthchecks_and_wait_for_healthy_dependencies() -> None:
     for name, svc in SERVICES.items():
-        assert svc["healthcheck"]["test"], name
+        assert name in ONE_SHOTS or svc["healthcheck"]["test"], name
         for dep, cond in svc.get("depends_on", {}).items():
-            assert dep in SERVICES and cond == {"condition": "service_healthy"}, name
-    assert set(SERVICES["connect"]["depends_on"]) == {"kafka", "registry"}
+            wanted = "service_completed_successfully" if dep in ONE_SHOTS else "service_healthy"
+            assert dep in SERVICES and cond == {"condition": wanted}, name
+    assert set(SERVICES["connect"]["depends_on"]) == {"kafka", "registry", "kafka-acls"}
     assert set(SERVICES["registry"]["depends_on"]) == {"postgres"}
     volumes = set(COMPOSE["volumes"])
     for svc in ("postgres", "kafka"):
@@ -226,6 +234,7 @@ PLACEHOLDERS = {
     "KAFKA_PORT": "9092", "KAFKA_CONTROLLER_PORT": "9093", "KAFKA_DATA_DIR": "/data",
     "KAFKA_CONTROLLER_DATA_DIR": "/controller",
     "CONNECT_PORT": "8083", "PLUGIN_PATH": "/plugins", "SECRETS_DIR": "/secrets",
+    "KAFKA_SECRETS_DIR": "/kafka-secrets",
     "REGISTRY_PORT": "8080", "REGISTRY_MANAGEMENT_PORT": "9000", "REGISTRY_DATABASE": "reg",
     "REGISTRY_USER": "reg", "REGISTRY_PASSWORD": "a$b&c\\1/d", "PG_SUPERUSER": "postgres",
     "RUN_AS_USER": "me",
@@ -256,5 +265,31 @@ def test_render_sh_overrides_replace_keys_in_place(name: str) -> None:
     assert done.returncode == 0, done.stderr
     plain = _props(render((TEMPLATES_DIR / name).read_text(), PLACEHOLDERS))
     overrides = _props(overrides_file.read_text())
-    assert overrides and set(overrides) <= set(plain)
+    # Besides the template's keys, only the login of a listener the template lacks (the
+    # broker's HOST listener).
+    assert overrides and {k for k in overrides if not k.startswith("listener.name.host.")} <= set(
+        plain)
     assert _props(done.stdout) == {**plain, **overrides}
+
+
+def test_kafka_asks_every_container_to_log_in_as_its_principal() -> None:
+    controller = SERVICES["controller"]["environment"]
+    assert {f"KAFKA_{p.upper()}_PASSWORD" for p in KAFKA_PRINCIPALS} <= set(controller)
+    assert SERVICES["kafka"]["environment"]["KAFKA_ADMIN_PASSWORD"] == controller[
+        "KAFKA_ADMIN_PASSWORD"]
+    assert "--command-config" in SERVICES["kafka"]["healthcheck"]["test"]
+    logins = {"processor-0": "processor", "processor-1": "processor", "serve": "reader"}
+    for name, principal in logins.items():
+        env = SERVICES[name]["environment"]
+        assert env["SEATFLOW_KAFKA_USERNAME"] == principal, name
+        assert f"SEATFLOW_KAFKA_{principal.upper()}_PASSWORD" in env, name
+        assert not any("ADMIN" in k for k in env), name
+    acls = SERVICES["kafka-acls"]
+    assert acls["entrypoint"] == ["python", "-m", "pipelines.kafka.acls"]
+    assert "SEATFLOW_KAFKA_USERNAME" not in acls["environment"]  # admin, the default
+    # The worker's login is outside its ${env:...} allow-list (^SEATFLOW_).
+    allowlist = _conf_settings("connect-distributed.properties")[
+        "config.providers.env.param.allowlist.pattern"].replace("$$", "$")
+    assert not any(re.match(allowlist, name) for name in KAFKA_LOGIN)
+    example = dotenv_values(COMPOSE_DIR / ".env.example")
+    assert {f"SEATFLOW_KAFKA_{p.upper()}_PASSWORD" for p in KAFKA_PRINCIPALS} <= set(example)
