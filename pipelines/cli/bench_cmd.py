@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
@@ -23,6 +23,20 @@ def _target_cell(targets: dict[str, tuple[str, bool]], name: str) -> str:
     """A figure's target and whether it was met; empty for a figure without one."""
     target, ok = targets.get(name, ("", True))
     return f"{target} {'[green]met[/]' if ok else '[red]missed[/]'}" if target else ""
+
+
+N = TypeVar("N", int, float)
+
+
+def _positive_list(option: str, text: str, kind: type[N]) -> list[N]:
+    """An option's comma-separated numbers, each above 0; else a one-line error naming it."""
+    try:
+        numbers = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        fail(f"{option}: comma-separated numbers, not {text!r}")
+    if not numbers or min(numbers) <= 0:
+        fail(f"{option}: one or more numbers above 0, not {text!r}")
+    return numbers
 
 
 @app.command()
@@ -90,12 +104,7 @@ def sustained(
 ) -> None:
     """The highest on-sale rate that capture and processing keep up with, with each rate's lag
     curve. Needs the stack up, the pipeline deployed and a processor running (make demo)."""
-    try:
-        wanted = [float(x) for x in rates.split(",") if x.strip()]
-    except ValueError:
-        fail(f"--rates: comma-separated numbers, not {rates!r}")
-    if not wanted or min(wanted) <= 0:
-        fail(f"--rates: at least one rate above 0, not {rates!r}")
+    wanted = _positive_list("--rates", rates, float)
     say = (lambda m: console.print(f"[dim]{m}[/]")) if not as_json else (lambda _: None)
     report = bench_sustained(get_settings(), rates=wanted, step_s=step, window_s=window,
                              processes=processes, stop_at_first_miss=not keep_going, say=say)
@@ -132,12 +141,7 @@ def scale(
     Needs the stack up and the pipeline deployed, and (for the membership part) no processor
     running: it runs its own slots, as the Dagster keeper does.
     """
-    try:
-        counts = [int(x) for x in instances.split(",") if x.strip()]
-    except ValueError:
-        fail(f"--instances: comma-separated numbers, not {instances!r}")
-    if not counts or min(counts) < 1:
-        fail(f"--instances: at least one count of 1 or more, not {instances!r}")
+    counts = _positive_list("--instances", instances, int)
     say = (lambda m: console.print(f"[dim]{m}…[/]")) if not as_json else (lambda _: None)
     try:
         report = bench_scale(get_settings(), changes=changes, instances=counts, rate=rate,
@@ -190,12 +194,7 @@ def fans(
     """
     from pipelines.serve.bench import bench_fans
 
-    try:
-        counts = [int(c) for c in clients.split(",") if c.strip()]
-    except ValueError:
-        fail(f"--clients takes numbers separated by commas, not {clients!r}")
-    if not counts or min(counts) < 1:
-        fail("--clients needs at least one client")
+    counts = _positive_list("--clients", clients, int)
     rows = []
     for count in counts:
         try:
