@@ -307,6 +307,13 @@ def _env_value(value: str) -> str:
     return _esc(value.replace("\\", "\\\\").replace('"', '\\"'))
 
 
+def private_folder(path: Path) -> Path:
+    """`path` made if missing, and readable by its owner only (secrets live there)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

@@ -25,7 +25,7 @@ from confluent_kafka import KafkaException
 from pipelines.kafka import clients
 from pipelines.kafka.acls import ensure_acls
 from pipelines.settings import KAFKA_PRINCIPALS, Settings
-from pipelines.stack.configs import write_private
+from pipelines.stack.configs import private_folder, write_private
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import StackLayout
 
@@ -45,9 +45,7 @@ SCRAM_MARKER = "scram-users"
 def write_kafka_secrets(settings: Settings, layout: StackLayout) -> None:
     """The files of KAFKA_SECRET_FILES (0600), at every `up`."""
     for name, principal in KAFKA_SECRET_FILES.items():
-        folder = kafka_secret_folder(layout, principal)
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o700)
+        folder = private_folder(kafka_secret_folder(layout, principal))
         write_private(folder / name, f"password={_checked(settings, principal)}\n")
 
 
@@ -132,8 +130,7 @@ def _format(java: Path, layout: StackLayout, properties: str, data: Path, cluste
     # SCRAM passwords are never on a command line. The launcher expands an @file given before
     # the main class, and reads the main class from it.
     argfile = layout.kafka_secrets / "kafka-storage.args"
-    layout.kafka_secrets.mkdir(parents=True, exist_ok=True)
-    layout.kafka_secrets.chmod(0o700)
+    private_folder(layout.kafka_secrets)
     write_private(argfile, "".join(argfile_line(a) for a in app))
     cmd = [str(java), "-Xmx256m",
            f"-Dlog4j2.configurationFile={layout.conf / 'log4j2.properties'}",

@@ -24,7 +24,7 @@ from pipelines.settings import (
     kafka_login_defaults,
     read_generated_secrets,
 )
-from pipelines.stack.configs import write_private
+from pipelines.stack.configs import private_folder, write_private
 
 __all__ = ["ensure_secrets", "with_generated_secrets"]
 
@@ -37,8 +37,7 @@ def ensure_secrets(settings: Settings) -> list[str]:
     """Generate what the file lacks (all of it at the first `up`); the names generated. A value
     already there is kept: roles and services were given it."""
     path = generated_secrets_file(settings.home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
+    private_folder(path.parent)
     have = {k: v for k, v in dotenv_values(path).items() if v} if path.exists() else {}
     missing = [name for name in GENERATED_SECRETS if f"SEATFLOW_{name.upper()}" not in have]
     if missing:  # all of them when there is no file yet

@@ -14,7 +14,7 @@ from typing import Protocol
 from pipelines.polling import PollTimeoutError, poll
 from pipelines.settings import Settings, generated_secrets_file
 from pipelines.stack import health, kafka, postgres
-from pipelines.stack.configs import APPS, render_all, supervisord_conf, write_private
+from pipelines.stack.configs import APPS, private_folder, render_all, supervisord_conf, write_private
 from pipelines.stack.errors import StackError
 from pipelines.stack.java import ensure_artifacts, find_java, find_registry_java
 from pipelines.stack.layout import StackLayout
@@ -108,8 +108,7 @@ def _properties_value(value: str) -> str:
 def _write_secrets(settings: Settings, layout: StackLayout) -> None:
     """Files that connector configs may read through ${file:<home>/secrets/NAME:KEY}, and the
     users file of Connect's REST API (stack/conf/connect-jaas.conf names it)."""
-    layout.secrets.mkdir(parents=True, exist_ok=True)
-    layout.secrets.chmod(0o700)
+    private_folder(layout.secrets)
     write_private(layout.secrets / "debezium.properties",
                   f"user={settings.pg_debezium_user}\n"
                   f"password={_properties_value(settings.password('pg_debezium_password'))}\n")
