@@ -112,10 +112,11 @@ def bench_chaos(settings: Settings, *, rate: float = 2000, changes: int = 100_00
                     total = version_sum(settings)
                     if total is not None:
                         committed = total - base_sum
-                if not warmed and (tail.fresh_since(t0) or now - t0 > heal_timeout_s):
+                fresh = not warmed and tail.fresh_since(t0)
+                if not warmed and (fresh or now - t0 > heal_timeout_s):
                     warmed = True
                     say(f"{now - t0:7.1f} s  the stream is "
-                        f"{'fresh' if tail.fresh_since(t0) else 'NOT fresh, faults start anyway'}")
+                        f"{'fresh' if fresh else 'NOT fresh, faults start anyway'}")
                 if current is not None:
                     result, pid, at = current
                     # Healed: flowing again. Then fresh: the backlog drained, and only then the

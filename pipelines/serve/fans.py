@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import resource
 import sys
 import time
@@ -33,9 +32,8 @@ from pipelines.stats import percentile
 
 __all__ = ["CrowdReport", "crowd", "main"]
 
-_ID = re.compile(rb"^id: [^.\n]*\.(\d+)\n", re.MULTILINE)
-# Only a frame's id line has it: the JSON of data lines has no spaces after its colons.
-_ID_LINE = b"\nid: "
+_ID_LINE = b"id: "
+_NEWLINE = ord("\n")
 _DATA = b"\ndata: "
 _FRAME_END = b"\n\n"
 
@@ -48,9 +46,8 @@ class Client:
     latencies_ms: list[float] = field(default_factory=list)
     error: str | None = None
     connected: bool = False
-    # Probes: the part of a frame not complete yet. Others: the tail an id line may span. A
-    # newline to start with, as if a frame had ended before the first.
-    buffer: bytes = b"\n"
+    # Probes: the part of a frame not complete yet. Others: the tail an id line may span.
+    buffer: bytes = b""
 
 
 @dataclass
@@ -138,29 +135,34 @@ async def _follow(client: Client, host: str, port: int, path: str, last_event_id
 
 
 def _read(client: Client, data: bytes, now_ms: float) -> None:
-    if client.probe:
-        _probe(client, data, now_ms)
-        return
-    # The newest frame's id line, searched from the end: a regular expression over every byte
-    # read was most of the crowd's CPU. The tail kept covers an id line split between reads.
     joined = client.buffer + data
-    start = joined.rfind(_ID_LINE)
+    seq = _newest_seq(joined)
+    if seq is not None:
+        client.last_seq = seq
+    if client.probe:
+        _probe(client, joined, now_ms)
+    else:
+        client.buffer = joined[-64:]  # covers an id line split between reads
+
+
+def _newest_seq(data: bytes) -> int | None:
+    """The change number of the newest complete id line (`id: <epoch>.<number>`) in data,
+    searched from its end: a regular expression over every byte read was most of the crowd's
+    CPU. Only id lines hold "id: " (the JSON of data lines has no space after a colon, pings
+    are comments); it starts data or a line."""
+    start = data.rfind(_ID_LINE)
     while start >= 0:
-        end = joined.find(b"\n", start + 1)
-        if end >= 0:
-            client.last_seq = int(joined[start:end].rpartition(b".")[2])
-            break
-        start = joined.rfind(_ID_LINE, 0, start)
-    client.buffer = joined[-64:]
+        end = data.find(b"\n", start)
+        if end >= 0 and (start == 0 or data[start - 1] == _NEWLINE):
+            return int(data[start:end].rpartition(b".")[2])
+        start = data.rfind(_ID_LINE, 0, start)
+    return None
 
 
-def _probe(client: Client, data: bytes, now_ms: float) -> None:
-    frames = (client.buffer + data).split(_FRAME_END)
+def _probe(client: Client, joined: bytes, now_ms: float) -> None:
+    frames = joined.split(_FRAME_END)
     client.buffer = frames.pop()
     for frame in frames:
-        found = _ID.search(frame)
-        if found:
-            client.last_seq = int(found.group(1))
         if b"\nevent: changes\n" not in frame:
             continue
         changes = json.loads(frame[frame.index(_DATA) + len(_DATA):])
