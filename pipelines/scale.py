@@ -203,7 +203,7 @@ def _membership(settings: Settings, report: ScaleReport, *, rate: float, step_s:
         _wait_members(settings, 2)
         tail = VersionTail(settings, end_offsets(settings, SEAT_AVAILABILITY))
         tail.start()
-        onsale = OnSale(settings, rate=rate, seed=3, hold_ttl=15.0)
+        onsale = OnSale(settings, rate=rate, seed=3)
         t0 = time.time()
         marks: list[tuple[str, float]] = []
 

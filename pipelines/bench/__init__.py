@@ -8,9 +8,10 @@ from pipelines.bench.changes import (
     scratch_outputs,
     synthetic_changes,
 )
-from pipelines.bench.common import SIMULATOR_NICE, report_dict, run_cli
+from pipelines.bench.common import report_dict, run_cli
 from pipelines.bench.latency import CpuSampler, LatencyReport, bench_latency, process_group
 from pipelines.bench.processor import BenchReport, bench_processor, fill_state, state_memory_mb
+from pipelines.host.load import SIMULATOR_NICE
 
 __all__ = ["SIMULATOR_NICE", "BenchReport", "CpuSampler", "LatencyReport", "bench_latency",
            "bench_processor", "fill_state", "process_group", "produce_changes", "report_dict",

@@ -16,11 +16,6 @@ def run_cli(*args: str, nice: int = 0) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-# The simulator stands in for the fans' apps, which run on other machines. Here it shares the 2
-# cores with what it measures, so it runs at a lower priority: it still makes its rate (see
-# changes_published), but no longer delays Connect, Kafka and the processor (docs/performance.md).
-# Its queries run in PostgreSQL's backends, at their usual priority.
-SIMULATOR_NICE = 10
 
 
 def report_dict(report: Any) -> dict[str, Any]:

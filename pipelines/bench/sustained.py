@@ -38,7 +38,6 @@ __all__ = ["StepReport", "SustainedReport", "Window", "bench_sustained", "keeps_
 
 # Staleness past which a step does not keep up, whatever its trend: fans would see it.
 MAX_STALENESS_MS = 5_000.0
-HOLD_TTL_S = 15.0
 # The published rate may trail the committed one this much (a window's edges cut both).
 RATE_SLACK = 0.95
 
@@ -125,8 +124,7 @@ def _step(settings: Settings, rate: float, *, step_s: float, window_s: float, pr
     consumer.assign([TopicPartition(SEAT_AVAILABILITY, p, off)
                      for p, off in end_offsets(settings, SEAT_AVAILABILITY).items()])
     cdc = cdc_topic(settings, "seat_inventory")
-    onsale = OnSale(settings, rate=rate, seed=int(rate), hold_ttl=HOLD_TTL_S,
-                    processes=processes)
+    onsale = OnSale(settings, rate=rate, seed=int(rate), processes=processes)
     cpu0 = _children_cpu_seconds()
     windows: list[Window] = []
     started = time.monotonic()

@@ -17,8 +17,8 @@ import psutil
 import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-from pipelines.bench.common import SIMULATOR_NICE
 from pipelines.deploy import wait_caught_up
+from pipelines.host.load import SIMULATOR_NICE
 from pipelines.kafka.groups import group_members
 from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings

@@ -19,7 +19,8 @@ import org.apache.kafka.connect.errors.RetriableException;
 import org.apache.kafka.connect.storage.Converter;
 
 /**
- * Apicurio's {@link AvroConverter} (2.6), with the registry's transient failures rethrown as
+ * Apicurio's {@link AvroConverter} (2.6; {@link SchemaCachingAvroConverter}, which writes each schema
+ * out once), with the registry's transient failures rethrown as
  * {@link RetriableException}, the only exception Connect's error handler retries (within the
  * connector's {@code errors.retry.timeout}, backing off up to {@code errors.retry.delay.max.ms}).
  *
@@ -51,7 +52,7 @@ public class RetryingAvroConverter implements Converter {
     private String part = "value";
 
     public RetryingAvroConverter() {
-        this(new AvroConverter<>());
+        this(new SchemaCachingAvroConverter<>());
     }
 
     /** For checks: wraps any converter. */
