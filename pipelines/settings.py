@@ -233,6 +233,19 @@ class Settings(BaseSettings):
                                 "the environment or the settings file")
         return str(secret.get_secret_value())
 
+    def as_principal(self, principal: str) -> Settings:
+        """These settings, logged in to Kafka as one of the local stack's principals
+        (KAFKA_PRINCIPALS) with its password, when they log in as another of them: Dagster runs
+        every kind of job as admin, but its processor runs as processor. Unchanged when the login
+        is not the stack's (a cluster elsewhere gives each program its own login) or the
+        principal has no password."""
+        password = getattr(self, f"kafka_{principal}_password", None)
+        if (principal not in KAFKA_PRINCIPALS or self.kafka_username not in KAFKA_PRINCIPALS
+                or self.kafka_username == principal or not password
+                or not password.get_secret_value()):
+            return self
+        return self.model_copy(update={"kafka_username": principal, "kafka_password": password})
+
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host or self.bind_host}:{self.kafka_port}"

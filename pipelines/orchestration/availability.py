@@ -101,6 +101,8 @@ def _tag_partitions(context: dg.OpExecutionContext, settings: Settings, slot: in
 
 def _process(context: dg.OpExecutionContext, settings: Settings, *, until_end: bool,
              slot: int = 0) -> None:
+    # Least privilege: the processor's own Kafka principal, not Dagster's admin.
+    settings = settings.as_principal("processor")
     if not until_end:
         # The stream runs as a supervised worker process with a warm standby: a crash is
         # taken over within a second or two, by this run, instead of failing it and waiting

@@ -249,7 +249,8 @@ serverurl=unix://{_esc(str(sock))}
 APPS = ("processor", "dagster", "serve")
 # The Kafka principal each program logs in as (pipelines/kafka/acls.py): Settings finds its
 # password among the stack's generated ones, so none is written here. Dagster runs jobs of
-# every kind (the processor, backfills, checks): it logs in as admin, Settings' default.
+# every kind (backfills, checks): it logs in as admin, Settings' default, and its processor
+# runs as processor (Settings.as_principal).
 KAFKA_LOGINS = {"processor": {"SEATFLOW_KAFKA_USERNAME": "processor"},
                 "serve": {"SEATFLOW_KAFKA_USERNAME": "reader"}}
 
