@@ -210,7 +210,7 @@ def fans(
     for name in asdict(rows[0]):
         values = [asdict(r)[name] for r in rows]
         cells = [json.dumps(v) if isinstance(v, dict | list) else f"{v:,}" if isinstance(v, int)
-                 else str(v) for v in values]
+                 else "-" if v is None else str(v) for v in values]
         if name == "p99_ms":
             cells = [f"{c} {'[green]met[/]' if r.p99_ms <= 300 else '[red]missed[/]'} (<= 300)"
                      for c, r in zip(cells, rows, strict=True)]

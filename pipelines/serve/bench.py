@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
+from pipelines.bench.common import run_python
 from pipelines.deploy import wait_caught_up
 from pipelines.host.load import SIMULATOR_NICE
 from pipelines.kafka.groups import group_members
@@ -49,9 +48,10 @@ class FansReport:
     p95_ms: float
     p99_ms: float
     max_ms: float
-    # Of which the pipeline's: commit to serve's receipt (its staleness metric over the run).
-    serve_receipt_p50_ms: float
-    serve_receipt_p99_ms: float
+    # Of which the pipeline's: commit to serve's receipt (its staleness metric over the run);
+    # None with a synthetic feed, which has no pipeline.
+    serve_receipt_p50_ms: float | None
+    serve_receipt_p99_ms: float | None
     serve_cpu_percent: float  # of one core, over the on-sale
     serve_rss_mb_max: float
     crowd_cpu_percent: float
@@ -64,11 +64,6 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _python(*args: str, nice: int = 0, stdout: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
-    return subprocess.Popen([*(["nice", "-n", str(nice)] if nice else []), sys.executable, *args],
-                            stdout=stdout, stderr=subprocess.DEVNULL, text=True)
 
 
 def _wait_ready(url: str, timeout_s: float) -> None:
@@ -141,10 +136,10 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
     if url is None or synthetic:
         port = _free_port(settings.bind_host)
         url = f"http://{settings.bind_host}:{port}"
-        serve = (_python("-m", "pipelines.serve.synthetic", "--host", settings.bind_host,
+        serve = (run_python("-m", "pipelines.serve.synthetic", "--host", settings.bind_host,
                          "--port", str(port), "--rate", str(rate), "--clients", str(clients),
                          "--duration", str(duration)) if synthetic
-                 else _python("-m", "pipelines.cli.main", "serve", "--port", str(port)))
+                 else run_python("-m", "pipelines.cli.main", "serve", "--port", str(port)))
     notes: list[str] = []
     crowd = None
     try:
@@ -158,7 +153,7 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
         # is megabytes: a thousand of them would measure the snapshot, not the fan-out).
         last_event_id = _snapshot_id(url, event_id)
         say(f"{clients} clients on event {event_id}'s stream")
-        crowd = _python("-m", "pipelines.serve.fans", "--url", url, "--event", str(event_id),
+        crowd = run_python("-m", "pipelines.serve.fans", "--url", url, "--event", str(event_id),
                         "--clients", str(clients), "--probes", str(probes),
                         "--hold", str(duration + 10), "--last-event-id", last_event_id,
                         nice=crowd_nice, stdout=subprocess.PIPE)
@@ -173,15 +168,17 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
         crowd_process = psutil.Process(crowd.pid)
         with _Sampler(serve_pid) as served, _Sampler(crowd_process.pid) as crowding:
             if not synthetic:  # the synthetic feed began when the crowd was in
-                onsale = _python("-m", "pipelines.cli.main", "simulate", "--rate", str(rate),
+                onsale = run_python("-m", "pipelines.cli.main", "simulate", "--rate", str(rate),
                                  "--duration", str(duration), "--event", str(event_id),
                                  nice=SIMULATOR_NICE)
                 onsale.wait(duration + 120)
             report_line = crowd.stdout.readline()
         fanned = _metric(url, "seatflow_serve_changes_fanned_out_total") - fanned0
         chunks = _metric(url, "seatflow_serve_chunks_sent_total") - chunks0
-        receipt = {q: round(1000 * _metric(url, f'seatflow_serve_staleness_seconds{{quantile="{q}"}}'),
-                            1) for q in ("0.5", "0.99")}
+        receipt: dict[str, float | None] = {
+            q: None if synthetic else round(
+                1000 * _metric(url, f'seatflow_serve_staleness_seconds{{quantile="{q}"}}'), 1)
+            for q in ("0.5", "0.99")}
         crowd.wait(60)
         result = json.loads(report_line)
     finally:
