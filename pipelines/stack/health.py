@@ -7,6 +7,7 @@ import socket
 import psycopg
 import requests
 
+from pipelines.avro import registry_session
 from pipelines.connect import connect_session
 from pipelines.kafka import clients
 from pipelines.settings import Settings, SettingsError
@@ -52,9 +53,11 @@ def kafka(settings: Settings) -> str | None:
 
 
 def registry(settings: Settings) -> str | None:
+    """The registry answers its user (basic auth) with its system info."""
     try:
-        r = requests.get(f"{settings.registry_url}/apis/registry/v3/system/info",
-                         timeout=TIMEOUT_S)
+        with registry_session(settings) as session:
+            r = session.get(f"{settings.registry_url}/apis/registry/v3/system/info",
+                            timeout=TIMEOUT_S)
     except requests.RequestException as e:
         return type(e).__name__
     return None if r.ok else f"HTTP {r.status_code}"
