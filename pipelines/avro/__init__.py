@@ -89,7 +89,6 @@ def ccompat_client(url: str, *, timeout: float = 10.0,
     (user, password) as HTTP basic auth when given."""
     conf: dict[str, Any] = {"url": url, "timeout": timeout}
     if auth is not None:
-        conf["basic.auth.credentials.source"] = "USER_INFO"
         conf["basic.auth.user.info"] = f"{auth[0]}:{auth[1]}"
     return SchemaRegistryClient(conf)
 
