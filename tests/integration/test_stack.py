@@ -36,6 +36,9 @@ def converter_config(prefix: str) -> dict[str, str]:
     return {
         f"{prefix}.converter": AVRO_CONVERTER,
         f"{prefix}.converter.apicurio.registry.url": "${env:SEATFLOW_REGISTRY_URL}",
+        # It registers the schema: the registry's writer (without a login: 401).
+        f"{prefix}.converter.apicurio.auth.username": "${env:SEATFLOW_REGISTRY_WRITER_USER}",
+        f"{prefix}.converter.apicurio.auth.password": "${env:SEATFLOW_REGISTRY_WRITER_PASSWORD}",
         f"{prefix}.converter.apicurio.registry.auto-register": "true",
         f"{prefix}.converter.apicurio.registry.find-latest": "true",
         # Magic byte + 4-byte id, no id headers; the id is a contentId, which ccompat serves.
