@@ -33,7 +33,9 @@ def deploy_pipeline(
     say(f"migrations applied: {len(applied)}")
     seeded = seed_host(settings, events=events)
     say(f"seeded: {seeded.seats:,} seats, {seeded.inventory_rows_added:,} new inventory rows")
-    registrations = register_schemas(SchemaRegistry.from_settings(settings), local_schemas())
+    # Registering schemas is a writer's job (REGISTRY_PRINCIPALS), not the admin's.
+    writer = SchemaRegistry.from_settings(settings.registry_login_as("writer"))
+    registrations = register_schemas(writer, local_schemas())
     say("schemas: " + ", ".join(f"{r.subject} v{r.version} ({r.status})" for r in registrations))
     created = ensure_topics(clients.admin(settings), output_topics(settings))
     say(f"topics created: {', '.join(created) or 'none (all exist)'}")

@@ -19,7 +19,8 @@ from pydantic_settings import (
 
 from pipelines.errors import SeatflowError
 
-__all__ = ["GENERATED_SECRETS", "KAFKA_PRINCIPALS", "Settings", "SettingsError",
+__all__ = ["GENERATED_SECRETS", "KAFKA_PRINCIPALS", "REGISTRY_PRINCIPALS", "Settings",
+           "SettingsError",
            "generated_secrets_file", "get_settings", "kafka_login_defaults",
            "read_generated_secrets", "settings_file"]
 
@@ -45,13 +46,21 @@ def _default_home() -> Path:
 
 # The passwords the local stack generates at its first `up` (pipelines/stack/secrets.py), under
 # the stack's home: its PostgreSQL roles', its Kafka principals' and its Kafka Connect REST
-# user's. Read below the environment and the settings file, so either overrides.
+# user's and its registry users'. Read below the environment and the settings file, so either
+# overrides.
 GENERATED_SECRETS = ("pg_app_password", "pg_debezium_password", "pg_registry_password",
                      "kafka_admin_password", "kafka_connect_password", "kafka_processor_password",
-                     "kafka_reader_password", "connect_password")
+                     "kafka_reader_password", "connect_password", "registry_admin_password",
+                     "registry_writer_password", "registry_reader_password")
 # The local stack's Kafka principals (SCRAM-SHA-512 users, pipelines/kafka/acls.py says what
 # each may do); each has a generated password, kafka_<name>_password.
 KAFKA_PRINCIPALS = ("admin", "connect", "processor", "reader")
+# The local stack's registry users (HTTP basic auth, stack/conf/apicurio-registry.properties)
+# and the Apicurio role each has: writer registers (and deletes) schemas (`deploy`, Connect's
+# converter), reader only looks them up (the processor, serve and the other readers), admin may
+# also change the registry's global rules. Each has a generated password,
+# registry_<name>_password.
+REGISTRY_PRINCIPALS = {"admin": "sr-admin", "writer": "sr-developer", "reader": "sr-readonly"}
 # How a client of the local stack's broker logs in (stack/conf/server.properties).
 STACK_KAFKA_LOGIN = {"kafka_security_protocol": "SASL_PLAINTEXT",
                      "kafka_sasl_mechanism": "SCRAM-SHA-512"}
@@ -152,6 +161,16 @@ class Settings(BaseSettings):
     connect_user: str = Field(default="seatflow", pattern=r"^[A-Za-z0-9_.-]+$")
     connect_password: SecretStr = SecretStr("")  # generated at the first `stack up`
     registry_port: int = 18081
+    # The registry asks every request for HTTP basic auth (the local stack's, and
+    # docker-compose.yml's): every client of it sends registry_auth(). The user this process is
+    # (admin, writer or reader; admin unless named: the supervised processor and serve are
+    # readers), with registry_password, else that user's generated password.
+    registry_username: str = Field(default="admin", pattern=r"^[A-Za-z0-9_.-]+$")
+    registry_password: SecretStr | None = None
+    # The local stack's registry users' passwords, generated at the first `stack up`.
+    registry_admin_password: SecretStr = SecretStr("")
+    registry_writer_password: SecretStr = SecretStr("")
+    registry_reader_password: SecretStr = SecretStr("")
     dagster_port: int = 3000
     # `seatflow serve`: the seat map page, its API and live stream.
     serve_port: int = 18090
@@ -264,6 +283,25 @@ class Settings(BaseSettings):
     def registry_url(self) -> str:
         """Base URL of Apicurio Registry (core v3 API lives under /apis/registry/v3)."""
         return f"http://{self.registry_host or self.bind_host}:{self.registry_port}"
+
+    def registry_auth(self) -> tuple[str, str] | None:
+        """The registry user and password every client sends (HTTP basic auth): registry_username
+        with registry_password, else that user's generated password. None when neither is there
+        (a registry elsewhere that asks for no login)."""
+        user = self.registry_username
+        if self.registry_password is not None and self.registry_password.get_secret_value():
+            return user, self.registry_password.get_secret_value()
+        field = f"registry_{user}_password"
+        if user in REGISTRY_PRINCIPALS and getattr(self, field).get_secret_value():
+            return user, self.password(field)
+        return None
+
+    def registry_login_as(self, user: str) -> Settings:
+        """These settings logging in to the registry as `user` (one of REGISTRY_PRINCIPALS), unless
+        they name their registry user or give its password themselves."""
+        if "registry_username" in self.model_fields_set or self.registry_password is not None:
+            return self
+        return self.model_copy(update={"registry_username": user})
 
     @property
     def ccompat_url(self) -> str:

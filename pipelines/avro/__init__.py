@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import fastavro
+import requests
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 # httpx or httpx2, whichever the registry client itself uses (it raises that one's errors).
@@ -33,7 +34,7 @@ from pipelines.settings import Settings, get_settings
 __all__ = [
     "CODEC_NAME", "AvroDecoder", "AvroEncoder", "CodecUnavailableError", "RecordWriter",
     "UnknownSchemaIdError", "WireFormatError", "ccompat_client", "is_transient", "load_codec",
-    "registry_call", "registry_client", "wire_header",
+    "registry_call", "registry_client", "registry_session", "wire_header",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,14 +83,28 @@ def load_codec(choice: str) -> tuple[str, ModuleType]:
 CODEC_NAME, codec = load_codec(get_settings().codec)
 
 
-def ccompat_client(url: str, *, timeout: float = 10.0) -> SchemaRegistryClient:
-    """confluent-kafka's registry client of a Confluent-compatible API URL."""
-    return SchemaRegistryClient({"url": url, "timeout": timeout})
+def ccompat_client(url: str, *, timeout: float = 10.0,
+                   auth: tuple[str, str] | None = None) -> SchemaRegistryClient:
+    """confluent-kafka's registry client of a Confluent-compatible API URL, sending `auth`
+    (user, password) as HTTP basic auth when given."""
+    conf: dict[str, Any] = {"url": url, "timeout": timeout}
+    if auth is not None:
+        conf["basic.auth.user.info"] = f"{auth[0]}:{auth[1]}"
+    return SchemaRegistryClient(conf)
 
 
-def registry_client(settings: Settings) -> SchemaRegistryClient:
-    """The registry client of these settings (its ccompat API), as seatflow builds it."""
-    return ccompat_client(settings.ccompat_url)
+def registry_client(settings: Settings, *, timeout: float = 10.0) -> SchemaRegistryClient:
+    """The registry client of these settings (its ccompat API), as seatflow builds it: with the
+    registry user's credentials (Settings.registry_auth)."""
+    return ccompat_client(settings.ccompat_url, timeout=timeout, auth=settings.registry_auth())
+
+
+def registry_session(settings: Settings) -> requests.Session:
+    """A requests session for the registry's REST APIs (at settings.registry_url) that sends the
+    registry user's credentials: for the calls confluent-kafka's client does not make."""
+    session = requests.Session()
+    session.auth = settings.registry_auth()
+    return session
 
 
 def wire_header(schema_id: int) -> bytes:

@@ -160,18 +160,24 @@ class SchemaDiff:
 class SchemaRegistry:
     """Apicurio Registry through its Confluent-compatible API, plus its native dry run."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0,
+                 auth: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.client = ccompat_client(f"{self.base_url}/apis/ccompat/v7", timeout=timeout)
+        self.client = ccompat_client(f"{self.base_url}/apis/ccompat/v7", timeout=timeout,
+                                     auth=auth)
+        self.session = requests.Session()
+        self.session.auth = auth
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SchemaRegistry:
-        return cls(settings.registry_url)
+        """The registry of these settings, with its user's credentials (registry_auth)."""
+        return cls(settings.registry_url, auth=settings.registry_auth())
 
     def reachable(self) -> bool:
         try:
-            response = requests.get(f"{self.base_url}/apis/registry/v3/system/info", timeout=3)
+            response = self.session.get(f"{self.base_url}/apis/registry/v3/system/info",
+                                        timeout=3)
         except requests.RequestException:
             return False
         return response.ok
@@ -221,7 +227,8 @@ class SchemaRegistry:
         """
         url = f"{self.base_url}/apis/registry/v3/groups/{CCOMPAT_GROUP}/artifacts/{subject}/versions"
         body = {"content": {"content": text, "contentType": "application/json"}}
-        response = requests.post(url, params={"dryRun": "true"}, json=body, timeout=self.timeout)
+        response = self.session.post(url, params={"dryRun": "true"}, json=body,
+                                     timeout=self.timeout)
         if response.ok:
             return []
         try:

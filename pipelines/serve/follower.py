@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.avro import AvroDecoder, WireFormatError
+from pipelines.avro import AvroDecoder, WireFormatError, registry_client
 from pipelines.kafka import clients
 from pipelines.kafka.groups import committed_ends
 from pipelines.kafka.reading import next_records, topic_reader
@@ -115,7 +114,7 @@ class Follower:
             raise
 
     def _follow(self) -> None:
-        registry = SchemaRegistryClient({"url": self.settings.ccompat_url, "timeout": 10})
+        registry = registry_client(self.settings)
         keys, values = AvroDecoder(registry), AvroDecoder(registry)
         consumer = topic_reader(self.settings, SERVE_READER, **{
             # A live change waits at the broker at most this long: freshness, not throughput.

@@ -162,6 +162,9 @@ def connect_environment(settings: Settings) -> dict[str, str]:
         "SEATFLOW_REGISTRY_URL": f"{settings.registry_url}/apis/registry/v2",
         "SEATFLOW_REGISTRY_V3_URL": f"{settings.registry_url}/apis/registry/v3",
         "SEATFLOW_REGISTRY_CCOMPAT_URL": settings.ccompat_url,
+        # The converter registers the CDC topics' schemas: it logs in as the registry's writer.
+        "SEATFLOW_REGISTRY_WRITER_USER": "writer",
+        "SEATFLOW_REGISTRY_WRITER_PASSWORD": settings.password("registry_writer_password"),
         # PartitionRouting's partition.topic.num: the seat-inventory topic's partitions.
         "SEATFLOW_PARTITIONS": str(settings.partitions),
     }
@@ -188,10 +191,14 @@ def java_command(java: Path, layout: StackLayout, service: str) -> list[str]:
         # (stack/NOTES.md): a class data archive of its own, written when it exits cleanly and
         # read by every start after (Java 19+; the registry needs 21), and the quick C1 compiler
         # only (it serves a few schema lookups, never a hot loop).
+        # Its config, and its users (digests and roles) from the secrets folder of its own that
+        # `up` writes them to (pipelines/stack/registry.py).
         archive = layout.registry_work / "app-cds.jsa"
+        locations = [layout.conf / "apicurio-registry.properties",
+                     layout.registry_secrets / "registry-users.properties"]
         return [str(java), *flags, "-XX:TieredStopAtLevel=1", "-XX:+AutoCreateSharedArchive",
                 f"-XX:SharedArchiveFile={archive}",
-                f"-Dquarkus.config.locations={layout.conf / 'apicurio-registry.properties'}",
+                f"-Dquarkus.config.locations={','.join(map(str, locations))}",
                 "-jar", str(layout.registry_dir / "quarkus-run.jar")]
     raise StackError(f"unknown JVM service {service!r}")
 
@@ -247,12 +254,15 @@ serverurl=unix://{_esc(str(sock))}
 # seatflow's own long-running programs: supervised like the services, but started on demand
 # (`seatflow demo`), not by `up`; `down` stops them with the rest.
 APPS = ("processor", "dagster", "serve")
-# The Kafka principal each program logs in as (pipelines/kafka/acls.py): Settings finds its
-# password among the stack's generated ones, so none is written here. Dagster runs jobs of
+# The Kafka principal (pipelines/kafka/acls.py) and the registry user (REGISTRY_PRINCIPALS)
+# each program logs in as: Settings finds their passwords among the stack's generated ones, so
+# none is written here. Both only look schemas up: the registry's reader. Dagster runs jobs of
 # every kind (backfills, checks): it logs in as admin, Settings' default, and its processor
-# runs as processor (Settings.as_principal).
-KAFKA_LOGINS = {"processor": {"SEATFLOW_KAFKA_USERNAME": "processor"},
-                "serve": {"SEATFLOW_KAFKA_USERNAME": "reader"}}
+# runs log in to Kafka as processor (Settings.as_principal).
+APP_LOGINS = {"processor": {"SEATFLOW_KAFKA_USERNAME": "processor",
+                            "SEATFLOW_REGISTRY_USERNAME": "reader"},
+              "serve": {"SEATFLOW_KAFKA_USERNAME": "reader",
+                        "SEATFLOW_REGISTRY_USERNAME": "reader"}}
 
 
 def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
@@ -261,11 +271,11 @@ def _app_program(name: str, settings: Settings, layout: StackLayout) -> str:
         # The worker and its warm standby, supervised as in a Dagster run; supervisord restarts
         # the parent should it die.
         command = [python, "-m", SUPERVISE_MODULE]
-        env: dict[str, str] = {**KAFKA_LOGINS["processor"]}
+        env: dict[str, str] = {**APP_LOGINS["processor"]}
     elif name == "serve":
         # On the settings' bind_host and serve_port (python -m pipelines.serve reads them).
         command = [python, "-m", SERVE_MODULE]
-        env = {**KAFKA_LOGINS["serve"]}
+        env = {**APP_LOGINS["serve"]}
     else:
         command = [python, "-m", "dagster", "dev", "-m", "pipelines.definitions",
                    "-h", settings.bind_host, "-p", str(settings.dagster_port)]

@@ -7,6 +7,7 @@ import socket
 import psycopg
 import requests
 
+from pipelines.avro import registry_session
 from pipelines.connect import connect_session
 from pipelines.kafka import clients
 from pipelines.settings import Settings, SettingsError
@@ -52,12 +53,24 @@ def kafka(settings: Settings) -> str | None:
 
 
 def registry(settings: Settings) -> str | None:
+    """The registry answers its user (basic auth): /users/me names who the login is (anonymous
+    when the registry asks for none); a wrong password is refused (401)."""
     try:
-        r = requests.get(f"{settings.registry_url}/apis/registry/v3/system/info",
-                         timeout=TIMEOUT_S)
+        with registry_session(settings) as session:
+            r = session.get(f"{settings.registry_url}/apis/registry/v3/users/me",
+                            timeout=TIMEOUT_S)
     except requests.RequestException as e:
         return type(e).__name__
-    return None if r.ok else f"HTTP {r.status_code}"
+    if not r.ok:
+        return f"HTTP {r.status_code}"
+    auth = settings.registry_auth()
+    try:
+        user = r.json().get("username")
+    except ValueError:
+        return "not a JSON answer"
+    if auth is not None and user != auth[0]:
+        return f"logged in as {user!r}, not {auth[0]!r}"
+    return None
 
 
 def connect(settings: Settings) -> str | None:

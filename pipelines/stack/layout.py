@@ -97,6 +97,12 @@ class StackLayout:
         return self.home / "registry"
 
     @property
+    def registry_secrets(self) -> Path:
+        """The registry's users file (pipelines/stack/registry.py): apart from `secrets`, whose
+        files Connect's connector configs may read."""
+        return self.registry_work / "secrets"
+
+    @property
     def supervisord_conf(self) -> Path:
         return self.conf / "supervisord.conf"
 

@@ -18,6 +18,7 @@ from pipelines.stack.configs import APPS, private_folder, render_all, supervisor
 from pipelines.stack.errors import StackError
 from pipelines.stack.java import ensure_artifacts, find_java, find_registry_java
 from pipelines.stack.layout import StackLayout
+from pipelines.stack.registry import write_registry_users
 from pipelines.stack.secrets import ensure_secrets, with_generated_secrets
 from pipelines.stack.supervisor import ALIVE, Supervisor
 from pipelines.stack.trust import require_trusted
@@ -178,6 +179,7 @@ def up(settings: Settings, reporter: Reporter | None = None) -> Settings:
     _write_secrets(settings, layout)
     kafka.write_kafka_secrets(settings, layout)
     layout.registry_work.mkdir(parents=True, exist_ok=True)
+    write_registry_users(settings, layout)
     layout.logs.mkdir(parents=True, exist_ok=True)
     write_private(layout.supervisord_conf, supervisord_conf(settings, layout, java, registry_java))
     if postgres.prepare_cluster(settings, layout):

@@ -10,9 +10,8 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.avro import AvroEncoder
+from pipelines.avro import AvroEncoder, registry_client
 from pipelines.avro.schemas import load_schema
 from pipelines.backfill import BackfillError, backfill_event
 from pipelines.connect import ConnectClient
@@ -52,7 +51,7 @@ def reconcile(settings: Settings, event_id: int, attempts: int = 3) -> Reconcili
 
 
 def encoder(settings: Settings, topic: str, part: str) -> AvroEncoder:
-    registry = SchemaRegistryClient({"url": settings.ccompat_url, "timeout": 10})
+    registry = registry_client(settings)
     return AvroEncoder(registry, f"{topic}-{part}", load_schema(f"{topic}-{part}").text)
 
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from pipelines.avro import registry_client
 from pipelines.kafka.topics import SEAT_AVAILABILITY
 from pipelines.settings import Settings
 from tests.integration.conftest import ProcessorThread, tail_consumer
@@ -47,7 +47,7 @@ def hold_seats(settings: Settings, count: int) -> dict[tuple[int, int], tuple[in
 def test_committed_seat_changes_reach_seat_availability_within_10_seconds(
     pipeline: Settings, processor: ProcessorThread
 ) -> None:
-    registry = SchemaRegistryClient({"url": pipeline.ccompat_url})
+    registry = registry_client(pipeline)
     deserialize = AvroDeserializer(registry)
     consumer = tail_consumer(pipeline, SEAT_AVAILABILITY)
     try:

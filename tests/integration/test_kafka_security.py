@@ -141,7 +141,7 @@ def test_no_kafka_password_on_a_command_line(pipeline: Settings) -> None:
 
 
 def test_the_supervised_processor_and_serve_run_as_their_principals(pipeline: Settings) -> None:
-    """supervisord starts them as processor and reader (pipelines/stack/configs.py KAFKA_LOGINS):
+    """supervisord starts them as processor and reader (pipelines/stack/configs.py APP_LOGINS):
     each may do all its work, the processor joins its group and serve reads the topics."""
     layout = StackLayout.of(pipeline)
     logs = {name: layout.log_of(name) for name in ("processor", "serve")}

@@ -19,9 +19,8 @@ import fastavro
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.avro import AvroDecoder
+from pipelines.avro import AvroDecoder, registry_client
 from pipelines.deploy import wait_caught_up
 from pipelines.host.seed import seed_host
 from pipelines.host.simulate import run_onsale
@@ -59,14 +58,14 @@ def last_cdc_record(settings: Settings) -> tuple[bytes, dict[str, Any]]:
     finally:
         consumer.close()
     assert raw is not None
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    decoder = AvroDecoder(registry_client(settings))
     return raw, decoder.decode(raw)
 
 
 def encode_like(raw: bytes, settings: Settings, envelope: dict[str, Any]) -> bytes:
     """Encode an envelope with the writer schema (and id) of an existing record."""
     schema_id = struct.unpack(">I", raw[1:5])[0]
-    schema = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url})).writer_schema(schema_id)
+    schema = AvroDecoder(registry_client(settings)).writer_schema(schema_id)
     buf = io.BytesIO()
     buf.write(raw[:5])
     fastavro.schemaless_writer(buf, schema, envelope)
@@ -101,7 +100,7 @@ def test_unreadable_records_are_dead_lettered_rule_breakers_published_and_the_ru
         producer.produce(cdc_topic(settings, "seat_inventory"), value=value, partition=partition)
     producer.flush(10)
     config = ProcessorConfig.of(settings, reference_wait_ms=1000)
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    decoder = AvroDecoder(registry_client(settings))
 
     def collect(consumer: Consumer, into: list[dict], n: int) -> bool:
         into.extend(decoder.decode(m.value()) for m in consumer.consume(10, timeout=0.5)
@@ -173,7 +172,7 @@ def where_lost(settings: Settings, cdc_start: dict[int, int],
     topic = cdc_topic(settings, "seat_inventory")
     wanted = {(seat, v) for seat, (first, last, got) in missing.items()
               for v in range(first + 1, last + 1) if v not in (got or [])}
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    decoder = AvroDecoder(registry_client(settings))
     found: dict[tuple[tuple[int, int], int], int] = {}
     for msg in records_since(settings, topic, cdc_start):
         if msg.value() is not None:
@@ -219,7 +218,7 @@ def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(pipeline: Setti
     after = versions(settings)
 
     published: dict[tuple[int, int], list[int]] = defaultdict(list)
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    decoder = AvroDecoder(registry_client(settings))
     for msg in records_since(settings, SEAT_AVAILABILITY, start):
         key, value = decoder.decode(msg.key()), decoder.decode(msg.value())
         published[(key["event_id"], key["seat_id"])].append(value["source_version"])

@@ -5,10 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 import requests
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines import stack
-from pipelines.avro import AvroDecoder
+from pipelines.avro import AvroDecoder, registry_client
 from pipelines.connect import ConnectClient
 from pipelines.kafka.topics import SEAT_AVAILABILITY, cdc_topic
 from pipelines.settings import Settings
@@ -34,7 +33,7 @@ def touch_seat(settings: Settings) -> tuple[int, int, int]:
 
 def changes_since(settings: Settings, topic: str, start: dict[int, int]) -> list[dict]:
     """Every CDC envelope of topic after the given offsets, decoded through the registry."""
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    decoder = AvroDecoder(registry_client(settings))
     return [decoder.decode(msg.value()) for msg in records_since(settings, topic, start)
             if msg.value() is not None]
 
@@ -73,5 +72,6 @@ def test_restart_resumes_streaming_without_snapshot_and_keeps_schemas(pipeline: 
     assert len(changes) < 100, f"{len(changes)} records after the restart: a new snapshot ran"
     assert all(c["op"] != "r" and c["source"]["snapshot"] in ("false", None) for c in changes)
 
-    subjects = requests.get(f"{settings.ccompat_url}/subjects", timeout=10).json()
+    subjects = requests.get(f"{settings.ccompat_url}/subjects", auth=settings.registry_auth(),
+                            timeout=10).json()
     assert {f"{SEAT_AVAILABILITY}-key", f"{SEAT_AVAILABILITY}-value", f"{topic}-value"} <= set(subjects)

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.avro import AvroEncoder
+from pipelines.avro import AvroEncoder, registry_client
 from pipelines.avro.schemas import load_schema
 from pipelines.kafka import clients
 from pipelines.kafka.topics import SEAT_AVAILABILITY
@@ -174,7 +173,7 @@ def test_an_older_version_never_replaces_a_newer_one(pipeline: Settings, serve_u
     newest = touch(pipeline, event_id, [seat])[seat]
     wait_for(lambda: seats_of(serve_url, event_id)[seat]["version"] == newest, timeout=20,
              what="serve to have the seat's newest version")
-    registry = SchemaRegistryClient({"url": pipeline.ccompat_url, "timeout": 10})
+    registry = registry_client(pipeline)
     keys = AvroEncoder(registry, f"{SEAT_AVAILABILITY}-key",
                        load_schema(f"{SEAT_AVAILABILITY}-key").text)
     values = AvroEncoder(registry, f"{SEAT_AVAILABILITY}-value",

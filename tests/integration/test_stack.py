@@ -11,13 +11,13 @@ import psycopg
 import pytest
 import requests
 from confluent_kafka import KafkaError, Message
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from psycopg import sql
 from typer.testing import CliRunner
 
 from pipelines import stack
+from pipelines.avro import registry_client
 from pipelines.cli.stack_cmd import app as stack_app
 from pipelines.connect import connect_session
 from pipelines.kafka import clients
@@ -36,6 +36,9 @@ def converter_config(prefix: str) -> dict[str, str]:
     return {
         f"{prefix}.converter": AVRO_CONVERTER,
         f"{prefix}.converter.apicurio.registry.url": "${env:SEATFLOW_REGISTRY_URL}",
+        # It registers the schema: the registry's writer (without a login: 401).
+        f"{prefix}.converter.apicurio.auth.username": "${env:SEATFLOW_REGISTRY_WRITER_USER}",
+        f"{prefix}.converter.apicurio.auth.password": "${env:SEATFLOW_REGISTRY_WRITER_PASSWORD}",
         f"{prefix}.converter.apicurio.registry.auto-register": "true",
         f"{prefix}.converter.apicurio.registry.find-latest": "true",
         # Magic byte + 4-byte id, no id headers; the id is a contentId, which ccompat serves.
@@ -136,10 +139,11 @@ def drop_probe(settings: Settings, probe: Probe) -> None:
         except Exception as e:  # already gone is fine
             if "UNKNOWN_TOPIC" not in str(e):
                 raise
+    auth = settings.registry_auth()
     for suffix in ("key", "value"):
         subject = f"{settings.ccompat_url}/subjects/{probe.topic}-{suffix}"
-        requests.delete(subject, timeout=10)
-        requests.delete(subject, params={"permanent": "true"}, timeout=10)
+        requests.delete(subject, auth=auth, timeout=10)
+        requests.delete(subject, params={"permanent": "true"}, auth=auth, timeout=10)
 
 
 @pytest.fixture
@@ -261,7 +265,8 @@ def test_debezium_record_is_confluent_framed_avro(running_stack: Settings, probe
     records = consume(settings, probe.topic, 2)
     assert snapshot[0].value() == records[0].value()
 
-    client = SchemaRegistryClient({"url": settings.ccompat_url})
+    client = registry_client(settings)
+    auth = settings.registry_auth()
     decode = AvroDeserializer(client)
     decoded = []
     for msg in records:
@@ -270,7 +275,8 @@ def test_debezium_record_is_confluent_framed_avro(running_stack: Settings, probe
             assert raw is not None
             assert raw[0] == 0, "Confluent magic byte"
             schema_id = int.from_bytes(raw[1:5], "big")
-            got = requests.get(f"{settings.ccompat_url}/schemas/ids/{schema_id}", timeout=10)
+            got = requests.get(f"{settings.ccompat_url}/schemas/ids/{schema_id}", auth=auth,
+                               timeout=10)
             assert got.status_code == 200, got.text
             assert not got.json().get("references"), "schema must be self-contained"
         key = decode(msg.key(), SerializationContext(msg.topic(), MessageField.KEY))
@@ -285,11 +291,12 @@ def test_debezium_record_is_confluent_framed_avro(running_stack: Settings, probe
 
 def test_down_then_up_keeps_registry_schemas(running_stack: Settings) -> None:
     settings = running_stack
+    auth = settings.registry_auth()
     subject = f"seatflow-stack-test-{uuid.uuid4().hex[:8]}-value"
     schema = ('{"type": "record", "name": "SeatProbe", "namespace": "seatflow.test",'
               ' "fields": [{"name": "seat_id", "type": "int"}]}')
     posted = requests.post(f"{settings.ccompat_url}/subjects/{subject}/versions",
-                           json={"schema": schema}, timeout=10)
+                           json={"schema": schema}, auth=auth, timeout=10)
     assert posted.status_code == 200, posted.text
     schema_id = posted.json()["id"]
     layout = StackLayout.of(settings)
@@ -298,14 +305,16 @@ def test_down_then_up_keeps_registry_schemas(running_stack: Settings) -> None:
         assert not layout.supervisord_pidfile.exists()
         assert all(not r.healthy and r.state == "STOPPED" for r in stack.status(settings))
         stack.up(settings)
-        got = requests.get(f"{settings.ccompat_url}/schemas/ids/{schema_id}", timeout=10)
+        got = requests.get(f"{settings.ccompat_url}/schemas/ids/{schema_id}", auth=auth,
+                           timeout=10)
         assert got.status_code == 200, got.text
         assert '"SeatProbe"' in got.json()["schema"]
-        versions = requests.get(f"{settings.ccompat_url}/subjects/{subject}/versions", timeout=10)
+        versions = requests.get(f"{settings.ccompat_url}/subjects/{subject}/versions",
+                                auth=auth, timeout=10)
         assert versions.json() == [1]
     finally:
         if not all(r.healthy for r in stack.status(settings)):
             stack.up(settings)
-        requests.delete(f"{settings.ccompat_url}/subjects/{subject}", timeout=10)
+        requests.delete(f"{settings.ccompat_url}/subjects/{subject}", auth=auth, timeout=10)
         requests.delete(f"{settings.ccompat_url}/subjects/{subject}",
-                        params={"permanent": "true"}, timeout=10)
+                        params={"permanent": "true"}, auth=auth, timeout=10)

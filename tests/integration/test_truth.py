@@ -12,9 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipelines.avro import AvroDecoder, AvroEncoder
+from pipelines.avro import AvroDecoder, AvroEncoder, registry_client
 from pipelines.avro.schemas import load_schema
 from pipelines.backfill import backfill_event
 from pipelines.deploy import wait_captured, wait_caught_up
@@ -49,7 +48,7 @@ pytestmark = pytest.mark.integration
 # --- helpers ----------------------------------------------------------------------------------
 
 def decoder(settings: Settings) -> AvroDecoder:
-    return AvroDecoder(SchemaRegistryClient({"url": settings.ccompat_url}))
+    return AvroDecoder(registry_client(settings))
 
 
 class Marks:
@@ -353,7 +352,7 @@ def test_a_1mb_junk_record_is_dead_lettered_by_length_and_hash_and_the_run_goes_
 
 def test_a_poison_record_in_seat_availability_is_skipped_at_start(pipeline: Settings) -> None:
     settings = pipeline
-    registry = SchemaRegistryClient({"url": settings.ccompat_url})
+    registry = registry_client(settings)
     key = AvroEncoder(registry, f"{SEAT_AVAILABILITY}-key",
                       load_schema(f"{SEAT_AVAILABILITY}-key").text).encode(
         {"event_id": 1, "seat_id": 987_654_320})

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from pipelines.settings import KAFKA_PRINCIPALS, PROJECT_ROOT, Settings
+from pipelines.settings import KAFKA_PRINCIPALS, PROJECT_ROOT, REGISTRY_PRINCIPALS, Settings
 from pipelines.stack.configs import CONF_TEMPLATES, TEMPLATES_DIR, connect_environment, render
 
 pytestmark = pytest.mark.unit
@@ -132,7 +132,7 @@ KAFKA_LOGIN = {"KAFKA_CONNECT_PASSWORD"}
 def test_connect_worker_gets_exactly_the_local_connect_environment() -> None:
     env = SERVICES["connect"]["environment"]
     assert set(env) - REST_CREDENTIALS - KAFKA_LOGIN == set(connect_environment(
-        Settings(pg_debezium_password="x")))
+        Settings(pg_debezium_password="x", registry_writer_password="y")))
     assert env["SEATFLOW_PG_HOST"] == "postgres"
     assert env["SEATFLOW_PG_PORT"] == "5432"
     assert env["SEATFLOW_REGISTRY_URL"] == "http://registry:8080/apis/registry/v2"
@@ -293,3 +293,24 @@ def test_kafka_asks_every_container_to_log_in_as_its_principal() -> None:
     assert not any(re.match(allowlist, name) for name in KAFKA_LOGIN)
     example = dotenv_values(COMPOSE_DIR / ".env.example")
     assert {f"SEATFLOW_KAFKA_{p.upper()}_PASSWORD" for p in KAFKA_PRINCIPALS} <= set(example)
+
+
+def test_the_registry_asks_every_container_to_log_in_as_its_user() -> None:
+    registry = SERVICES["registry"]["environment"]
+    assert registry["QUARKUS_HTTP_AUTH_BASIC"] == "true"
+    assert registry["APICURIO_AUTH_ANONYMOUS_READ_ACCESS_ENABLED"] == "false"
+    for user, role in REGISTRY_PRINCIPALS.items():
+        password = registry[f"QUARKUS_SECURITY_USERS_EMBEDDED_USERS_{user.upper()}"]
+        assert password.startswith(f"${{SEATFLOW_REGISTRY_{user.upper()}_PASSWORD:?"), user
+        assert registry[f"QUARKUS_SECURITY_USERS_EMBEDDED_ROLES_{user.upper()}"] == role
+    connect = SERVICES["connect"]["environment"]
+    assert connect["SEATFLOW_REGISTRY_WRITER_USER"] == "writer"
+    assert connect["SEATFLOW_REGISTRY_WRITER_PASSWORD"].startswith(
+        "${SEATFLOW_REGISTRY_WRITER_PASSWORD:?")
+    for name in ("processor-0", "processor-1", "serve"):
+        env = SERVICES[name]["environment"]
+        assert env["SEATFLOW_REGISTRY_USERNAME"] == "reader", name
+        assert "SEATFLOW_REGISTRY_READER_PASSWORD" in env, name
+        assert not any("REGISTRY_ADMIN" in k or "REGISTRY_WRITER" in k for k in env), name
+    example = dotenv_values(COMPOSE_DIR / ".env.example")
+    assert {f"SEATFLOW_REGISTRY_{u.upper()}_PASSWORD" for u in REGISTRY_PRINCIPALS} <= set(example)

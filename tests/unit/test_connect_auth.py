@@ -98,7 +98,8 @@ def test_the_worker_logs_rest_users_in_against_that_file(tmp_path: Path) -> None
 
 def test_the_rest_password_is_not_in_the_workers_environment() -> None:
     # Connector configs read SEATFLOW_* variables: the REST password must not be one of them.
-    settings = Settings(pg_debezium_password="d", connect_password="secret-rest-password")
+    settings = Settings(pg_debezium_password="d", connect_password="secret-rest-password",
+                        registry_writer_password="w")
     assert "secret-rest-password" not in connect_environment(settings).values()
 
 

@@ -120,7 +120,7 @@ def test_the_expected_host_is_the_settings_ticketing_host(tmp_path: Path) -> Non
 
 def test_the_local_worker_gets_the_variables_the_rule_resolves() -> None:
     settings = Settings(bind_host="127.0.0.1", pg_host=None, pg_port=54329,
-                        pg_debezium_password="x")
+                        pg_debezium_password="x", registry_writer_password="w")
     env = connect_environment(settings)
     assert TicketingHost.of(settings).env.items() <= env.items()
     assert (env["SEATFLOW_PG_HOST"], env["SEATFLOW_PG_PORT"]) == ("127.0.0.1", "54329")

@@ -19,7 +19,8 @@ SERVICES = ("postgres", "controller", "kafka", "registry", "connect")
 @pytest.fixture
 def programs(tmp_path: Path) -> dict[str, configparser.SectionProxy]:
     settings = Settings(home=tmp_path / "home", cache_dir=tmp_path / "cache",
-                        pg_app_password="a", pg_debezium_password="d", pg_registry_password="r")
+                        pg_app_password="a", pg_debezium_password="d", pg_registry_password="r",
+                        registry_writer_password="w")
     text = supervisord_conf(settings, StackLayout.of(settings), Path("/usr/bin/java"),
                             Path("/opt/jdk25/bin/java"))
     parser = configparser.RawConfigParser()  # supervisord's own format, %% escapes left alone
