@@ -3,7 +3,6 @@ capture and processing, with where the CPU went."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -17,7 +16,7 @@ from confluent_kafka import TopicPartition
 from pipelines.avro import AvroDecoder, registry_client
 from pipelines.bench.common import run_cli
 from pipelines.deploy import wait_caught_up
-from pipelines.host.load import OnSale
+from pipelines.host.load import SIMULATOR_NICE
 from pipelines.kafka import clients
 from pipelines.kafka.groups import end_offsets
 from pipelines.kafka.reading import next_records
@@ -30,10 +29,9 @@ from pipelines.stats import percentile
 @dataclass
 class LatencyReport:
     rate_target: float
-    # Published seat changes per second of the measured on-sale: what the on-sale reached
-    # (one simulator process beside the stack made about 1,900 of 3,000 asked).
+    # Published seat changes per second of the measured on-sale: the rate the simulator
+    # reached (it slows down as the events sell out: `seatflow seed --reset` between runs).
     rate_published: float
-    on_sale_processes: int
     duration_s: float
     # An on-sale at the same rate just before, not measured: JVMs compile their hot code and
     # size their heaps under load (the first on-sale after a stack start is slower).
@@ -82,8 +80,7 @@ class CpuSampler:
     def __init__(self) -> None:
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
-        self._groups: dict[int, str] = {}
-        self._me = os.getpid()
+        self._names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -103,42 +100,30 @@ class CpuSampler:
 
     def _sample(self, *, initial: bool = False) -> None:
         # A process gone or out of reach meanwhile comes with None for what could not be read.
-        for proc in psutil.process_iter(["cmdline", "cpu_times", "ppid"]):
+        for proc in psutil.process_iter(["cmdline", "cpu_times"]):
             times = proc.info["cpu_times"]
             if times is None:
                 continue
             seconds = times.user + times.system
-            if proc.pid not in self._groups:
-                cmdline = " ".join(proc.info["cmdline"] or [])
-                # The on-sale's processes (pipelines/host/load.py) are this process's spawned
-                # children; their command line names only multiprocessing.
-                on_sale = proc.info["ppid"] == self._me and "multiprocessing" in cmdline
-                self._groups[proc.pid] = "simulator" if on_sale else process_group(cmdline)
+            if proc.pid not in self._names:
+                self._names[proc.pid] = " ".join(proc.info["cmdline"] or [])
                 self._first[proc.pid] = seconds if initial else 0.0
             self._last[proc.pid] = seconds
 
     def seconds(self) -> dict[str, float]:
         groups: dict[str, float] = {}
         for pid, seconds in self._last.items():
-            group = self._groups[pid]
+            group = process_group(self._names[pid])
             groups[group] = groups.get(group, 0.0) + seconds - self._first[pid]
         return {g: round(v, 1) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])
                 if v >= 0.1}
 
 
-def _on_sale_for(onsale: OnSale, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        onsale.keep_going()
-        time.sleep(0.5)
-
-
 def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 30,
-                  warmup: float = 30, start_processor: bool = True, processes: int = 2,
+                  warmup: float = 30, start_processor: bool = True,
                   say: Callable[[str], None] = lambda _: None) -> LatencyReport:
-    """Commit-to-availability latency under an on-sale (`processes` simulator processes at
-    nice 10, pipelines/host/load.py): Debezium's commit time (source.ts_ms) to receipt by a
-    read_committed consumer of seat-availability, each in its own process."""
+    """Commit-to-availability latency under an on-sale: Debezium's commit time (source.ts_ms)
+    to receipt by a read_committed consumer of seat-availability, each in its own process."""
     decoder = AvroDecoder(registry_client(settings))
     consumer = clients.consumer(settings, group_id=f"bench-latency-{uuid.uuid4()}", **{
         "enable.auto.commit": False, "isolation.level": "read_committed", "fetch.wait.max.ms": 10})
@@ -153,14 +138,13 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
     in_debezium: list[float] = []
     in_processor: list[float] = []
     readable: dict[tuple[Any, ...], float] = {}  # (event, seat, version) -> CDC receipt
-    onsale = OnSale(settings, rate=rate, seed=int(rate), processes=processes)
     try:
         say("waiting for Debezium to capture every change so far, and the processor to publish it")
         wait_caught_up(settings, timeout_s=300)
         if warmup > 0:
             say(f"warm-up: on-sale at {rate:.0f} changes/s for {warmup:.0f} s, not measured")
-            _on_sale_for(onsale, warmup)
-            onsale.stop()
+            run_cli("simulate", "--rate", str(rate), "--duration", str(warmup),
+                      nice=SIMULATOR_NICE).wait(warmup + 120)
             wait_caught_up(settings, timeout_s=300)
         # From here on, only the on-sale's changes: not a backlog that was still flowing.
         consumer.assign([TopicPartition(topic, p, off) for topic in (SEAT_AVAILABILITY, cdc)
@@ -168,13 +152,10 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
         say(f"on-sale at {rate:.0f} changes/s for {duration:.0f} s")
         with CpuSampler() as sampler:
             started = time.monotonic()
-            # After the on-sale, a few seconds for its last changes to come through.
-            on_sale_end, deadline = started + duration, started + duration + 5
+            onsale = run_cli("simulate", "--rate", str(rate), "--duration", str(duration),
+                               nice=SIMULATOR_NICE)
+            deadline = started + duration + 60
             while time.monotonic() < deadline:
-                if time.monotonic() < on_sale_end:
-                    onsale.keep_going()
-                else:
-                    onsale.stop()
                 for msg in next_records(consumer, 2000, 0.1):
                     received = time.time() * 1000
                     if msg.error() is not None or msg.value() is None:
@@ -197,9 +178,11 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
                                                value["source_version"]), None)
                         if cdc_at is not None:
                             in_processor.append(received - cdc_at)
+                if onsale.poll() is not None and time.monotonic() > deadline - 55:
+                    break
+            onsale.wait(60)
         on_sale_seconds = time.monotonic() - started
     finally:
-        onsale.stop()
         consumer.close()
         if processor is not None:
             processor.terminate()
@@ -209,8 +192,8 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
     for figures in (latencies, captured, in_debezium, in_processor):
         figures.sort()
 
-    return LatencyReport(rate, round(len(latencies) / duration), processes, duration, warmup,
-                         len(latencies), percentile(latencies, 0.50),
+    return LatencyReport(rate, round(len(latencies) / duration), duration, warmup, len(latencies),
+                         percentile(latencies, 0.50),
                          percentile(latencies, 0.95), percentile(latencies, 0.99), round(latencies[-1], 1),
                          percentile(captured, 0.50), percentile(captured, 0.99),
                          percentile(in_debezium, 0.50), percentile(in_debezium, 0.99),

@@ -75,12 +75,11 @@ def latency(
         min=0, help="Seconds of on-sale before, not measured (0: none).")] = 30,
     start_processor: Annotated[bool, typer.Option(
         help="Start a processor for the run (--no-start-processor when one runs already).")] = True,
-    processes: Annotated[int, typer.Option(min=1, help="Simulator processes (nice 10).")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Commit-to-availability latency during an on-sale (p50, p95, p99, max)."""
     report = bench_latency(get_settings(), rate=rate, duration=duration, warmup=warmup,
-                           start_processor=start_processor, processes=processes,
+                           start_processor=start_processor,
                            say=lambda m: console.print(f"[dim]{m}…[/]") if not as_json else None)
     if as_json:
         console.print_json(json.dumps(report_dict(report)))

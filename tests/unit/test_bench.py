@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -49,20 +47,3 @@ def test_percentile_is_the_value_at_q_times_n_of_sorted_samples() -> None:
     assert (percentile(ordered, 0.5), percentile(ordered, 0.99), percentile(ordered, 1.0)) == (
         51.0, 100.0, 100.0)
     assert percentile([], 0.99) == 0.0
-
-
-def _burn_half_a_second() -> None:
-    while time.process_time() < 0.5:
-        pass
-    time.sleep(1.2)
-
-
-def test_the_cpu_sampler_counts_the_on_sales_spawned_processes_as_the_simulator() -> None:
-    # The on-sale's processes (pipelines/host/load.py) are spawned children whose command line
-    # names only multiprocessing; without the rule they would fall in "other".
-    child = multiprocessing.get_context("spawn").Process(target=_burn_half_a_second)
-    with CpuSampler() as sampler:
-        child.start()
-        child.join(120)
-    seconds = sampler.seconds()
-    assert seconds.get("simulator", 0) >= 0.4, seconds
