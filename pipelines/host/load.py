@@ -19,9 +19,8 @@ __all__ = ["ONSALE_CHUNK_S", "ONSALE_HOLD_TTL_S", "ONSALE_OUTCOMES", "SIMULATOR_
 
 # The simulator stands in for the fans' apps, which run on other machines. Here it shares the 2
 # cores with what it measures, so it runs at a lower priority and no longer delays Connect,
-# Kafka and the processor (docs/performance.md); one process then makes about 1,900 changes/s
-# beside the stack, so the benchmarks run several (`processes`). Its queries run in
-# PostgreSQL's backends, at their usual priority.
+# Kafka and the processor (docs/performance.md). Its queries run in PostgreSQL's backends, at
+# their usual priority.
 SIMULATOR_NICE = 10
 # Buyers who mostly release or abandon their holds: seats go back on sale, so a long on-sale
 # (all the faults of a chaos mix, each healed; minutes at a high rate) does not sell out.
