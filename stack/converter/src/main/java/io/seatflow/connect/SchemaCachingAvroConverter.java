@@ -6,12 +6,12 @@ import io.apicurio.registry.resolver.data.Record;
 import io.apicurio.registry.serde.avro.AvroKafkaSerializer;
 import io.apicurio.registry.utils.converter.AvroConverter;
 
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Map;
 
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericContainer;
-import org.apache.kafka.common.serialization.Serializer;
 
 /**
  * Apicurio's {@link AvroConverter} (2.6), whose serializer writes each Avro schema out as JSON
@@ -29,12 +29,15 @@ import org.apache.kafka.common.serialization.Serializer;
 public class SchemaCachingAvroConverter<T> extends AvroConverter<T> {
 
     @Override
-    @SuppressWarnings("rawtypes")
-    protected Class<? extends Serializer> serializerClass() {
-        return CachingSerializer.class;
+    public void configure(Map<String, ?> configs, boolean isKey) {
+        // AvroConverter makes its serializer only when the configs name none (putIfAbsent), and
+        // SerdeBasedConverter takes an instance of AvroKafkaSerializer as it is.
+        Map<String, Object> withSerializer = new HashMap<>(configs);
+        withSerializer.putIfAbsent(REGISTRY_CONVERTER_SERIALIZER_PARAM, new CachingSerializer<>());
+        super.configure(withSerializer, isKey);
     }
 
-    /** Apicurio's Avro serializer, with the parser below. Public: the converter makes it by reflection. */
+    /** Apicurio's Avro serializer, with the parser below. */
     public static class CachingSerializer<U> extends AvroKafkaSerializer<U> {
 
         private SchemaParser<Schema, U> parser;
