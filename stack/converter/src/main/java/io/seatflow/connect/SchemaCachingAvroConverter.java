@@ -3,6 +3,7 @@ package io.seatflow.connect;
 import io.apicurio.registry.resolver.ParsedSchema;
 import io.apicurio.registry.resolver.SchemaParser;
 import io.apicurio.registry.resolver.data.Record;
+import io.apicurio.registry.serde.avro.AvroKafkaDeserializer;
 import io.apicurio.registry.serde.avro.AvroKafkaSerializer;
 import io.apicurio.registry.utils.converter.AvroConverter;
 
@@ -30,23 +31,45 @@ public class SchemaCachingAvroConverter<T> extends AvroConverter<T> {
 
     @Override
     public void configure(Map<String, ?> configs, boolean isKey) {
-        // AvroConverter makes its serializer only when the configs name none (putIfAbsent), and
-        // SerdeBasedConverter takes an instance of AvroKafkaSerializer as it is.
-        Map<String, Object> withSerializer = new HashMap<>(configs);
-        withSerializer.putIfAbsent(REGISTRY_CONVERTER_SERIALIZER_PARAM, new CachingSerializer<>());
-        super.configure(withSerializer, isKey);
+        // AvroConverter makes its serializer and deserializer only when the configs name none
+        // (putIfAbsent), and SerdeBasedConverter takes instances of Apicurio's as they are. Both
+        // are needed: the deserializer is configured last, on the serializer's resolver, and
+        // its parser is the one that resolver keeps.
+        Map<String, Object> withSerdes = new HashMap<>(configs);
+        withSerdes.putIfAbsent(REGISTRY_CONVERTER_SERIALIZER_PARAM, new CachingSerializer<>());
+        withSerdes.putIfAbsent(REGISTRY_CONVERTER_DESERIALIZER_PARAM, new CachingDeserializer<>());
+        super.configure(withSerdes, isKey);
     }
 
-    /** Apicurio's Avro serializer, with the parser below. */
+    /** Apicurio's Avro serializer, with the caching parser. */
     public static class CachingSerializer<U> extends AvroKafkaSerializer<U> {
+
+        private final Wrapped<U> wrapped = new Wrapped<>();
+
+        @Override
+        public SchemaParser<Schema, U> schemaParser() {
+            return wrapped.around(super.schemaParser());
+        }
+    }
+
+    /** Apicurio's Avro deserializer, with the caching parser. */
+    public static class CachingDeserializer<U> extends AvroKafkaDeserializer<U> {
+
+        private final Wrapped<U> wrapped = new Wrapped<>();
+
+        @Override
+        public SchemaParser<Schema, U> schemaParser() {
+            return wrapped.around(super.schemaParser());
+        }
+    }
+
+    /** The caching parser around a serde's own, made anew when configure() makes a new one. */
+    static final class Wrapped<U> {
 
         private SchemaParser<Schema, U> parser;
         private CachingParser<U> cached;
 
-        @Override
-        public SchemaParser<Schema, U> schemaParser() {
-            SchemaParser<Schema, U> current = super.schemaParser();
-            // configure() makes a new parser; the resolver is handed schemaParser() after that.
+        synchronized SchemaParser<Schema, U> around(SchemaParser<Schema, U> current) {
             if (current != parser) {
                 parser = current;
                 cached = current == null ? null : new CachingParser<>(current);
