@@ -325,6 +325,19 @@ def private_folder(path: Path) -> Path:
     return path
 
 
+def plain_password(settings: Settings, field: str, forbidden: str, *, service: str) -> str:
+    """The password setting `field`, refused when it holds a character of `forbidden`: one the
+    config that carries it would take for syntax (a generated one never does; one given in the
+    environment might)."""
+    password = settings.password(field)
+    if any(c in password for c in forbidden):
+        shown = " ".join(repr(c) for c in forbidden)
+        raise StackError(f"SEATFLOW_{field.upper()} holds a character that {service}'s configs "
+                         f"cannot carry (one of {shown}): use letters, digits, '-' and '_'",
+                         service=service)
+    return password
+
+
 def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

@@ -25,7 +25,7 @@ from confluent_kafka import KafkaException
 from pipelines.kafka import clients
 from pipelines.kafka.acls import ensure_acls
 from pipelines.settings import KAFKA_PRINCIPALS, Settings
-from pipelines.stack.configs import private_folder, write_private
+from pipelines.stack.configs import plain_password, private_folder, write_private
 from pipelines.stack.errors import StackError
 from pipelines.stack.layout import StackLayout
 
@@ -55,15 +55,9 @@ def kafka_secret_folder(layout: StackLayout, principal: str) -> Path:
 
 def _checked(settings: Settings, principal: str) -> str:
     """A principal's password, refused when it holds a character that a JAAS option, a
-    properties file or kafka-storage's --add-scram would take for syntax (a generated one never
-    does; one given in the environment might)."""
-    field = f"kafka_{principal}_password"
-    password = settings.password(field)
-    if not password or any(c in password for c in ' \t\r\n"\\,[]=;$#!:{}\''):
-        raise StackError(f"SEATFLOW_{field.upper()} holds a character that Kafka's configs "
-                         "cannot carry (a space, a quote, a backslash or one of ,[]=;$#!:{}): "
-                         "use letters, digits, '-' and '_'", service="kafka")
-    return password
+    properties file or kafka-storage's --add-scram would take for syntax."""
+    return plain_password(settings, f"kafka_{principal}_password", ' \t\r\n"\\,[]=;$#!:{}\'',
+                          service="kafka")
 
 
 def new_cluster_id() -> str:

@@ -16,8 +16,7 @@ import hashlib
 from pathlib import Path
 
 from pipelines.settings import REGISTRY_PRINCIPALS, Settings
-from pipelines.stack.configs import private_folder, write_private
-from pipelines.stack.errors import StackError
+from pipelines.stack.configs import plain_password, private_folder, write_private
 from pipelines.stack.layout import StackLayout
 
 __all__ = ["REALM", "USERS_FILE", "digest", "users_file", "users_properties",
@@ -60,14 +59,10 @@ def write_registry_users(settings: Settings, layout: StackLayout) -> Path:
     """The users file (0600, at every `up`), from the users' passwords in Settings."""
     passwords = {}
     for user in REGISTRY_PRINCIPALS:
-        password = settings.password(f"registry_{user}_password")
         # The writer's password reaches Connect's converter through ${env:...}; a ':' would end
         # the user in basic auth's user:password.
-        if any(c in password for c in ' \t\r\n:"\\'):
-            raise StackError(f"SEATFLOW_REGISTRY_{user.upper()}_PASSWORD holds a space, a quote, "
-                             "a backslash or a ':': use letters, digits, '-' and '_'",
-                             service="registry")
-        passwords[user] = password
+        passwords[user] = plain_password(settings, f"registry_{user}_password", ' \t\r\n:"\\',
+                                         service="registry")
     private_folder(layout.registry_secrets)
     path = users_file(layout)
     write_private(path, users_properties(passwords))
