@@ -107,12 +107,10 @@ def _properties_value(value: str) -> str:
 
 
 def _write_secrets(settings: Settings, layout: StackLayout) -> None:
-    """Files that connector configs may read through ${file:<home>/secrets/NAME:KEY}, and the
-    users file of Connect's REST API (stack/conf/connect-jaas.conf names it)."""
+    """The users file of Connect's REST API (stack/conf/connect-jaas.conf names it). Connector
+    configs take the Debezium login from ${env:...}: the file provider reads only Connect's own
+    Kafka login (stack/conf/connect-distributed.properties)."""
     private_folder(layout.secrets)
-    write_private(layout.secrets / "debezium.properties",
-                  f"user={settings.pg_debezium_user}\n"
-                  f"password={_properties_value(settings.password('pg_debezium_password'))}\n")
     # One user. Kafka's PropertyFileLoginModule lets every request through when this file is
     # empty, so it never is: the password is generated at the first `up` (or given).
     write_private(layout.secrets / CONNECT_USERS_FILE,
