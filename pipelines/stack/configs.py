@@ -117,6 +117,7 @@ def placeholders(settings: Settings, layout: StackLayout) -> dict[str, str]:
         "CONNECT_PORT": str(settings.connect_port),
         "PLUGIN_PATH": str(layout.connect_plugins),
         "SECRETS_DIR": str(layout.secrets),
+        "CONNECTOR_SECRETS_DIR": str(layout.connector_secrets),
         "KAFKA_SECRETS_DIR": str(layout.kafka_secrets),
         "REGISTRY_PORT": str(settings.registry_port),
         "REGISTRY_MANAGEMENT_PORT": str(registry_management_port(settings)),

@@ -65,6 +65,12 @@ class StackLayout:
         return self.home / "secrets"
 
     @property
+    def connector_secrets(self) -> Path:
+        """Files a connector config may read through Connect's file provider (a login of its
+        own, as `${file:PATH:KEY}`): apart from the rest of `secrets`, which it may not."""
+        return self.secrets / "connectors"
+
+    @property
     def kafka_secrets(self) -> Path:
         """admin's Kafka password, for the broker and the controller: apart from `secrets`, whose
         files Connect's connector configs may read."""

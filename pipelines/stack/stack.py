@@ -108,9 +108,11 @@ def _properties_value(value: str) -> str:
 
 def _write_secrets(settings: Settings, layout: StackLayout) -> None:
     """The users file of Connect's REST API (stack/conf/connect-jaas.conf names it). Connector
-    configs take the Debezium login from ${env:...}: the file provider reads only Connect's own
-    Kafka login (stack/conf/connect-distributed.properties)."""
+    configs take the Debezium login from ${env:...}; the file provider reads only Connect's own
+    Kafka login and the connectors' folder (stack/conf/connect-distributed.properties), which must
+    exist when Connect starts."""
     private_folder(layout.secrets)
+    private_folder(layout.connector_secrets)
     # One user. Kafka's PropertyFileLoginModule lets every request through when this file is
     # empty, so it never is: the password is generated at the first `up` (or given).
     write_private(layout.secrets / CONNECT_USERS_FILE,

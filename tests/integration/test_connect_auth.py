@@ -132,10 +132,11 @@ def test_no_rest_answer_about_the_deployed_connector_holds_a_password(pipeline: 
 
 
 def test_a_connector_config_cannot_read_the_stacks_other_secrets(running_stack: Settings) -> None:
-    # Connect's file provider may read only its own Kafka login: not the generated passwords
-    # (Kafka's admin among them), which sit in the same folder. Validation resolves what it may
-    # and leaves the rest literal (stack/NOTES.md), and Debezium's validation logs in to the
-    # ticketing host: the right password, read from passwords.env, would pass it.
+    # Connect's file provider may read only its own Kafka login and the connectors' folder: not
+    # the generated passwords (Kafka's admin among them), which sit in the folder above.
+    # Validation resolves what it may and leaves the rest literal (stack/NOTES.md), and
+    # Debezium's validation logs in to the ticketing host: the right password, read from
+    # passwords.env, would pass it.
     layout = StackLayout.of(running_stack)
     host, port = running_stack.pg_endpoint
     config = {"connector.class": "io.debezium.connector.postgresql.PostgresConnector",
@@ -158,3 +159,10 @@ def test_a_connector_config_cannot_read_the_stacks_other_secrets(running_stack: 
     # The same password through the environment, which connectors may read: it logs in.
     assert errors("${env:SEATFLOW_DEBEZIUM_PASSWORD}") == 0
     assert errors(f"${{file:{passwords}:SEATFLOW_PG_DEBEZIUM_PASSWORD}}") >= 1
+    # A connector's own file in the connectors' folder: read, so it logs in.
+    own = layout.connector_secrets / f"{config['name']}.properties"
+    own.write_text(f"password={running_stack.pg_debezium_password.get_secret_value()}\n")
+    try:
+        assert errors(f"${{file:{own}:password}}") == 0
+    finally:
+        own.unlink()

@@ -156,7 +156,7 @@ def drop_scratch(settings: Settings, scratch: Scratch) -> None:
 def scratch(pipeline: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scratch]:
     settings = pipeline
     made = Scratch(uuid.uuid4().hex[:8], tmp_path_factory.mktemp("connectors"),
-                   StackLayout.of(settings).secrets)
+                   StackLayout.of(settings).connector_secrets)
     table = sql.Identifier(made.schema, "probe")
     with superuser(settings) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(made.schema)))

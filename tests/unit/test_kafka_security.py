@@ -177,10 +177,11 @@ def test_connect_logs_in_as_connect_and_cannot_read_the_brokers_password(
         assert 'username="connect"' in worker[f"{prefix}sasl.jaas.config"]
         assert f"${{file:{layout.secrets}/kafka-connect.properties:password}}" in (
             worker[f"{prefix}sasl.jaas.config"])
-    # Connector configs may read only the worker's own login, not the rest of the secrets
-    # folder (the generated passwords, the REST users); admin's file is elsewhere besides.
-    assert worker["config.providers.file.param.allowed.paths"] == str(
-        layout.secrets / "kafka-connect.properties")
+    # Connector configs may read only the worker's own login and the connectors' folder, not
+    # the rest of the secrets folder (the generated passwords, the REST users); admin's file is
+    # elsewhere besides.
+    assert worker["config.providers.file.param.allowed.paths"].split(",") == [
+        str(layout.secrets / "kafka-connect.properties"), str(layout.connector_secrets)]
     assert not layout.kafka_secrets.is_relative_to(layout.secrets)
     assert not (layout.secrets / "kafka-admin.properties").exists()
 
