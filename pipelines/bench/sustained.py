@@ -34,7 +34,8 @@ from pipelines.processor.config import GROUP_ID
 from pipelines.settings import Settings
 from pipelines.stats import percentile
 
-__all__ = ["StepReport", "SustainedReport", "Window", "bench_sustained", "keeps_up"]
+__all__ = ["StepReport", "SustainedReport", "Window", "bench_sustained", "keeps_up",
+           "row_changes"]
 
 # Staleness past which a step does not keep up, whatever its trend: fans would see it.
 MAX_STALENESS_MS = 5_000.0
@@ -99,7 +100,7 @@ def keeps_up(windows: Sequence[Window], rate_target: float, *, settle: int = 2,
     return True, f"staleness p99 at most {worst:,.0f} ms"
 
 
-def _row_changes(settings: Settings) -> int:
+def row_changes(settings: Settings) -> int:
     """seat_inventory's rows inserted, updated and deleted so far (PostgreSQL's statistics,
     flushed about every second)."""
     with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
@@ -128,7 +129,7 @@ def _step(settings: Settings, rate: float, *, step_s: float, window_s: float, pr
     cpu0 = _children_cpu_seconds()
     windows: list[Window] = []
     started = time.monotonic()
-    changes0 = _row_changes(settings)
+    changes0 = row_changes(settings)
     try:
         while time.monotonic() - started < step_s:
             onsale.keep_going()
@@ -146,7 +147,7 @@ def _step(settings: Settings, rate: float, *, step_s: float, window_s: float, pr
                     published += 1
                     staleness.append(time.time() * 1000
                                      - value["source_committed_at"].timestamp() * 1000)
-            changes = _row_changes(settings)
+            changes = row_changes(settings)
             staleness.sort()
             window = Window(round(time.monotonic() - started, 1),
                             round((changes - changes0) / window_s),

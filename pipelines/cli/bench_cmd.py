@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from pipelines.bench import bench_latency, bench_processor, report_dict
+from pipelines.bench.catchup import DRAINED, bench_catch_up
 from pipelines.bench.sustained import bench_sustained
 from pipelines.chaos import DEFAULT_FAULTS, ChaosReport, bench_chaos, parse_faults, targets
 from pipelines.cli.output import console, fail
@@ -121,6 +122,47 @@ def sustained(
                       f"{s.simulator_cpu_percent:.0f} %",
                       f"{'[green]yes[/]' if s.kept_up else '[red]no[/]'} ({s.why})")
     console.print(table)
+
+
+@app.command()
+def catchup(
+    backlog: Annotated[float, typer.Option(
+        min=1, help="Seconds of on-sale (flat out) committed while the connectors are paused.")
+    ] = 40,
+    start_processor: Annotated[bool, typer.Option(
+        help="Start a processor for the run (--no-start-processor when one runs already).")
+    ] = True,
+    timeout: Annotated[float, typer.Option(min=10, help="Seconds the drain may take.")] = 900,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """The pipeline's own throughput: a backlog committed with the connectors paused, then
+    drained by capture and processing, the cores theirs. Needs the stack up and the pipeline
+    deployed; the connectors are paused for the backlog, so nobody else should be using it."""
+    say = (lambda m: console.print(f"[dim]{m}[/]")) if not as_json else (lambda _: None)
+    try:
+        report = bench_catch_up(get_settings(), backlog_s=backlog, start_processor=start_processor,
+                                timeout_s=timeout, say=say)
+    except (RuntimeError, TimeoutError) as e:
+        fail(str(e))
+    if as_json:
+        console.print_json(json.dumps(report_dict(report)))
+        return
+    table = Table("figure", "value", title=f"seatflow bench catchup: {backlog:.0f} s of backlog")
+    rows = [("changes committed", f"{report.changes_committed:,} "
+             f"({report.generator_per_s:,.0f}/s, connectors paused)"),
+            ("CDC records / published", f"{report.cdc_records:,} / {report.published_records:,}")]
+    for name, d in (("capture", report.capture), ("processing", report.processing)):
+        rows.append((f"{name}: changes/s", "-" if d.per_s is None else f"{d.per_s:,.0f}"))
+        rows.append((f"{name}: first / {100 * DRAINED:.0f} % at",
+                     "-" if d.done_s is None else f"{d.started_s:.1f} s / {d.done_s:.1f} s"))
+    rows.append(("processor lag at the end", f"{report.processor_lag_end:,}"))
+    rows.append(("CPU s during the drain", ", ".join(
+        f"{k} {v:.1f}" for k, v in sorted(report.cpu_seconds.items(), key=lambda kv: -kv[1]))))
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if report.processor_lag_end != 0:
+        raise typer.Exit(1)
 
 
 @app.command()
