@@ -241,16 +241,20 @@ serverurl=unix://{_esc(str(sock))}
         env = connect_environment(settings) if service == "connect" else {}
         directory = layout.registry_work if service == "registry" else layout.home
         jvm = registry_java if service == "registry" else java
-        # supervisord starts lower priorities first and stops them last: the broker's clean
-        # shutdown asks the controller to move its leaderships, so the controller outlives it.
-        priority = "priority=10\n" if service == "controller" else ""
         sections.append(_program(service, java_command(jvm, layout, service), layout,
-                                 extra="stopsignal=TERM\nstopwaitsecs=90\nkillasgroup=true\n"
-                                 + priority,
+                                 extra="stopsignal=TERM\nstopwaitsecs=90\nkillasgroup=true\n",
                                  env=env, directory=directory, restart=RESTART[service]))
     sections.extend(_app_program(name, settings, layout) for name in APPS)
     return "\n".join(sections)
 
+
+# supervisord's priority per program: `down` (supervisord's shutdown) stops the highest first
+# and waits for it before the next, so each program stops while what it needs still runs.
+# All at one priority, Connect lost the broker in its clean shutdown and waited out its
+# stopwaitsecs (90 s) to be killed; the broker's asks the controller to move its leaderships.
+# (`up` starts the services itself, in its own order: none autostarts.)
+STOP_ORDER = {"controller": 10, "postgres": 20, "kafka": 30, "registry": 40, "connect": 50,
+              "processor": 60, "serve": 60, "dagster": 60}
 
 # seatflow's own long-running programs: supervised like the services, but started on demand
 # (`seatflow demo`), not by `up`; `down` stops them with the rest.
@@ -298,6 +302,7 @@ def _program(name: str, command: list[str], layout: StackLayout, *, extra: str,
         environment = f"environment={pairs}\n"
     return (
         f"[program:{name}]\n"
+        f"priority={STOP_ORDER[name]}\n"
         f"command={_esc(shlex.join(command))}\n"
         f"directory={_esc(str(directory))}\n"
         "autostart=false\n"

@@ -76,3 +76,15 @@ def test_deliberate_stops_are_clean(programs: dict) -> None:
 def test_every_program_has_a_restart_policy_or_none_on_purpose() -> None:
     assert set(RESTART) == {*SERVICES, "processor", "serve"}
     assert all(r.conf().count("\n") == 4 for r in RESTART.values())
+
+
+def test_down_stops_each_program_before_what_it_needs(programs: dict) -> None:
+    # supervisord's shutdown stops the highest priority first and waits for it: a program
+    # stopped together with what it needs (Connect with the broker) waits out its stopwaitsecs.
+    needs = {"connect": ("kafka", "registry", "postgres"), "registry": ("postgres",),
+             "kafka": ("controller",), "processor": ("kafka", "registry"),
+             "serve": ("kafka", "registry"), "dagster": ("kafka", "postgres", "connect")}
+    priority = {name: int(program["priority"]) for name, program in programs.items()}
+    for name, needed in needs.items():
+        for other in needed:
+            assert priority[name] > priority[other], (name, other)
