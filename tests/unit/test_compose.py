@@ -234,7 +234,7 @@ PLACEHOLDERS = {
     "KAFKA_PORT": "9092", "KAFKA_CONTROLLER_PORT": "9093", "KAFKA_DATA_DIR": "/data",
     "KAFKA_CONTROLLER_DATA_DIR": "/controller",
     "CONNECT_PORT": "8083", "PLUGIN_PATH": "/plugins", "SECRETS_DIR": "/secrets",
-    "KAFKA_SECRETS_DIR": "/kafka-secrets",
+    "CONNECTOR_SECRETS_DIR": "/secrets/connectors", "KAFKA_SECRETS_DIR": "/kafka-secrets",
     "REGISTRY_PORT": "8080", "REGISTRY_MANAGEMENT_PORT": "9000", "REGISTRY_DATABASE": "reg",
     "REGISTRY_USER": "reg", "REGISTRY_PASSWORD": "a$b&c\\1/d", "PG_SUPERUSER": "postgres",
     "RUN_AS_USER": "me",
@@ -255,6 +255,20 @@ def test_render_sh_renders_templates_as_python_does() -> None:
         assert done.stdout == render((TEMPLATES_DIR / name).read_text(), PLACEHOLDERS), name
     missing = _render_sh(TEMPLATES_DIR / "server.properties", env={})
     assert missing.returncode != 0 and "KAFKA_DATA_DIR" in missing.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("sh") and shutil.which("awk")), reason="needs sh and awk")
+def test_the_image_build_gives_every_placeholder_of_the_kafka_templates_it_renders() -> None:
+    # The conf stage of stack/compose/Dockerfile renders the Kafka and Connect templates with
+    # the values it exports; one it lacks fails the image build, which nothing here runs.
+    dockerfile = (COMPOSE_DIR / "Dockerfile").read_text()
+    exported = dockerfile.split("export ", 1)[1].split(";", 1)[0]
+    values = dict(pair.split("=", 1) for pair in exported.split() if pair != "\\")
+    rendered = re.findall(r"render\.sh /templates/(\S+)", dockerfile)
+    assert "connect-distributed.properties" in rendered
+    for name in rendered:
+        done = _render_sh(TEMPLATES_DIR / name, env=values)
+        assert done.returncode == 0, (name, done.stderr)
 
 
 @pytest.mark.skipif(not (shutil.which("sh") and shutil.which("awk")), reason="needs sh and awk")
