@@ -99,10 +99,16 @@ def _tag_partitions(context: dg.OpExecutionContext, settings: Settings, slot: in
             shown = tags
 
 
+def processor_settings(settings: Settings) -> Settings:
+    """Least privilege for the processor runs Dagster launches (Dagster itself logs in as
+    admin): the processor's own Kafka principal, and the registry's reader, since the processor
+    only looks its schemas up; as the stack's supervisord logs its processor in (APP_LOGINS)."""
+    return settings.as_principal("processor").registry_login_as("reader")
+
+
 def _process(context: dg.OpExecutionContext, settings: Settings, *, until_end: bool,
              slot: int = 0) -> None:
-    # Least privilege: the processor's own Kafka principal, not Dagster's admin.
-    settings = settings.as_principal("processor")
+    settings = processor_settings(settings)
     if not until_end:
         # The stream runs as a supervised worker process with a warm standby: a crash is
         # taken over within a second or two, by this run, instead of failing it and waiting

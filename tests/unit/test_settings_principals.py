@@ -50,3 +50,22 @@ def test_an_unknown_principal_or_one_without_a_password_is_left_alone_too(
     assert admin.as_principal("nobody") is admin
     no_password = admin.model_copy(update={"kafka_processor_password": None})
     assert no_password.as_principal("processor") is no_password
+
+
+def test_dagsters_processor_runs_log_in_as_the_processor_and_the_registrys_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.orchestration.availability import processor_settings
+    from pipelines.processor.supervise import settings_environment
+
+    dagster = _stack_settings(tmp_path, monkeypatch, registry_admin_password="admin-reg",
+                              registry_reader_password="reader-reg")
+    assert dagster.registry_auth() == ("admin", "admin-reg")
+    run = processor_settings(dagster)
+    assert run.kafka_username == "processor"
+    assert run.registry_auth() == ("reader", "reader-reg")
+    # The worker processes it supervises get the same logins, and no registry password: they
+    # find the reader's among the stack's generated ones, as the run did.
+    env = settings_environment(run)
+    assert env["SEATFLOW_KAFKA_USERNAME"] == "processor"
+    assert env["SEATFLOW_REGISTRY_USERNAME"] == "reader"
+    assert "admin-reg" not in env.values() and "reader-reg" not in env.values()
