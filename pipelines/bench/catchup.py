@@ -16,12 +16,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from confluent_kafka.admin import AdminClient
+
 from pipelines.bench.common import run_cli
 from pipelines.bench.latency import CpuSampler
 from pipelines.bench.sustained import row_changes
 from pipelines.connect.client import ConnectClient
 from pipelines.connect.files import load_connectors
 from pipelines.deploy import wait_caught_up
+from pipelines.kafka import clients
 from pipelines.kafka.groups import end_offsets, group_lag
 from pipelines.kafka.topics import SEAT_AVAILABILITY, cdc_topic
 from pipelines.processor.config import GROUP_ID
@@ -72,9 +75,11 @@ class CatchUpReport:
     curve: list[tuple[float, int, int]] = field(default_factory=list)  # (s, cdc, published)
 
 
-def _counts(settings: Settings, cdc: str) -> tuple[int, int]:
-    return (sum(end_offsets(settings, cdc).values()),
-            sum(end_offsets(settings, SEAT_AVAILABILITY).values()))
+def _counts(settings: Settings, cdc: str, admin: AdminClient) -> tuple[int, int]:
+    # One admin client for every sample: a new one per call would log in to the broker under
+    # measurement four times a second.
+    return (sum(end_offsets(settings, cdc, admin=admin).values()),
+            sum(end_offsets(settings, SEAT_AVAILABILITY, admin=admin).values()))
 
 
 def bench_catch_up(settings: Settings, *, backlog_s: float = 40, start_processor: bool = True,
@@ -85,6 +90,7 @@ def bench_catch_up(settings: Settings, *, backlog_s: float = 40, start_processor
     connect = ConnectClient.from_settings(settings)
     names = [c.name for c in load_connectors()]
     cdc = cdc_topic(settings, "seat_inventory")
+    admin = clients.admin(settings, log_level=4)
     processor = run_cli("processor", "run") if start_processor else None
     try:
         say("waiting for the pipeline to publish everything committed so far")
@@ -93,7 +99,7 @@ def bench_catch_up(settings: Settings, *, backlog_s: float = 40, start_processor
             connect.pause(name)
         # A pause reaches the task between two polls: let the last transaction land.
         time.sleep(3)
-        base = _counts(settings, cdc)
+        base = _counts(settings, cdc, admin)
         changes0 = row_changes(settings)
         say(f"connectors paused; on-sale flat out for {backlog_s:.0f} s")
         started = time.monotonic()
@@ -103,7 +109,7 @@ def bench_catch_up(settings: Settings, *, backlog_s: float = 40, start_processor
         generated_s = time.monotonic() - started
         time.sleep(1.5)  # PostgreSQL's statistics reach the view within about a second
         committed = row_changes(settings) - changes0
-        if (moved := _counts(settings, cdc)[0] - base[0]) > 0:
+        if (moved := _counts(settings, cdc, admin)[0] - base[0]) > 0:
             raise RuntimeError(f"{moved} CDC records arrived while the connectors were paused")
         say(f"{committed:,} changes committed; resuming the connectors")
         curve: list[tuple[float, int, int]] = []
@@ -114,7 +120,7 @@ def bench_catch_up(settings: Settings, *, backlog_s: float = 40, start_processor
             lag = -1
             while time.monotonic() - resumed < timeout_s:
                 time.sleep(every_s)
-                cdc_n, published_n = _counts(settings, cdc)
+                cdc_n, published_n = _counts(settings, cdc, admin)
                 curve.append((round(time.monotonic() - resumed, 2), cdc_n - base[0],
                               published_n - base[1]))
                 # Done when the processor has read all the CDC topic holds, and that holds

@@ -156,8 +156,8 @@ def catchup(
         rows.append((f"{name}: first / {100 * DRAINED:.0f} % at",
                      "-" if d.done_s is None else f"{d.started_s:.1f} s / {d.done_s:.1f} s"))
     rows.append(("processor lag at the end", f"{report.processor_lag_end:,}"))
-    rows.append(("CPU s during the drain", ", ".join(
-        f"{k} {v:.1f}" for k, v in sorted(report.cpu_seconds.items(), key=lambda kv: -kv[1]))))
+    rows.append(("CPU s during the drain", ", ".join(  # most first, as CpuSampler gives them
+        f"{k} {v:.1f}" for k, v in report.cpu_seconds.items())))
     for row in rows:
         table.add_row(*row)
     console.print(table)

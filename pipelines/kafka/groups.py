@@ -52,9 +52,11 @@ def _latest(admin: AdminClient, topic: str, partitions: Iterable[int], isolation
     return {tp.partition: f.result().offset for tp, f in futures.items()}
 
 
-def end_offsets(settings: Settings, topic: str, *, timeout: float = 10.0) -> dict[int, int]:
-    """High watermark of every partition of topic (empty when the topic does not exist)."""
-    admin = _admin(settings)
+def end_offsets(settings: Settings, topic: str, *, timeout: float = 10.0,
+                admin: AdminClient | None = None) -> dict[int, int]:
+    """High watermark of every partition of topic (empty when the topic does not exist). A
+    caller that asks often passes its own `admin`: each new client logs in to the broker again."""
+    admin = admin or _admin(settings)
     return _latest(admin, topic, _partitions(admin, topic, timeout),
                    IsolationLevel.READ_UNCOMMITTED, timeout)
 
