@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from confluent_kafka.admin import AdminClient
 
 from pipelines.bench.common import run_cli
-from pipelines.bench.latency import CpuSampler
+from pipelines.bench.latency import CpuSampler, MachineLoad
 from pipelines.bench.sustained import row_changes
 from pipelines.connect.client import ConnectClient
 from pipelines.connect.files import load_connectors
@@ -72,6 +72,7 @@ class CatchUpReport:
     processing: Drain
     processor_lag_end: int
     cpu_seconds: dict[str, float]  # per process group, over the drain
+    machine: MachineLoad  # the whole machine, over the drain
     curve: list[tuple[float, int, int]] = field(default_factory=list)  # (s, cdc, published)
 
 
@@ -142,4 +143,4 @@ def bench_catch_up(settings: Settings, *, backlog_s: float = 40, start_processor
     return CatchUpReport(
         backlog_s, committed, round(committed / generated_s), curve[-1][1] if curve else 0,
         curve[-1][2] if curve else 0, drain([(t, c) for t, c, _ in curve]),
-        drain([(t, p) for t, _, p in curve]), lag, sampler.seconds(), curve)
+        drain([(t, p) for t, _, p in curve]), lag, sampler.seconds(), sampler.machine(), curve)

@@ -55,6 +55,10 @@ class LatencyReport:
     # Where the machine's CPU went during the on-sale: seconds per process group.
     on_sale_seconds: float
     cpu_seconds: dict[str, float]
+    # The whole machine over the on-sale: how much of its cores were busy (every process, not
+    # only the groups above), and how much the hypervisor took (steal). Near 100 % busy, every
+    # figure above includes waits for a core (docs/performance.md).
+    machine: MachineLoad
 
 
 # The first needle a process's command line contains names its group.
@@ -73,6 +77,25 @@ def process_group(cmdline: str) -> str:
     return next((group for needle, group in _PROCESS_GROUPS if needle in cmdline), "other")
 
 
+@dataclass(frozen=True)
+class MachineLoad:
+    cores: int
+    busy_pct: float
+    steal_pct: float
+
+
+def machine_load(before: Any, after: Any) -> MachineLoad:
+    """The machine's load between two `psutil.cpu_times()` readings. Counted as psutil's own
+    cpu_percent counts: idle and iowait are not busy, and guest time is inside user already."""
+    delta = {f: getattr(after, f) - getattr(before, f) for f in after._fields}
+    total = sum(v for f, v in delta.items() if f not in ("guest", "guest_nice"))
+    if total <= 0:
+        return MachineLoad(psutil.cpu_count() or 1, 0.0, 0.0)
+    idle = delta["idle"] + delta.get("iowait", 0.0)
+    return MachineLoad(psutil.cpu_count() or 1, round(100 * (total - idle) / total, 1),
+                       round(100 * delta.get("steal", 0.0) / total, 1))
+
+
 class CpuSampler:
     """CPU seconds per process group over a span, every process sampled each half second
     (psutil); a process that ends between two samples loses at most its last half second."""
@@ -83,8 +106,10 @@ class CpuSampler:
         self._names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._machine = (psutil.cpu_times(), psutil.cpu_times())
 
     def __enter__(self) -> CpuSampler:
+        self._machine = (psutil.cpu_times(), self._machine[1])
         self._sample(initial=True)
         self._thread.start()
         return self
@@ -93,6 +118,11 @@ class CpuSampler:
         self._stop.set()
         self._thread.join(5)
         self._sample()
+        self._machine = (self._machine[0], psutil.cpu_times())
+
+    def machine(self) -> MachineLoad:
+        """The whole machine's load over the span."""
+        return machine_load(*self._machine)
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
@@ -198,4 +228,4 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
                          percentile(captured, 0.50), percentile(captured, 0.99),
                          percentile(in_debezium, 0.50), percentile(in_debezium, 0.99),
                          percentile(in_processor, 0.50), percentile(in_processor, 0.99),
-                         round(on_sale_seconds, 1), sampler.seconds())
+                         round(on_sale_seconds, 1), sampler.seconds(), sampler.machine())

@@ -1,13 +1,15 @@
-"""The latency benchmark's CPU report: which group a process is counted in."""
+"""The latency benchmark's CPU report: which group a process is counted in, and how busy the
+whole machine was."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections import namedtuple
 
 import pytest
 
-from pipelines.bench import CpuSampler, process_group
+from pipelines.bench import CpuSampler, machine_load, process_group
 from pipelines.stats import percentile
 
 pytestmark = pytest.mark.unit
@@ -47,3 +49,31 @@ def test_percentile_is_the_value_at_q_times_n_of_sorted_samples() -> None:
     assert (percentile(ordered, 0.5), percentile(ordered, 0.99), percentile(ordered, 1.0)) == (
         51.0, 100.0, 100.0)
     assert percentile([], 0.99) == 0.0
+
+
+# psutil.cpu_times() on Linux: guest time is counted inside user already.
+_Times = namedtuple("_Times", "user nice system idle iowait irq softirq steal guest guest_nice")
+
+
+def test_machine_load_counts_idle_and_iowait_as_free_and_guest_time_once() -> None:
+    before = _Times(100, 0, 50, 1000, 10, 0, 0, 0, 5, 0)
+    # 60 s of the 2 cores' 100 busy (user 40 of which guest 20, system 10, steal 10), 40 free
+    # (idle 30, iowait 10).
+    after = _Times(140, 0, 60, 1030, 20, 0, 0, 10, 25, 0)
+    load = machine_load(before, after)
+    assert (load.busy_pct, load.steal_pct) == (60.0, 10.0)
+
+
+def test_machine_load_of_an_empty_span_is_zero() -> None:
+    same = _Times(1, 0, 1, 1, 0, 0, 0, 0, 0, 0)
+    assert (machine_load(same, same).busy_pct, machine_load(same, same).steal_pct) == (0.0, 0.0)
+
+
+def test_the_cpu_sampler_sees_the_machine_busy_while_a_core_spins() -> None:
+    # One core of the machine spinning for the whole span: at least 1/cores of it was busy,
+    # whatever else runs (a loaded machine only adds to it).
+    spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass"
+    with CpuSampler() as sampler:
+        subprocess.run([sys.executable, "-c", spin], check=True, timeout=120)
+    load = sampler.machine()
+    assert load.busy_pct >= 100 / load.cores * 0.8, load
