@@ -70,10 +70,10 @@ def test_machine_load_of_an_empty_span_is_zero() -> None:
 
 
 def test_the_cpu_sampler_sees_the_machine_busy_while_a_core_spins() -> None:
-    # One core of the machine spinning for the whole span: at least 1/cores of it was busy,
-    # whatever else runs (a loaded machine only adds to it).
+    # One core of the machine spinning for most of the span: well over half of one core's share
+    # was busy, whatever else runs (a loaded machine only adds to it).
     spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass"
     with CpuSampler() as sampler:
         subprocess.run([sys.executable, "-c", spin], check=True, timeout=120)
     load = sampler.machine()
-    assert load.busy_pct >= 100 / load.cores * 0.8, load
+    assert load.busy_pct >= 100 / load.cores * 0.6, load
