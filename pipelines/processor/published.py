@@ -17,9 +17,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.avro import AvroDecoder, WireFormatError
 from pipelines.kafka import clients
-from pipelines.kafka.groups import committed_ends
+from pipelines.kafka.groups import committed_ends, end_offsets
 from pipelines.kafka.reading import next_records, topic_reader
+from pipelines.polling import PollTimeoutError, poll
 from pipelines.processor.aggregate import Availability, Deleted, SeatKey
+from pipelines.processor.config import TRANSACTION_TIMEOUT_S, ProcessorError
 from pipelines.processor.core import SeatState, state_of_record
 from pipelines.processor.records import Coordinates, parse_deleted_header
 from pipelines.settings import Settings
@@ -40,6 +42,11 @@ SEAT_STATE_FIELDS = dict.fromkeys(
 
 # Records read per poll.
 POLL_RECORDS = 10_000
+
+# How long a take-over waits for the partitions it reads to have no open transaction: a dead
+# owner's is aborted by the coordinator once it is older than the transaction timeout, found by
+# a scan every transaction.abort.timed.out.transaction.cleanup.interval.ms (10 s by default).
+STABLE_WAIT_S = TRANSACTION_TIMEOUT_S + 10 + 15
 
 
 @dataclass
@@ -88,6 +95,7 @@ class PublishedState:
         self.consumer = topic_reader(settings, REBUILD_READER, **{
             "fetch.wait.max.ms": 100})
         self._admin = clients.admin(settings)
+        self._settings = settings
         meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
         present = set() if meta is None or meta.error is not None else set(meta.partitions)
         self.partitions: list[int] = sorted(
@@ -111,17 +119,43 @@ class PublishedState:
         self.records += count
         return count
 
-    def catch_up(self, partitions: Iterable[int] | None = None) -> Availability:
-        """Read to the current end of the topic (or of those of its partitions), then apply.
-        Called once no transaction of the partitions' writer is open (after init_transactions,
-        or once they are assigned to this processor), the end is the last committed record."""
+    def catch_up(self, partitions: Iterable[int] | None = None, *,
+                 stable_wait_s: float = STABLE_WAIT_S) -> Availability:
+        """Read to the end of the topic (or of those of its partitions) once no transaction is
+        open on them, then apply."""
         wanted = self.partitions if partitions is None else sorted(
             set(partitions) & set(self.partitions))
-        ends = committed_ends(self._admin, self.topic, wanted) if wanted else {}
+        ends = self._stable_ends(wanted, stable_wait_s) if wanted else {}
         while any(self._eof_at.get(p, -1) < end for p, end in ends.items() if end > 0):
             self.poll(1.0)
         self.apply()
         return self.availability
+
+    def _stable_ends(self, wanted: list[int], wait_s: float) -> dict[int, int]:
+        """The partitions' ends once their last stable offset has reached their high
+        watermark. A previous owner that died inside a transaction (another slot: its
+        transactional id is not ours to fence) holds the last stable offset back until the
+        coordinator aborts that transaction. An owner in between may have committed after it;
+        reading only to the last stable offset would then miss those records, and the counts
+        built from this state would miss their seats (seen in test_scaleout: a whole range of
+        a section's open seats uncounted)."""
+        def ends() -> tuple[dict[int, int], dict[int, int]]:
+            high = end_offsets(self._settings, self.topic, admin=self._admin)
+            return committed_ends(self._admin, self.topic, wanted), {p: high.get(p, 0)
+                                                                    for p in wanted}
+
+        try:
+            stable, _ = poll(ends, until=lambda e: all(e[0][p] >= e[1][p] for p in wanted),
+                             timeout_s=wait_s, every_s=0.5, on_wait=lambda e: log.info(
+                                 "waiting for an open transaction on %s to end before reading "
+                                 "its state: last stable %s, high watermark %s", self.topic,
+                                 e[0], e[1]))
+        except PollTimeoutError as e:
+            raise ProcessorError(
+                f"{self.topic} partitions {wanted} still have an open transaction after "
+                f"{wait_s:g} s (last stable offsets, high watermarks: {e.last}): their state "
+                "cannot be read whole") from e
+        return stable
 
     def apply(self) -> None:
         """Decode the newest record of every key read since the last apply into the state."""
