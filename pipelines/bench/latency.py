@@ -59,6 +59,8 @@ class LatencyReport:
     # only the groups above), and how much the hypervisor took (steal). Near 100 % busy, every
     # figure above includes waits for a core (docs/performance.md).
     machine: MachineLoad
+    # The host's buyers' statements per transaction (group commit); 1: each its own.
+    batch: int = 1
 
 
 # The first needle a process's command line contains names its group.
@@ -150,7 +152,7 @@ class CpuSampler:
 
 
 def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 30,
-                  warmup: float = 30, start_processor: bool = True,
+                  warmup: float = 30, start_processor: bool = True, batch: int = 1,
                   say: Callable[[str], None] = lambda _: None) -> LatencyReport:
     """Commit-to-availability latency under an on-sale: Debezium's commit time (source.ts_ms)
     to receipt by a read_committed consumer of seat-availability, each in its own process."""
@@ -174,7 +176,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
         if warmup > 0:
             say(f"warm-up: on-sale at {rate:.0f} changes/s for {warmup:.0f} s, not measured")
             run_cli("simulate", "--rate", str(rate), "--duration", str(warmup),
-                      nice=SIMULATOR_NICE).wait(warmup + 120)
+                    "--batch", str(batch), nice=SIMULATOR_NICE).wait(warmup + 120)
             wait_caught_up(settings, timeout_s=300)
         # From here on, only the on-sale's changes: not a backlog that was still flowing.
         consumer.assign([TopicPartition(topic, p, off) for topic in (SEAT_AVAILABILITY, cdc)
@@ -183,7 +185,7 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
         with CpuSampler() as sampler:
             started = time.monotonic()
             onsale = run_cli("simulate", "--rate", str(rate), "--duration", str(duration),
-                               nice=SIMULATOR_NICE)
+                             "--batch", str(batch), nice=SIMULATOR_NICE)
             deadline = started + duration + 60
             while time.monotonic() < deadline:
                 for msg in next_records(consumer, 2000, 0.1):
@@ -228,4 +230,4 @@ def bench_latency(settings: Settings, *, rate: float = 2000, duration: float = 3
                          percentile(captured, 0.50), percentile(captured, 0.99),
                          percentile(in_debezium, 0.50), percentile(in_debezium, 0.99),
                          percentile(in_processor, 0.50), percentile(in_processor, 0.99),
-                         round(on_sale_seconds, 1), sampler.seconds(), sampler.machine())
+                         round(on_sale_seconds, 1), sampler.seconds(), sampler.machine(), batch)

@@ -64,6 +64,7 @@ class StepReport:
     why: str
     simulator_cpu_percent: float  # of one core, all simulator processes together
     windows: list[Window] = field(default_factory=list)
+    batch: int = 1  # the host's buyers' statements per transaction (group commit)
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _children_cpu_seconds() -> float:
 
 
 def _step(settings: Settings, rate: float, *, step_s: float, window_s: float, processes: int,
-          say: Callable[[str], None]) -> StepReport:
+          batch: int, say: Callable[[str], None]) -> StepReport:
     decoder = AvroDecoder(registry_client(settings),
                           projection={"source_committed_at": None, "snapshot": None})
     consumer = clients.consumer(settings, group_id=f"bench-sustained-{uuid.uuid4()}", **{
@@ -125,7 +126,7 @@ def _step(settings: Settings, rate: float, *, step_s: float, window_s: float, pr
     consumer.assign([TopicPartition(SEAT_AVAILABILITY, p, off)
                      for p, off in end_offsets(settings, SEAT_AVAILABILITY).items()])
     cdc = cdc_topic(settings, "seat_inventory")
-    onsale = OnSale(settings, rate=rate, seed=int(rate), processes=processes)
+    onsale = OnSale(settings, rate=rate, seed=int(rate), processes=processes, batch=batch)
     cpu0 = _children_cpu_seconds()
     windows: list[Window] = []
     started = time.monotonic()
@@ -170,11 +171,12 @@ def _step(settings: Settings, rate: float, *, step_s: float, window_s: float, pr
                       round(sum(w.committed_per_s for w in kept) / len(kept)),
                       round(sum(w.published_per_s for w in kept) / len(kept)),
                       max(w.staleness_p99_ms for w in kept), kept_up, why,
-                      round(100 * cpu / max(elapsed, 1e-9), 1), windows)
+                      round(100 * cpu / max(elapsed, 1e-9), 1), windows, batch)
 
 
 def bench_sustained(settings: Settings, *, rates: Sequence[float], step_s: float = 300,
-                    window_s: float = 5, processes: int = 2, stop_at_first_miss: bool = True,
+                    window_s: float = 5, processes: int = 2, batch: int = 1,
+                    stop_at_first_miss: bool = True,
                     say: Callable[[str], None] = lambda _: None) -> SustainedReport:
     """Run each rate for step_s (lowest first) and report the highest that kept up."""
     steps: list[StepReport] = []
@@ -184,7 +186,7 @@ def bench_sustained(settings: Settings, *, rates: Sequence[float], step_s: float
         say(f"on-sale at {rate:,.0f} changes/s over {processes} simulator processes for "
             f"{step_s:.0f} s")
         step = _step(settings, rate, step_s=step_s, window_s=window_s, processes=processes,
-                     say=say)
+                     batch=batch, say=say)
         steps.append(step)
         say(f"{rate:,.0f}/s: {'kept up' if step.kept_up else 'did not keep up'} ({step.why})")
         if not step.kept_up and stop_at_first_miss:

@@ -76,11 +76,13 @@ def latency(
         min=0, help="Seconds of on-sale before, not measured (0: none).")] = 30,
     start_processor: Annotated[bool, typer.Option(
         help="Start a processor for the run (--no-start-processor when one runs already).")] = True,
+    batch: Annotated[int, typer.Option(
+        min=1, help="The host's buyers' statements per transaction (group commit).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Commit-to-availability latency during an on-sale (p50, p95, p99, max)."""
     report = bench_latency(get_settings(), rate=rate, duration=duration, warmup=warmup,
-                           start_processor=start_processor,
+                           start_processor=start_processor, batch=batch,
                            say=lambda m: console.print(f"[dim]{m}…[/]") if not as_json else None)
     if as_json:
         console.print_json(json.dumps(report_dict(report)))
@@ -107,6 +109,8 @@ def sustained(
     step: Annotated[float, typer.Option(min=30, help="Seconds at each rate.")] = 300,
     window: Annotated[float, typer.Option(min=1, help="Seconds per sample.")] = 5,
     processes: Annotated[int, typer.Option(min=1, help="Simulator processes (nice 10).")] = 2,
+    batch: Annotated[int, typer.Option(
+        min=1, help="The host's buyers' statements per transaction (group commit).")] = 1,
     keep_going: Annotated[bool, typer.Option(
         help="Try every rate, not only up to the first that does not keep up.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -116,7 +120,7 @@ def sustained(
     wanted = _positive_list("--rates", rates, float)
     say = (lambda m: console.print(f"[dim]{m}[/]")) if not as_json else (lambda _: None)
     report = bench_sustained(get_settings(), rates=wanted, step_s=step, window_s=window,
-                             processes=processes, stop_at_first_miss=not keep_going, say=say)
+                             processes=processes, batch=batch, stop_at_first_miss=not keep_going, say=say)
     if as_json:
         console.print_json(json.dumps(report_dict(report)))
         return

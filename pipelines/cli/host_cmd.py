@@ -66,6 +66,8 @@ def simulate(
     hold_ttl: Annotated[float, typer.Option(min=0.1, help="Seconds a hold lasts.")] = 15.0,
     seed: Annotated[int | None, typer.Option(help="Random seed, for a repeatable run.")] = None,
     connections: Annotated[int, typer.Option(min=1, help="Database connections.")] = 4,
+    batch: Annotated[int, typer.Option(
+        min=1, help="Buyers' statements per transaction (group commit); 1: each its own.")] = 1,
 ) -> None:
     """Run an on-sale: buyers hold, buy and release seats; a sweeper expires stale holds."""
     console.print(
@@ -82,6 +84,7 @@ def simulate(
         hold_ttl=hold_ttl,
         seed=seed,
         connections=connections,
+        batch=batch,
     )
     console.print(stats_table(stats))
 
@@ -95,6 +98,8 @@ def stats_table(stats: OnSaleStats) -> Table:
     table.add_row("expiries", f"{stats.expiries:,}", f"{stats.seats_expired:,}")
     table.add_row("lapsed checkouts", f"{stats.lapsed:,}", "")
     table.add_row("conflicts", f"{stats.conflicts:,}", "")
+    if stats.transactions is not None:
+        table.add_row("group commits", f"{stats.transactions:,}", "")
     table.add_row(
         "seat changes",
         f"{stats.seat_changes:,}",

@@ -31,7 +31,8 @@ ONSALE_HOLD_TTL_S = 15.0
 ONSALE_CHUNK_S = 60.0
 
 
-def _onsale_child(rate: float, duration: float, seed: int, hold_ttl: float) -> None:
+def _onsale_child(rate: float, duration: float, seed: int, hold_ttl: float,
+                  batch: int = 1) -> None:
     """One on-sale process (multiprocessing target): the fans' apps, at a lower priority."""
     from pipelines.host import HostError
     from pipelines.host.onsale import OutcomeWeights
@@ -52,7 +53,7 @@ def _onsale_child(rate: float, duration: float, seed: int, hold_ttl: float) -> N
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         run_onsale(Settings(), rate=rate, duration=duration, seed=seed, hold_ttl=hold_ttl,
-                   outcomes=OutcomeWeights(**ONSALE_OUTCOMES))
+                   outcomes=OutcomeWeights(**ONSALE_OUTCOMES), batch=batch)
     except HostError as e:  # PostgreSQL stopped under it: the parent starts another
         raise SystemExit(f"on-sale ended: {e}") from None
 
@@ -63,11 +64,13 @@ class OnSale:
     again). One process tops out at a few thousand changes a second; more reach further."""
 
     def __init__(self, settings: Settings, *, rate: float, seed: int,
-                 hold_ttl: float = ONSALE_HOLD_TTL_S, processes: int = 1) -> None:
+                 hold_ttl: float = ONSALE_HOLD_TTL_S, processes: int = 1,
+                 batch: int = 1) -> None:
         self.settings = settings
         self.rate = rate
         self.rng = random.Random(seed)  # noqa: S311
         self.hold_ttl = hold_ttl
+        self.batch = batch
         self.procs: list[Any] = [None] * processes
         self.started = 0
         self.failed = 0
@@ -85,7 +88,7 @@ class OnSale:
             self.procs[i] = self._ctx.Process(
                 target=_onsale_child, name=f"onsale-{i}", daemon=True,
                 args=(self.rate / len(self.procs), ONSALE_CHUNK_S, self.rng.getrandbits(32),
-                      self.hold_ttl))
+                      self.hold_ttl, self.batch))
             self.procs[i].start()
             self.started += 1
 
