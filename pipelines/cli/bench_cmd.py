@@ -241,6 +241,8 @@ def fans(
     synthetic: Annotated[bool, typer.Option(
         help="Feed serve a synthetic on-sale instead of the pipeline: serve's own fan-out, "
              "from a change entering its state to the client (no stack needed).")] = False,
+    batch: Annotated[int, typer.Option(
+        min=1, help="The host's buyers' statements per transaction (group commit).")] = 1,
 ) -> None:
     """Fan-out: N SSE clients (another process, nice 10) follow one event during an on-sale;
     commit-to-client latency, clients served, serve's CPU and memory.
@@ -256,7 +258,8 @@ def fans(
         try:
             report = bench_fans(get_settings(), clients=count, rate=rate, duration=duration,
                                 probes=probes, event_id=event, url=url, crowd_nice=crowd_nice,
-                                synthetic=synthetic, say=lambda m: console.print(f"[dim]{m}…[/]"))
+                                synthetic=synthetic, batch=batch,
+                                say=lambda m: console.print(f"[dim]{m}…[/]"))
         except RuntimeError as e:
             fail(str(e))
         rows.append(report)

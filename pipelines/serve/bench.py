@@ -58,6 +58,7 @@ class FansReport:
     changes_fanned_out: int
     chunks_sent: int  # sends of one or more changes to a client
     notes: list[str] = field(default_factory=list)
+    batch: int = 1  # the host's buyers' statements per transaction (group commit)
 
 
 def _free_port(host: str) -> int:
@@ -123,7 +124,7 @@ class _Sampler:
 def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
                duration: float = 30, probes: int = 20, event_id: int | None = None,
                url: str | None = None, crowd_nice: int = CROWD_NICE, synthetic: bool = False,
-               say: Callable[[str], None] = lambda _: None) -> FansReport:
+               batch: int = 1, say: Callable[[str], None] = lambda _: None) -> FansReport:
     """Start serve (unless `url` names one), connect the crowd to one event's stream, run an
     on-sale of that event at `rate` for `duration` seconds, and report. `synthetic`: serve fed
     by pipelines.serve.synthetic's on-sale instead of the pipeline (no stack needed)."""
@@ -170,7 +171,7 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
             if not synthetic:  # the synthetic feed began when the crowd was in
                 onsale = run_python("-m", "pipelines.cli.main", "simulate", "--rate", str(rate),
                                  "--duration", str(duration), "--event", str(event_id),
-                                 nice=SIMULATOR_NICE)
+                                 "--batch", str(batch), nice=SIMULATOR_NICE)
                 onsale.wait(duration + 120)
             report_line = crowd.stdout.readline()
         fanned = _metric(url, "seatflow_serve_changes_fanned_out_total") - fanned0
@@ -199,7 +200,7 @@ def bench_fans(settings: Settings, *, clients: int = 1000, rate: float = 2000,
         serve_receipt_p50_ms=receipt["0.5"], serve_receipt_p99_ms=receipt["0.99"],
         serve_cpu_percent=served.percent,
         serve_rss_mb_max=round(served.rss_max / 2**20, 1), crowd_cpu_percent=crowding.percent,
-        changes_fanned_out=int(fanned), chunks_sent=int(chunks), notes=notes)
+        changes_fanned_out=int(fanned), chunks_sent=int(chunks), notes=notes, batch=batch)
 
 
 def _snapshot_id(url: str, event_id: int) -> str:
