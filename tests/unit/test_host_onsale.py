@@ -1,8 +1,12 @@
-"""Buyers' decisions during an on-sale: quantities, seat picking, outcomes, pacing."""
+"""Buyers' decisions during an on-sale: quantities, seat picking, outcomes, pacing; how the
+host's group commit takes buyers' statements together."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,6 +24,7 @@ from pipelines.host.onsale import (
     choose_quantity,
     next_slot,
 )
+from pipelines.host.simulate import _GroupCommit
 
 pytestmark = pytest.mark.unit
 
@@ -197,3 +202,43 @@ def test_popular_zones_are_picked_more() -> None:
         assert choice is not None
         sideline += by_id[choice.seat_ids[0]].section_id == 1
     assert sideline / 2000 > 0.6
+
+
+def _group_commit(size: int, linger: float) -> Any:
+    # Taking a group touches only the queue; the pool is for running it.
+    return _GroupCommit(pool=None, size=size, linger=linger)  # type: ignore[arg-type]
+
+
+def test_a_group_commit_takes_at_most_its_size_and_leaves_the_rest_for_the_next() -> None:
+    async def take() -> list[int]:
+        group = _group_commit(size=4, linger=5.0)
+        loop = asyncio.get_running_loop()
+        for n in range(10):
+            group.queue.put_nowait(("SELECT 1", {"n": n}, loop.create_future()))
+        sizes = [len(await group._take()), len(await group._take())]
+        return [*sizes, group.queue.qsize()]
+
+    assert asyncio.run(take()) == [4, 4, 2]
+
+
+def test_a_group_commit_waits_its_linger_for_more_then_goes_with_what_it_has() -> None:
+    async def take() -> tuple[list[int], float]:
+        group = _group_commit(size=32, linger=0.2)
+        loop = asyncio.get_running_loop()
+
+        async def arrive(n: int, after: float) -> None:
+            await asyncio.sleep(after)
+            await group.queue.put(("SELECT 1", {"n": n}, loop.create_future()))
+
+        arrivals = [asyncio.create_task(arrive(n, after))
+                    for n, after in enumerate((0.0, 0.05, 0.1, 0.6))]
+        started = time.monotonic()
+        first = await group._take()
+        waited = time.monotonic() - started
+        second = await group._take()  # the late one, alone after its own linger
+        await asyncio.gather(*arrivals)
+        return [p["n"] for _, p, _ in first] + [-1] + [p["n"] for _, p, _ in second], waited
+
+    taken, waited = asyncio.run(take())
+    assert taken == [0, 1, 2, -1, 3]
+    assert 0.15 <= waited < 0.5
