@@ -19,6 +19,10 @@ from pipelines.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
 
+# The on-sale's group commit (`seatflow simulate --batch`), for every benchmark that runs one.
+_BatchOpt = Annotated[int, typer.Option(
+    min=1, help="The host's buyers' statements per transaction (group commit).")]
+
 
 def _target_cell(targets: dict[str, tuple[str, bool]], name: str) -> str:
     """A figure's target and whether it was met; empty for a figure without one."""
@@ -76,8 +80,7 @@ def latency(
         min=0, help="Seconds of on-sale before, not measured (0: none).")] = 30,
     start_processor: Annotated[bool, typer.Option(
         help="Start a processor for the run (--no-start-processor when one runs already).")] = True,
-    batch: Annotated[int, typer.Option(
-        min=1, help="The host's buyers' statements per transaction (group commit).")] = 1,
+    batch: _BatchOpt = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Commit-to-availability latency during an on-sale (p50, p95, p99, max)."""
@@ -109,8 +112,7 @@ def sustained(
     step: Annotated[float, typer.Option(min=30, help="Seconds at each rate.")] = 300,
     window: Annotated[float, typer.Option(min=1, help="Seconds per sample.")] = 5,
     processes: Annotated[int, typer.Option(min=1, help="Simulator processes (nice 10).")] = 2,
-    batch: Annotated[int, typer.Option(
-        min=1, help="The host's buyers' statements per transaction (group commit).")] = 1,
+    batch: _BatchOpt = 1,
     keep_going: Annotated[bool, typer.Option(
         help="Try every rate, not only up to the first that does not keep up.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -241,8 +243,7 @@ def fans(
     synthetic: Annotated[bool, typer.Option(
         help="Feed serve a synthetic on-sale instead of the pipeline: serve's own fan-out, "
              "from a change entering its state to the client (no stack needed).")] = False,
-    batch: Annotated[int, typer.Option(
-        min=1, help="The host's buyers' statements per transaction (group commit).")] = 1,
+    batch: _BatchOpt = 1,
 ) -> None:
     """Fan-out: N SSE clients (another process, nice 10) follow one event during an on-sale;
     commit-to-client latency, clients served, serve's CPU and memory.
